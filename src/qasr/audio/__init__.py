@@ -1,0 +1,5 @@
+"""Audio in: decode, downmix, resample to 16 kHz, validate, and stage a private WAV for the engine."""
+
+from qasr.audio.decode import MAX_SECONDS_PER_CALL, MIN_SECONDS, SAMPLE_RATE, Audio, from_array, load_audio, validate
+
+__all__ = ["Audio", "MAX_SECONDS_PER_CALL", "MIN_SECONDS", "SAMPLE_RATE", "from_array", "load_audio", "validate"]

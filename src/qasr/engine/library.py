@@ -1,0 +1,165 @@
+"""Find, load and initialise the user's ``libchatllm`` shared library, once per process.
+
+We never ship or build chatllm.cpp: the user builds its ``libchatllm`` target and points us at it.
+Discovery order (first hit wins): an explicit path, ``QASR_CHATLLM_LIB`` (the .so or its
+directory), then the places upstream's CMake build writes to inside a ``chatllm.cpp/`` checkout
+(in the current directory, or beside this source tree). When nothing loads, `EngineNotFound`
+lists every place tried and how to provide the library.
+
+Upstream wants ``--ggml_dir DIR`` (where ``libggml*.so`` live, ``build/lib``) before
+``chatllm_init()``, and ``chatllm_init()`` only once per process; `load_library` does both.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from qasr.errors import EngineError, EngineNotFound
+
+ENV_LIB = "QASR_CHATLLM_LIB"
+ENV_GGML_DIR = "QASR_GGML_DIR"
+LIB_NAME = "libchatllm.so"
+
+# Upstream's CMake writes libchatllm.so to bindings/ and the ggml libraries to build/lib.
+_CONVENTIONAL = ("bindings", "build/lib", "build/bin", "build")
+
+PRINT_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+END_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+HOW_TO_PROVIDE = (
+    "build chatllm.cpp's libchatllm target (see chatllm.cpp/README.md) and pass --engine PATH, "
+    f"or set {ENV_LIB}=/path/to/libchatllm.so (or its directory)"
+)
+
+# name -> (restype, argtypes): the part of bindings/libchatllm.h that qasr calls.
+_VOIDP = ctypes.c_void_p
+_STR = ctypes.c_char_p
+_INT = ctypes.c_int
+_PROTOTYPES: dict[str, tuple[object, list[object]]] = {
+    "chatllm_append_init_param": (None, [_STR]),
+    "chatllm_init": (_INT, []),
+    "chatllm_create": (_VOIDP, []),
+    "chatllm_destroy": (_INT, [_VOIDP]),
+    "chatllm_append_param": (None, [_VOIDP, _STR]),
+    "chatllm_start": (_INT, [_VOIDP, PRINT_FUNC, END_FUNC, _VOIDP]),
+    "chatllm_set_gen_max_tokens": (None, [_VOIDP, _INT]),
+    "chatllm_restart": (None, [_VOIDP, _STR]),
+    "chatllm_user_input": (_INT, [_VOIDP, _STR]),
+    "chatllm_multimedia_msg_prepare": (None, [_VOIDP]),
+    "chatllm_multimedia_msg_append": (_INT, [_VOIDP, _STR, _STR]),
+    "chatllm_user_input_multimedia_msg": (_INT, [_VOIDP]),
+    "chatllm_abort_generation": (None, [_VOIDP]),
+    "chatllm_get_cursor": (_INT, [_VOIDP]),
+}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A loaded and initialised libchatllm: the ctypes handle and where it came from."""
+
+    lib: ctypes.CDLL
+    path: Path
+    ggml_dir: Path | None
+    is_test_double: bool
+
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+
+
+def _source_tree_root() -> Path | None:
+    """The repository root when running from a checkout (src/qasr/engine/library.py)."""
+    root = Path(__file__).resolve().parents[3]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def candidate_paths(explicit: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Every path we would try, in order (shown to the user when none loads)."""
+    def expand(p: Path) -> list[Path]:
+        return [p / LIB_NAME] if p.is_dir() or not p.suffix else [p]
+
+    if explicit:
+        return expand(Path(explicit).expanduser())
+    env = os.environ.get(ENV_LIB)
+    if env:
+        return expand(Path(env).expanduser())
+    bases = [Path.cwd() / "chatllm.cpp"]
+    root = _source_tree_root()
+    if root is not None and (root / "chatllm.cpp") != bases[0]:
+        bases.append(root / "chatllm.cpp")
+    return [base / sub / LIB_NAME for base in bases for sub in _CONVENTIONAL]
+
+
+def find_ggml_dir(lib_path: Path) -> Path | None:
+    """Where libggml*.so live: ``QASR_GGML_DIR``, beside the library, or upstream's build/lib."""
+    env = os.environ.get(ENV_GGML_DIR)
+    if env:
+        return Path(env).expanduser()
+    here = lib_path.parent
+    for d in (here, here.parent / "build" / "lib", here.parent / "lib"):
+        if d.is_dir() and any(d.glob("libggml*.so*")):
+            return d
+    return None
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    missing = [name for name in _PROTOTYPES if not hasattr(lib, name)]
+    if missing:
+        raise EngineNotFound(
+            f"{lib._name} does not export {', '.join(missing)}: it is not chatllm.cpp's libchatllm "
+            f"(or too old; qasr is tested against upstream 4a4310e). {HOW_TO_PROVIDE}"
+        )
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+def _open(explicit: str | os.PathLike[str] | None) -> tuple[ctypes.CDLL, Path]:
+    tried: list[str] = []
+    for path in candidate_paths(explicit):
+        if not path.is_file():
+            tried.append(f"{path} (not found)")
+            continue
+        try:
+            # RTLD_GLOBAL so the ggml backends upstream loads later resolve against the same ggml.
+            return ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL), path
+        except OSError as exc:
+            tried.append(f"{path} (cannot load: {exc})")
+    raise EngineNotFound(f"libchatllm not found; tried: {'; '.join(tried)}. To fix: {HOW_TO_PROVIDE}")
+
+
+def load_library(explicit: str | os.PathLike[str] | None = None) -> Engine:
+    """Load and initialise libchatllm once; later calls return the same `Engine`.
+
+    A second call naming a different library raises: one process holds one engine.
+    """
+    global _engine
+    with _lock:
+        if _engine is not None:
+            if explicit and Path(explicit).expanduser().resolve() not in (
+                _engine.path.resolve(),
+                (_engine.path.parent.resolve()),
+            ):
+                raise EngineError(f"libchatllm is already loaded from {_engine.path}; one process holds one engine")
+            return _engine
+        lib, path = _open(explicit)
+        _declare(lib)
+        ggml_dir = find_ggml_dir(path)
+        if ggml_dir is not None:
+            lib.chatllm_append_init_param(b"--ggml_dir")
+            lib.chatllm_append_init_param(os.fsencode(ggml_dir))
+        rc = lib.chatllm_init()
+        if rc != 0:
+            raise EngineError(f"chatllm_init() failed with code {rc} (library {path}, ggml dir {ggml_dir})")
+        _engine = Engine(lib=lib, path=path, ggml_dir=ggml_dir, is_test_double=hasattr(lib, "qasr_double_identity"))
+        return _engine
+
+
+def loaded_engine() -> Engine | None:
+    """The engine already loaded in this process, if any (for reports)."""
+    return _engine

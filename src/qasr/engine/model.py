@@ -1,0 +1,364 @@
+"""`Model`: one chatllm.cpp model object (Qwen3-ASR or ForcedAligner) behind a small, safe API.
+
+Why it looks like this:
+
+* ``chatllm_user_input`` is synchronous and delivers tokens through a C callback while it runs. To
+  hand callers an *iterator* of chunks we run the native call on a worker thread and pass chunks
+  through a queue; stopping the iteration early aborts generation and waits for the worker.
+* The two C callbacks are created per model and dropped when the native object is destroyed, never
+  kept in a class-level registry (upstream's ``bindings/chatllm.py`` leaks that way). If a `Model`
+  is garbage-collected without `close()`, its native object lives on (destroying it may abort the
+  process upstream), so its callbacks are parked for the life of the process: ggml may still log
+  through the first live object's print callback.
+* One thread at a time per model (a lock); callbacks may arrive on native threads and only touch a
+  per-turn queue.
+* Upstream 4a4310e: ``chatllm_destroy`` aborts the process for Qwen3-ASR models, and so does normal
+  interpreter exit once a model was loaded (README, "Known engine issues"). `close()` destroys
+  honestly; code that must survive should end the process with ``os._exit`` instead.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
+from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
+from qasr.errors import EngineError, UsageError
+
+PRINT_CHUNK = 0
+PRINT_META = 1
+PRINT_ERROR = 2
+PRINT_LOGGING = 11
+PRINT_MODEL_INFO = 13
+
+# Callbacks of models that were garbage-collected while their native object still exists.
+_parked_callbacks: list[object] = []
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The engine's own description of a loaded model (print type 13) plus what the file says."""
+
+    name: str
+    purpose: str
+    capabilities: tuple[str, ...]
+    param_count: int | None
+    context_length: int | None
+    raw: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def parse(cls, line: str) -> ModelInfo:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EngineError(f"engine printed unreadable model info: {line[:200]!r}") from exc
+        if not isinstance(data, dict):
+            raise EngineError(f"engine printed unexpected model info: {line[:200]!r}")
+        caps = data.get("capabilities") or ()
+        return cls(
+            name=str(data.get("name", "")),
+            purpose=str(data.get("purpose", "")),
+            capabilities=tuple(str(c) for c in caps) if isinstance(caps, list) else (),
+            param_count=int(data["param_num"]) if isinstance(data.get("param_num"), (int, float)) else None,
+            context_length=int(data["context_length"]) if isinstance(data.get("context_length"), (int, float)) else None,
+            raw=data,
+        )
+
+
+class _Turn:
+    """What the callbacks of one native call write to: a chunk queue, error lines, end count."""
+
+    __slots__ = ("chunks", "errors", "ends", "decoder")
+
+    def __init__(self) -> None:
+        self.chunks: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.errors: list[str] = []
+        self.ends = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+
+class _Sink:
+    """Receives the C callbacks. Holds no reference to the `Model`, so it can outlive it safely."""
+
+    def __init__(self) -> None:
+        self.turn: _Turn | None = None
+        self.meta: list[str] = []
+        self.errors: list[str] = []
+        self.info_lines: list[str] = []
+        self.log: list[str] = []
+
+    def on_print(self, _user: object, print_type: int, data: bytes | None) -> None:
+        try:
+            turn = self.turn
+            if print_type == PRINT_CHUNK:
+                if turn is None:
+                    return
+                text = turn.decoder.decode(data or b"")
+                if text:
+                    turn.chunks.put(text)
+                return
+            line = (data or b"").decode("utf-8", "replace")
+            if print_type == PRINT_ERROR:
+                (turn.errors if turn is not None else self.errors).append(line)
+            elif print_type == PRINT_MODEL_INFO:
+                self.info_lines.append(line)
+            elif print_type == PRINT_META:
+                self.meta.append(line)
+            elif print_type == PRINT_LOGGING:
+                if len(self.log) < 200:  # bounded: this is for error messages, not a log store
+                    self.log.append(line)
+        except Exception:  # noqa: BLE001 - an exception must never cross into C
+            pass
+
+    def on_end(self, _user: object) -> None:
+        turn = self.turn
+        if turn is not None:
+            turn.ends += 1
+
+
+def _park(callbacks: tuple[object, ...]) -> None:
+    _parked_callbacks.append(callbacks)
+
+
+class Model:
+    """A loaded chatllm.cpp model. Use as a context manager, or call `close()` yourself.
+
+    >>> with Model("models/qwen3-asr-0.6b-q4_0.bin", language="English") as m:   # doctest: +SKIP
+    ...     for chunk in m.transcribe("talk.wav"):
+    ...         print(chunk, end="", flush=True)
+
+    Hazard (upstream 4a4310e): destroying a Qwen3-ASR or aligner model aborts the process
+    (``free(): invalid pointer``), so `close()` and leaving a ``with`` block do too. Long-lived
+    programs keep the model; CLIs end with ``os._exit``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        language: str | None = None,
+        threads: int | None = None,
+        max_length: int | None = None,
+        kind: ModelKind = ModelKind.ASR,
+        engine: str | os.PathLike[str] | None = None,
+        extra_args: Sequence[str] = (),
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        self.file: ModelFileInfo = require_kind(inspect_model_file(path), kind)
+        self.language = self._check_language(language)
+        if threads is not None and threads < 1:
+            raise UsageError(f"threads must be at least 1, got {threads}")
+        if max_length is not None and max_length < 256:
+            raise UsageError(f"max_length must be at least 256, got {max_length}")
+        self._engine: Engine = load_library(engine)
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._sink = _Sink()
+        self._callbacks = (PRINT_FUNC(self._sink.on_print), END_FUNC(self._sink.on_end))
+        self._obj: int | None = None
+        self.info: ModelInfo | None = None
+        self.load_seconds: float = 0.0
+        self.turns_since_restart = 0
+
+        lib = self._engine.lib
+        obj = lib.chatllm_create()
+        if not obj:
+            raise EngineError("chatllm_create() returned NULL (out of memory?)")
+        self._obj = obj
+        # From here on the native object exists: its callbacks must outlive it, even if we are dropped.
+        self._finalizer = weakref.finalize(self, _park, self._callbacks)
+        for word in self._params(threads, max_length, extra_args, settings or {}):
+            lib.chatllm_append_param(obj, word.encode("utf-8"))
+        t0 = time.perf_counter()
+        rc = lib.chatllm_start(obj, self._callbacks[0], self._callbacks[1], None)
+        self.load_seconds = time.perf_counter() - t0
+        if rc != 0:
+            words = "; ".join(self._sink.errors) or "no message"
+            raise EngineError(f"engine failed to load {self.file.path} (code {rc}): {words}", words)
+        if self._sink.info_lines:
+            self.info = ModelInfo.parse(self._sink.info_lines[-1])
+
+    # -- construction helpers -------------------------------------------------------------
+
+    def _check_language(self, language: str | None) -> str | None:
+        """Map a language name to the model's own spelling; unknown names are refused, not ignored.
+
+        Upstream treats an unknown ``--set language`` as "auto", which silently hides typos.
+        """
+        if language is None or language.lower() in ("", "auto"):
+            return None
+        known = {lang.lower(): lang for lang in self.file.languages}
+        if known and language.lower() not in known:
+            raise UsageError(
+                f"language {language!r} is not supported by {self.file.name}; choose one of: {', '.join(self.file.languages)}"
+            )
+        return known.get(language.lower(), language)
+
+    def _params(
+        self, threads: int | None, max_length: int | None, extra: Sequence[str], settings: dict[str, str]
+    ) -> list[str]:
+        words = ["-m", str(self.file.path), "--multimedia_file_tags", "{{", "}}"]
+        if self.language:
+            words += ["--set", "language", self.language]
+        for key, value in settings.items():
+            words += ["--set", key, value]
+        if threads is not None:
+            words += ["-t", str(threads)]
+        if max_length is not None:
+            words += ["--max_length", str(max_length)]
+        return words + list(extra)
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def closed(self) -> bool:
+        return self._obj is None
+
+    def _handle(self) -> int:
+        if self._obj is None:
+            raise EngineError("model is closed")
+        return self._obj
+
+    # -- running a turn -------------------------------------------------------------------
+
+    def _acquire(self) -> None:
+        me = threading.get_ident()
+        if self._owner == me:
+            raise EngineError("this model is already running a turn in this thread; finish or close that iterator first")
+        self._lock.acquire()
+        self._owner = me
+
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+    def run_turn(self, start_native_call, *, max_tokens: int | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+        """Run one native call on a worker thread and yield its text chunks as they arrive.
+
+        ``start_native_call(lib, obj) -> int`` performs the synchronous C call. Engine error lines
+        or a non-zero return raise `EngineError` after the last chunk.
+        """
+        self._acquire()
+        try:
+            obj = self._handle()
+        except EngineError:
+            self._release()
+            raise
+        lib = self._engine.lib
+        turn = _Turn()
+        self._sink.turn = turn
+        outcome: dict[str, object] = {}
+
+        def worker() -> None:
+            try:
+                outcome["rc"] = start_native_call(lib, obj)
+            except BaseException as exc:  # noqa: BLE001 - reported to the consumer thread
+                outcome["exc"] = exc
+            finally:
+                tail = turn.decoder.decode(b"", final=True)
+                if tail:
+                    turn.chunks.put(tail)
+                turn.chunks.put(None)
+
+        lib.chatllm_set_gen_max_tokens(obj, -1 if max_tokens is None else int(max_tokens))
+        thread = threading.Thread(target=worker, name="qasr-engine-turn", daemon=True)
+        finished = False
+        try:
+            thread.start()
+            while True:
+                chunk = turn.chunks.get()
+                if chunk is None:
+                    break
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                lib.chatllm_abort_generation(obj)
+            thread.join()
+            self._sink.turn = None
+            self._release()
+        if "exc" in outcome:
+            raise outcome["exc"]  # type: ignore[misc]
+        rc = outcome.get("rc", 0)
+        if turn.errors or rc != 0:
+            words = "; ".join(turn.errors) or "no message"
+            raise EngineError(f"engine error (code {rc}): {words}", words)
+
+    def transcribe(self, audio: object, *, fresh: bool = True, max_tokens: int | None = None) -> Iterator[str]:
+        """Transcribe audio (a path, an `Audio`, or 16 kHz mono samples); yield raw chunks as generated.
+
+        The chunks are the engine's raw output (``language English<asr_text>...``); `qasr.text.parse`
+        turns them into language and text. The engine is handed a private copy, never ``audio``'s path.
+        ``fresh`` restarts the conversation first if an earlier turn left history: without it the
+        engine keeps every earlier file in its context (measured: the cursor grows by each turn).
+        """
+        from qasr.audio import Audio, from_array, load_audio
+        from qasr.audio.staging import staged_wav
+
+        if self.file.kind is not ModelKind.ASR:
+            raise UsageError(f"{self.file.name} is not an ASR model; use qasr.pipeline.align for the aligner")
+        if isinstance(audio, Audio):
+            prepared = audio
+        elif isinstance(audio, np.ndarray):
+            prepared = from_array(audio, 16_000)
+        else:
+            prepared = load_audio(audio)  # type: ignore[arg-type]
+
+        def call(lib, obj):  # type: ignore[no-untyped-def]
+            if fresh and self.turns_since_restart:
+                lib.chatllm_restart(obj, None)
+                self.turns_since_restart = 0
+            with staged_wav(prepared.samples) as wav:
+                self.turns_since_restart += 1
+                return lib.chatllm_user_input(obj, f"{{{{audio:{wav}}}}}".encode())
+
+        return self.run_turn(call, max_tokens=max_tokens)
+
+    def restart(self) -> None:
+        """Discard the conversation so the next call starts fresh (``chatllm_restart``)."""
+        self._acquire()
+        try:
+            self._engine.lib.chatllm_restart(self._handle(), None)
+            self.turns_since_restart = 0
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        """Destroy the native object (``chatllm_destroy``). Upstream 4a4310e aborts here for Qwen3-ASR."""
+        if self._obj is None:
+            return
+        self._acquire()
+        try:
+            rc = self._engine.lib.chatllm_destroy(self._obj)
+            if rc != 0:
+                raise EngineError(f"chatllm_destroy failed with code {rc} (model busy?)")
+            self._obj = None
+            self._finalizer.detach()  # the native object is gone: its callbacks may go too
+            self._callbacks = ()  # type: ignore[assignment]
+        finally:
+            self._release()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "loaded"
+        return f"<qasr.Model {self.file.name} ({self.file.kind.value}, {state})>"

@@ -1,0 +1,55 @@
+"""Every error qasr raises on purpose, in one place (memray's layout).
+
+Each class carries the process exit code the CLI uses for it, so the mapping from failure to exit
+status is decided here once instead of in every command. Messages are written for the person at the
+terminal: one line that says what is wrong and, where we know it, what to do.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_ENGINE_MISSING = 3
+EXIT_ENGINE_ERROR = 4
+EXIT_INTERRUPTED = 130
+
+
+class QasrError(Exception):
+    """Base class: an expected failure with a message fit for users."""
+
+    exit_code: int = EXIT_FAILURE
+
+
+class UsageError(QasrError):
+    """The command line or an argument is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class AudioError(QasrError):
+    """Audio is missing, unreadable, empty, too short, too long or not finite."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelFileError(QasrError):
+    """A model file is missing, truncated, corrupt, or not the kind of model that was asked for."""
+
+    exit_code = EXIT_USAGE
+
+
+class EngineNotFound(QasrError):
+    """No loadable libchatllm was found; the message lists every place tried."""
+
+    exit_code = EXIT_ENGINE_MISSING
+
+
+class EngineError(QasrError):
+    """The native engine reported an error (its own words are kept in ``engine_message``)."""
+
+    exit_code = EXIT_ENGINE_ERROR
+
+    def __init__(self, message: str, engine_message: str | None = None) -> None:
+        super().__init__(message)
+        self.engine_message = engine_message

@@ -1,0 +1,90 @@
+"""Shared fixtures: the test double (built with cc), generated models and audio, the shared data.
+
+Real-engine tests need ``QASR_CHATLLM_LIB`` (a real libchatllm) and ``../shared/models``; they skip
+with the reason otherwise. Everything else runs on the test double, which is never the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_MODELS = SHARED / "models"
+SHARED_DATA = SHARED / "data"
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from modelfiles import write_aligner, write_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def double_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Compile tests/native/libchatllm_double.c once per session; skip if there is no C compiler."""
+    from native.build import build_double
+
+    try:
+        return build_double(tmp_path_factory.mktemp("double"))
+    except FileNotFoundError as exc:  # no cc on this machine
+        pytest.skip(f"no C compiler to build the test double: {exc}")
+
+
+@pytest.fixture()
+def asr_model_file(tmp_path: Path) -> Path:
+    return write_model(tmp_path / "asr.bin")
+
+
+@pytest.fixture()
+def aligner_model_file(tmp_path: Path) -> Path:
+    return write_aligner(tmp_path / "aligner.bin")
+
+
+def sine(seconds: float = 1.0, rate: int = 16_000, channels: int = 1, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return mono if channels == 1 else np.stack([mono] * channels, axis=1)
+
+
+@pytest.fixture()
+def wav_file(tmp_path: Path) -> Path:
+    import soundfile
+
+    path = tmp_path / "tone.wav"
+    soundfile.write(str(path), sine(1.0), 16_000)
+    return path
+
+
+def double_env(lib: Path, **knobs: str) -> dict[str, str]:
+    """Environment for a child process that uses the double as its engine."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QASR_DOUBLE_")}
+    env["QASR_CHATLLM_LIB"] = str(lib)
+    env.update({f"QASR_DOUBLE_{k.upper()}": str(v) for k, v in knobs.items()})
+    return env
+
+
+def run_qasr(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "qasr", *args], capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def real_engine() -> tuple[Path, Path] | None:
+    lib = os.environ.get("QASR_CHATLLM_LIB")
+    model = SHARED_MODELS / "tiny-asr-a-q4_0.bin"
+    if not lib or not Path(lib).exists() or not model.exists():
+        return None
+    return Path(lib), model
+
+
+requires_real_engine = pytest.mark.skipif(
+    real_engine() is None,
+    reason="needs a real libchatllm: set QASR_CHATLLM_LIB to upstream's libchatllm.so, and ../shared/models must exist",
+)
+requires_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
