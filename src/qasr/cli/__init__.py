@@ -1,0 +1,1 @@
+"""The ``qasr`` command line: one module per subcommand, each thin over the library."""

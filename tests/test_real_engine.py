@@ -1,0 +1,127 @@
+"""Against the real chatllm.cpp engine (QASR_CHATLLM_LIB) and ../shared's tiny models.
+
+Every test runs the engine in a child process: upstream aborts at interpreter exit once a model
+was loaded. The "known issue" tests pin upstream behaviour that the README documents; if upstream
+fixes it, they fail and the README must change with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA, SHARED_MODELS, real_engine, requires_real_engine, run_qasr
+
+pytestmark = [pytest.mark.real_engine, requires_real_engine]
+
+MODEL = SHARED_MODELS / "tiny-asr-a-q4_0.bin"
+JFK = SHARED_DATA / "jfk.wav"
+
+
+def child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a child process with the real engine; the code ends with os._exit itself."""
+    lib, _ = real_engine()  # type: ignore[misc]
+    env = {**os.environ, "QASR_CHATLLM_LIB": str(lib)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_cli_json_has_all_fields() -> None:
+    r = run_qasr(["transcribe", str(JFK), "--model", str(MODEL), "--format", "json"], {**os.environ})
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    for key in ("language", "text", "raw_text", "audio_seconds", "load_seconds", "ttft_seconds", "tokens",
+                "tokens_per_second", "rtf", "peak_rss_bytes"):
+        assert data[key] is not None, key
+    assert data["audio_seconds"] == pytest.approx(11.0, abs=0.1)
+    assert data["raw_text"].startswith("language English<asr_text>")  # the planted chain of tiny-asr-a
+    assert data["text"] == "nev jaello nu"
+
+
+def test_chunks_stream_before_the_end_and_restart_repeats_text() -> None:
+    r = child(f"""
+        import json, os, sys
+        from qasr.engine.model import Model
+        m = Model({str(MODEL)!r})
+        it = m.transcribe({str(JFK)!r}, fresh=False)
+        first = next(it)
+        ends_at_first = m._sink.turn.ends
+        a = first + "".join(it)
+        m.restart()
+        b = "".join(m.transcribe({str(JFK)!r}, fresh=False))
+        print(json.dumps({{"ends_at_first": ends_at_first, "a": a, "b": b, "info": m.info.raw}}))
+        sys.stdout.flush(); os._exit(0)
+    """)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ends_at_first"] == 0
+    assert out["a"] == out["b"] == "language English<asr_text> nev jaello nu"
+    assert out["info"]["purpose"] == "ASR" and out["info"]["context_length"] == 65536
+    assert out["info"]["param_num"] > 0
+
+
+def test_known_issue_destroy_aborts() -> None:
+    r = child(f"""
+        from qasr.engine.model import Model
+        m = Model({str(MODEL)!r})
+        m.close()
+        print("survived")
+    """)
+    assert r.returncode == -signal.SIGABRT
+    assert "free(): invalid pointer" in r.stderr and "survived" not in r.stdout
+
+
+def test_known_issue_interpreter_exit_aborts_but_the_cli_does_not() -> None:
+    r = child(f"""
+        from qasr.engine.model import Model
+        m = Model({str(MODEL)!r})
+        print("loaded", flush=True)
+    """)
+    assert r.returncode == -signal.SIGABRT and "loaded" in r.stdout
+    r = run_qasr(["transcribe", str(JFK), "-m", str(MODEL)], {**os.environ})
+    assert r.returncode == 0 and r.stdout == "nev jaello nu\n"
+
+
+def test_known_issue_missing_audio_is_not_an_engine_error() -> None:
+    r = child(f"""
+        import os, sys
+        from qasr.engine.model import Model
+        m = Model({str(MODEL)!r})
+        rc = m.engine.lib.chatllm_user_input(m._handle(), b"{{{{audio:/nonexistent/x.wav}}}}")
+        print(rc, len(m._sink.errors)); sys.stdout.flush(); os._exit(0)
+    """)
+    assert r.stdout.split() == ["0", "0"]
+    assert "No such file or directory" in r.stderr  # ffmpeg's words, not the engine's
+
+
+def test_a_shell_metacharacter_file_name_runs_nothing(tmp_path: Path) -> None:
+    evil = tmp_path / "$(touch PWNED).wav"
+    evil.write_bytes(JFK.read_bytes())
+    r = subprocess.run(
+        [sys.executable, "-m", "qasr", "transcribe", evil.name, "-m", str(MODEL)],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ}, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "nev jaello nu\n"
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_aligner_and_other_models_load() -> None:
+    r = child(f"""
+        import os, sys, json
+        from qasr.engine.model import Model
+        from qasr.engine.modelfile import ModelKind
+        a = Model({str(SHARED_MODELS / "tiny-aligner-q4_0.bin")!r}, kind=ModelKind.ALIGNER)
+        b = Model({str(SHARED_MODELS / "tiny-asr-b-q4_0.bin")!r}, language="English")
+        text = "".join(b.transcribe({str(JFK)!r}))
+        print(json.dumps({{"aligner": a.info.purpose, "b": text}})); sys.stdout.flush(); os._exit(0)
+    """)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["b"] == "<asr_text>cokguvsip puj tokguwakuozi"
+    assert out["aligner"]  # the engine names the aligner's purpose
