@@ -177,6 +177,7 @@ def test_close_destroys_and_drops_callbacks(engine: Path, asr_model_file: Path) 
     assert model.closed and model._callbacks == ()
     with pytest.raises(EngineError, match="closed"):
         list(model.transcribe(sine(1.0)))
+    gc.collect()  # park models that earlier tests dropped, so the count below is ours alone
     parked = len(_parked_callbacks)
     del model
     gc.collect()
@@ -186,6 +187,7 @@ def test_close_destroys_and_drops_callbacks(engine: Path, asr_model_file: Path) 
 
 def test_a_dropped_model_parks_its_callbacks(engine: Path, asr_model_file: Path) -> None:
     """The native object outlives a forgotten Model; so must the callbacks it can still call."""
+    gc.collect()
     before = len(_parked_callbacks)
     model = Model(asr_model_file)
     callbacks = model._callbacks

@@ -1,5 +1,14 @@
 """Audio in: decode, downmix, resample to 16 kHz, validate, and stage a private WAV for the engine."""
 
-from qasr.audio.decode import MAX_SECONDS_PER_CALL, MIN_SECONDS, SAMPLE_RATE, Audio, from_array, load_audio, validate
+from qasr.audio.decode import (
+    MAX_SECONDS_PER_CALL,
+    MIN_SECONDS,
+    SAMPLE_RATE,
+    Audio,
+    as_audio,
+    from_array,
+    load_audio,
+    validate,
+)
 
-__all__ = ["Audio", "MAX_SECONDS_PER_CALL", "MIN_SECONDS", "SAMPLE_RATE", "from_array", "load_audio", "validate"]
+__all__ = ["Audio", "as_audio", "MAX_SECONDS_PER_CALL", "MIN_SECONDS", "SAMPLE_RATE", "from_array", "load_audio", "validate"]

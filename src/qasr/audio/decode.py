@@ -144,3 +144,14 @@ def load_audio(path: str | os.PathLike[str], max_seconds: float | None = MAX_SEC
         raise AudioError(f"cannot decode audio (not a supported audio format, or corrupt): {p}")
     data, rate = decoded
     return from_array(data, rate, source=str(p), max_seconds=max_seconds)
+
+
+def as_audio(audio: object) -> Audio:
+    """Accept a path, an `Audio`, or 16 kHz mono samples; decode and validate as needed."""
+    if isinstance(audio, Audio):
+        return audio
+    if isinstance(audio, np.ndarray):
+        return from_array(audio, SAMPLE_RATE)
+    if isinstance(audio, (str, os.PathLike)):
+        return load_audio(audio)
+    raise TypeError(f"audio must be a path, a qasr.audio.Audio or a numpy array, not {type(audio).__name__}")

@@ -30,8 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from qasr.audio.decode import as_audio
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
 from qasr.errors import EngineError, UsageError
@@ -299,6 +298,12 @@ class Model:
             words = "; ".join(turn.errors) or "no message"
             raise EngineError(f"engine error (code {rc}): {words}", words)
 
+    def _fresh_turn(self, lib, obj, fresh: bool) -> None:  # type: ignore[no-untyped-def]
+        if fresh and self.turns_since_restart:
+            lib.chatllm_restart(obj, None)
+            self.turns_since_restart = 0
+        self.turns_since_restart += 1
+
     def transcribe(self, audio: object, *, fresh: bool = True, max_tokens: int | None = None) -> Iterator[str]:
         """Transcribe audio (a path, an `Audio`, or 16 kHz mono samples); yield raw chunks as generated.
 
@@ -307,27 +312,49 @@ class Model:
         ``fresh`` restarts the conversation first if an earlier turn left history: without it the
         engine keeps every earlier file in its context (measured: the cursor grows by each turn).
         """
-        from qasr.audio import Audio, from_array, load_audio
         from qasr.audio.staging import staged_wav
 
         if self.file.kind is not ModelKind.ASR:
             raise UsageError(f"{self.file.name} is not an ASR model; use qasr.pipeline.align for the aligner")
-        if isinstance(audio, Audio):
-            prepared = audio
-        elif isinstance(audio, np.ndarray):
-            prepared = from_array(audio, 16_000)
-        else:
-            prepared = load_audio(audio)  # type: ignore[arg-type]
+        prepared = as_audio(audio)
 
         def call(lib, obj):  # type: ignore[no-untyped-def]
-            if fresh and self.turns_since_restart:
-                lib.chatllm_restart(obj, None)
-                self.turns_since_restart = 0
+            self._fresh_turn(lib, obj, fresh)
             with staged_wav(prepared.samples) as wav:
-                self.turns_since_restart += 1
                 return lib.chatllm_user_input(obj, f"{{{{audio:{wav}}}}}".encode())
 
         return self.run_turn(call, max_tokens=max_tokens)
+
+    def align(self, audio: object, transcript: str, *, fresh: bool = True) -> Iterator[str]:
+        """Run the ForcedAligner on audio plus its transcript; yield the engine's raw output.
+
+        Uses the multimedia-message API: the WAV goes in as base64 bytes and the transcript as a
+        separate text piece, so a transcript containing ``{{audio:...}}`` is never parsed as a tag
+        (with ``chatllm_user_input`` it would be, and would reach ffmpeg's shell command line).
+        Load the model with ``settings={"format": "json"}`` to get JSON (upstream's SRT is broken).
+        """
+        import base64
+
+        from qasr.audio.staging import wav_bytes
+
+        if self.file.kind is not ModelKind.ALIGNER:
+            raise UsageError(f"{self.file.name} is not a ForcedAligner model")
+        if not transcript.strip():
+            raise UsageError("the transcript to align is empty")
+        prepared = as_audio(audio)
+        payload = base64.b64encode(wav_bytes(prepared.samples))
+        text = transcript.encode("utf-8")
+
+        def call(lib, obj):  # type: ignore[no-untyped-def]
+            self._fresh_turn(lib, obj, fresh)
+            lib.chatllm_multimedia_msg_prepare(obj)
+            if lib.chatllm_multimedia_msg_append(obj, b"audio", payload) != 0:
+                raise EngineError("engine refused the audio piece of the alignment message")
+            if lib.chatllm_multimedia_msg_append(obj, b"text", text) != 0:
+                raise EngineError("engine refused the text piece of the alignment message")
+            return lib.chatllm_user_input_multimedia_msg(obj)
+
+        return self.run_turn(call)
 
     def restart(self) -> None:
         """Discard the conversation so the next call starts fresh (``chatllm_restart``)."""

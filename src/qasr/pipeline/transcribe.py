@@ -7,15 +7,12 @@ stream ends. `transcribe()` is the one-call convenience on top of it.
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
-from qasr.audio import Audio, from_array, load_audio
+from qasr.audio import Audio, as_audio
 from qasr.engine.model import Model
 from qasr.text.parse import StreamingTextView, parse_asr_output
 
@@ -50,17 +47,6 @@ def peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def as_audio(audio: object) -> Audio:
-    """Accept a path, an `Audio`, or 16 kHz mono samples."""
-    if isinstance(audio, Audio):
-        return audio
-    if isinstance(audio, np.ndarray):
-        return from_array(audio, 16_000)
-    if isinstance(audio, (str, os.PathLike)):
-        return load_audio(audio)
-    raise TypeError(f"audio must be a path, a qasr.audio.Audio or a numpy array, not {type(audio).__name__}")
-
-
 class TranscriptionStream:
     """Iterate for transcript text as it is generated; `result` is filled when iteration ends.
 
@@ -70,7 +56,7 @@ class TranscriptionStream:
 
     def __init__(self, model: Model, audio: object, *, load_seconds: float | None = None) -> None:
         self.model = model
-        self.audio = as_audio(audio)
+        self.audio: Audio = as_audio(audio)
         self.raw_chunks: list[str] = []
         self.result: TranscriptionResult | None = None
         self._load_seconds = model.load_seconds if load_seconds is None else load_seconds
