@@ -72,8 +72,9 @@ def test_known_issue_destroy_aborts() -> None:
         m.close()
         print("survived")
     """)
-    assert r.returncode == -signal.SIGABRT
-    assert "free(): invalid pointer" in r.stderr and "survived" not in r.stdout
+    assert r.returncode == -signal.SIGABRT and "survived" not in r.stdout
+    # glibc names the bad free(); the wording depends on the heap's state at that moment
+    assert "free(): invalid pointer" in r.stderr or "double free or corruption" in r.stderr
 
 
 def test_known_issue_interpreter_exit_aborts_but_the_cli_does_not() -> None:

@@ -51,11 +51,16 @@ def write_wav(samples: np.ndarray, target: Path | BinaryIO) -> None:
 
 @contextlib.contextmanager
 def staged_wav(samples: np.ndarray) -> Iterator[Path]:
-    """Yield the path of a private WAV holding ``samples``; remove it (and its directory) afterwards."""
+    """Yield the path of a private WAV holding ``samples``; remove it (and its directory) afterwards.
+
+    Beside it, ``audio.f32`` holds the same samples as raw little-endian float32: exactly the bytes
+    ffmpeg would print for the engine, which qasr's ffmpeg shim serves (`qasr.engine.ffmpeg_shim`).
+    """
     directory = _private_dir()
     try:
         path = directory / "audio.wav"
         write_wav(samples, path)
+        np.asarray(samples, dtype="<f4").tofile(directory / "audio.f32")
         yield path
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qasr.audio.decode import as_audio
+from qasr.engine import ffmpeg_shim
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
 from qasr.errors import EngineError, UsageError
@@ -161,6 +162,7 @@ class Model:
         if max_length is not None and max_length < 256:
             raise UsageError(f"max_length must be at least 256, got {max_length}")
         self._engine: Engine = load_library(engine)
+        ffmpeg_shim.activate()
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._sink = _Sink()
