@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HEAVY_MODULES = ("numpy", "soundfile", "soxr", "av", "rich", "ctypes", "psutil")
+HEAVY_MODULES = ("numpy", "soundfile", "soxr", "av", "rich", "ctypes", "matplotlib", "jiwer")
 
 
 def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:

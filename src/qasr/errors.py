@@ -12,6 +12,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_ENGINE_MISSING = 3
 EXIT_ENGINE_ERROR = 4
+EXIT_RUN_CRASHED = 5  # a lab run's child process died (its report is still written)
+EXIT_LEAK = 6  # a lab run found a LEAK and was asked to fail on it
 EXIT_INTERRUPTED = 130
 
 

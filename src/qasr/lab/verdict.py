@@ -110,6 +110,9 @@ class SlopeVerdict:
     suggest_n: int | None = None
     stderr: float = float("nan")
     warnings: tuple[str, ...] = ()
+    #: The fitted curve at the iterations it was fitted on (0-based), for plots; not in to_dict().
+    fit_x: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    fit_y: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the verdict as its string value)."""
@@ -403,6 +406,8 @@ def slope_verdict(
         reason="",
         stderr=se,
         warnings=tuple(warnings),
+        fit_x=tuple(float(x) for x in centres),
+        fit_y=tuple(float(v) for v in _design(j, tau) @ fit.coef + float(np.median(smoothed))),
     )
     return _decide(base, confidence, suggest)
 

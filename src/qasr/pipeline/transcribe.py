@@ -54,8 +54,9 @@ class TranscriptionStream:
     callback, which is what ``tokens`` counts.
     """
 
-    def __init__(self, model: Model, audio: object, *, load_seconds: float | None = None) -> None:
+    def __init__(self, model: Model, audio: object, *, load_seconds: float | None = None, fresh: bool = True) -> None:
         self.model = model
+        self.fresh = fresh
         self.audio: Audio = as_audio(audio)
         self.raw_chunks: list[str] = []
         self.result: TranscriptionResult | None = None
@@ -65,7 +66,7 @@ class TranscriptionStream:
         view = StreamingTextView()
         t0 = time.perf_counter()
         first: float | None = None
-        for chunk in self.model.transcribe(self.audio):
+        for chunk in self.model.transcribe(self.audio, fresh=self.fresh):
             if first is None:
                 first = time.perf_counter()
             self.raw_chunks.append(chunk)

@@ -1,0 +1,217 @@
+"""``qasr lab``: run leak scenarios in child processes, compare runs, re-render reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(help="The memory-leak lab: scenarios, verdicts, reports.", no_args_is_help=True, rich_markup_mode=None)
+
+SCENARIO_HELP = "reload | restart | switch | aligner-reload | aligner-restart | noclose"
+
+
+def _config(
+    scenario: str,
+    model: Optional[Path],
+    model_b: Optional[Path],
+    aligner: Optional[Path],
+    audio: List[Path],
+    reference: List[str],
+    iterations: int,
+    allocator: str,
+    engine: Optional[Path],
+    language: Optional[str],
+    threads: Optional[int],
+    max_length: Optional[int],
+    results: Path,
+    peaks: bool,
+):  # type: ignore[no-untyped-def]
+    from qasr.lab.config import RunConfig, validate
+
+    return validate(
+        RunConfig(
+            scenario=scenario,
+            model=str(model) if model else None,
+            model_b=str(model_b) if model_b else None,
+            aligner=str(aligner) if aligner else None,
+            audio=[str(a) for a in audio],
+            references=list(reference),
+            iterations=iterations,
+            allocator=allocator,
+            engine=str(engine) if engine else None,
+            language=language,
+            threads=threads,
+            max_length=max_length,
+            results_dir=str(results),
+            peaks=peaks,
+        )
+    )
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-arg]
+    if as_json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        return
+    from qasr.lab.units import format_rate
+
+    head = (summary.get("verdicts") or {}).get("rss_anon")
+    print(f"{summary['scenario']}: {summary['status']}, {summary['iterations_completed']}/{summary['iterations_planned']} iterations")
+    crash = summary.get("crash")
+    if crash:
+        print(f"  ended by {crash.get('signal_name') or 'exit ' + str(crash.get('exit_code'))} in iteration {crash.get('iteration')}, phase {crash.get('phase')}")
+        for line in (crash.get("stderr_tail") or [])[-3:]:
+            print(f"    stderr: {line}")
+    for metric, v in (summary.get("verdicts") or {}).items():
+        if metric in ("rss_anon", "heap_live"):
+            print(
+                f"  {metric:9s} {v['verdict']:12s} {format_rate(v['slope_bytes_per_iter'])} "
+                f"[{format_rate(v['ci_low'])}, {format_rate(v['ci_high'])}] vs T {format_rate(v['threshold'])}"
+            )
+    if head is None and not crash:
+        print("  no verdict: no iteration finished")
+    attribution = summary.get("attribution")
+    if attribution:
+        print(f"  attribution: {attribution['kind']}")
+    print(f"  report: {Path(summary['run_dir']) / 'report.md'}")
+
+
+def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-arg]
+    from qasr.errors import EXIT_INTERRUPTED, EXIT_LEAK, EXIT_RUN_CRASHED
+
+    if summary["status"] == "interrupted":
+        return EXIT_INTERRUPTED
+    if summary["status"] != "completed":
+        return EXIT_RUN_CRASHED
+    if fail_on_leak and summary.get("verdict") == "LEAK":
+        return EXIT_LEAK
+    return 0
+
+
+# Shared options, spelled once.
+MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file.")
+MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
+ALIGNER = typer.Option(None, "--aligner", help="Qwen3-ForcedAligner model file (aligner-*).")
+AUDIO = typer.Option(..., "--audio", "-a", help="Audio file(s); iterations cycle through them.")
+REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (text or a file); default <audio>.txt.")
+ITERATIONS = typer.Option(100, "--iterations", "-n", min=1, help="Iterations (the verdict method wants >= 100).")
+ENGINE = typer.Option(None, "--engine", help="libchatllm.so or its directory.")
+LANGUAGE = typer.Option(None, "--language", "-l", help="Force a language.")
+THREADS = typer.Option(None, "--threads", "-t", min=1, help="Engine threads.")
+MAX_LENGTH = typer.Option(None, "--max-length", min=256, help="Context length (shrinks the per-model buffer).")
+RESULTS = typer.Option(Path("results"), "--results", help="Where run directories go.")
+PEAKS = typer.Option(True, "--peaks/--no-peaks", help="Background sampler for peak RSS within iterations.")
+JSON_OUT = typer.Option(False, "--json", help="Print the summary as JSON.")
+
+
+@app.command("run", no_args_is_help=True)
+def run_cmd(
+    scenario: str = typer.Argument(..., help=SCENARIO_HELP),
+    model: Optional[Path] = MODEL,
+    model_b: Optional[Path] = MODEL_B,
+    aligner: Optional[Path] = ALIGNER,
+    audio: List[Path] = AUDIO,
+    reference: List[str] = REFERENCE,
+    iterations: int = ITERATIONS,
+    allocator: str = typer.Option("glibc", "--allocator", help="glibc | arena2 | trim | jemalloc"),
+    extend: bool = typer.Option(False, "--extend", help="If INCONCLUSIVE, rerun with 2N, then 4N iterations."),
+    fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 6 when the RssAnon verdict is LEAK."),
+    engine: Optional[Path] = ENGINE,
+    language: Optional[str] = LANGUAGE,
+    threads: Optional[int] = THREADS,
+    max_length: Optional[int] = MAX_LENGTH,
+    results: Path = RESULTS,
+    peaks: bool = PEAKS,
+    as_json: bool = JSON_OUT,
+) -> None:
+    """Run one scenario in a fresh child process; write results/<scenario>/<time>/ and print the verdict.
+
+    Exit codes: 0 completed, 2 bad input, 5 the child crashed (report still written),
+    6 LEAK with --fail-on-leak, 130 interrupted (partial report written).
+    """
+    from qasr.lab.runner import run
+
+    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks)
+    outcome = run(cfg, extend=extend, show_progress=not as_json)
+    _print_summary(outcome.summary, as_json)
+    code = _exit_code(outcome.summary, fail_on_leak)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("matrix", no_args_is_help=True)
+def matrix_cmd(
+    scenario: str = typer.Argument(..., help=SCENARIO_HELP),
+    model: Optional[Path] = MODEL,
+    model_b: Optional[Path] = MODEL_B,
+    aligner: Optional[Path] = ALIGNER,
+    audio: List[Path] = AUDIO,
+    reference: List[str] = REFERENCE,
+    iterations: int = ITERATIONS,
+    allocators: str = typer.Option("glibc,arena2,trim,jemalloc", "--allocators", help="Comma-separated allocators."),
+    engine: Optional[Path] = ENGINE,
+    language: Optional[str] = LANGUAGE,
+    threads: Optional[int] = THREADS,
+    max_length: Optional[int] = MAX_LENGTH,
+    results: Path = RESULTS,
+    peaks: bool = PEAKS,
+    as_json: bool = JSON_OUT,
+) -> None:
+    """Run one scenario under each allocator and tabulate the slopes (results/matrix/...)."""
+    from qasr.errors import UsageError
+    from qasr.lab.config import ALLOCATORS
+    from qasr.lab.matrix import render, run_matrix
+    from qasr.lab.runner import find_jemalloc
+
+    chosen = tuple(a.strip() for a in allocators.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in ALLOCATORS]
+    if unknown or not chosen:
+        raise UsageError(f"unknown allocator(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALLOCATORS)}")
+    if "jemalloc" in chosen:
+        find_jemalloc()  # fail before the first run, not after three
+    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, "glibc", engine, language, threads, max_length, results, peaks)
+    out, rows = run_matrix(cfg, chosen, show_progress=not as_json)
+    if as_json:
+        print(json.dumps({"dir": str(out), "rows": rows}, indent=2, default=str))
+    else:
+        print(render(scenario, rows))
+        print(f"written: {out / 'matrix.md'}")
+
+
+@app.command("compare", no_args_is_help=True)
+def compare_cmd(
+    run_a: Path = typer.Argument(..., help="First run directory (A)."),
+    run_b: Path = typer.Argument(..., help="Second run directory (B)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Directory for compare.md/json/png."),
+    results: Path = RESULTS,
+    as_json: bool = JSON_OUT,
+) -> None:
+    """Side by side of two runs: slopes with intervals and their ratio, time per iteration."""
+    from qasr.lab.compare import compare, default_out_dir, render, write
+
+    result = compare(run_a, run_b)
+    files = write(result, output or default_out_dir(results))
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(render(result))
+        print(f"written: {', '.join(str(f) for f in files)}")
+
+
+@app.command("report", no_args_is_help=True)
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory (results/<scenario>/<time>)."),
+    as_json: bool = JSON_OUT,
+) -> None:
+    """Re-render a run's summary, report.md and plots from its recorded samples."""
+    from qasr.errors import UsageError
+    from qasr.lab.runner import analyse_and_report
+
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"{run_dir} is not a lab run directory (no config.json)")
+    exit_info = run_dir / "exit.json"
+    info = json.loads(exit_info.read_text(encoding="utf-8")) if exit_info.is_file() else {}
+    summary = analyse_and_report(run_dir, info.get("returncode"), info.get("stderr_tail") or [])
+    _print_summary(summary, as_json)

@@ -1,0 +1,217 @@
+"""From a run's JSONL records to its summary: verdicts, attribution, phase deltas, timing, accuracy.
+
+Works on whatever was recorded: a run that aborted at iteration 37 is analysed on its 36 finished
+iterations, and says how it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qasr.lab.verdict import SlopeVerdict, attribute, default_threshold, slope_verdict
+
+#: Metrics that get a verdict, the first one is the headline.
+VERDICT_METRICS = ("rss_anon", "heap_live", "uss", "vm_size", "vm_data", "rss_file", "heap_free")
+PHASE_METRICS = ("rss_anon", "heap_live", "vm_size")
+
+
+@dataclass
+class RunRecords:
+    """The records of one run, grouped by type."""
+
+    meta: dict[str, Any] | None = None
+    setup: dict[str, Any] | None = None
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+    last_enter: dict[str, Any] | None = None
+    trim: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    interrupted: bool = False
+    ended: bool = False
+    broken_lines: int = 0
+    #: Phase samples and turns of the iteration that never finished (a crash mid-iteration).
+    partial: dict[str, Any] = field(default_factory=dict)
+
+
+def load_records(path: Path) -> RunRecords:
+    """Read samples.jsonl; a line cut short by a crash is counted, not fatal."""
+    data = RunRecords()
+    if not path.exists():
+        return data
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                data.broken_lines += 1
+                continue
+            kind = rec.get("type")
+            if kind == "meta":
+                data.meta = rec
+            elif kind == "setup":
+                data.setup = rec
+            elif kind == "enter":
+                data.last_enter = rec
+            elif kind == "iteration":
+                data.iterations.append(rec)
+                data.partial = {}
+            elif kind == "sample":
+                data.partial.setdefault("i", rec.get("i"))
+                data.partial.setdefault("phases", {})[rec.get("phase")] = rec.get("mem")
+            elif kind == "turn":
+                data.partial.setdefault("i", rec.get("i"))
+                data.partial.setdefault("turns", []).append({"text": rec.get("text"), "seconds": rec.get("seconds")})
+            elif kind == "trim":
+                data.trim = rec
+            elif kind == "error":
+                data.error = rec
+            elif kind == "interrupted":
+                data.interrupted = True
+            elif kind == "end":
+                data.ended = True
+    return data
+
+
+def describe_exit(returncode: int | None) -> dict[str, Any]:
+    """Exit code or signal of the child, with the signal's name."""
+    if returncode is None:
+        return {"exit_code": None, "signal": None, "signal_name": None}
+    sig = -returncode if returncode < 0 else (returncode - 128 if returncode in (134, 137, 139) else None)
+    name = signal.Signals(sig).name if sig and sig in signal.Signals._value2member_map_ else None
+    return {"exit_code": returncode, "signal": sig, "signal_name": name}
+
+
+def _series(iterations: list[dict[str, Any]], phase: str, metric: str) -> list[float | None]:
+    return [(it.get("phases", {}).get(phase) or {}).get(metric) for it in iterations]
+
+
+def _stats(values: list[float | None], scale: float = 1.0) -> dict[str, float] | None:
+    xs = sorted(v * scale for v in values if isinstance(v, (int, float)))
+    if not xs:
+        return None
+    p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+    return {"n": len(xs), "median": statistics.median(xs), "mean": statistics.fmean(xs), "p95": p95, "min": xs[0], "max": xs[-1]}
+
+
+def phase_deltas(iterations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median change of each metric across each step of an iteration (and into the next one)."""
+    if not iterations:
+        return []
+    order = list(iterations[0].get("phases", {}).keys())
+    steps = list(zip(order, order[1:]))
+    rows = []
+    for a, b in steps + ([(order[-1], order[0])] if len(order) > 1 else []):
+        row: dict[str, Any] = {"from": a, "to": b}
+        for metric in PHASE_METRICS:
+            deltas = []
+            for k, it in enumerate(iterations):
+                start = it["phases"].get(a, {}).get(metric)
+                if (b, a) == (order[0], order[-1]):  # wrap: last phase -> first phase of the next iteration
+                    if k + 1 >= len(iterations):
+                        break
+                    end = iterations[k + 1]["phases"].get(b, {}).get(metric)
+                else:
+                    end = it["phases"].get(b, {}).get(metric)
+                if isinstance(start, int) and isinstance(end, int):
+                    deltas.append(end - start)
+            row[metric] = statistics.median(deltas) if deltas else None
+        rows.append(row)
+    return rows
+
+
+def weight_bytes(meta: dict[str, Any] | None) -> int | None:
+    models = (meta or {}).get("models") or []
+    sizes = [m.get("weight_bytes") for m in models if isinstance(m.get("weight_bytes"), int)]
+    return max(sizes) if sizes else None
+
+
+def verdicts(records: RunRecords, scenario: str) -> tuple[dict[str, SlopeVerdict], dict[str, list[float | None]]]:
+    """A slope verdict per metric on the series at the end of each iteration."""
+    phase = (records.meta or {}).get("final_phase")
+    if not phase or not records.iterations:
+        return {}, {}
+    wb = weight_bytes(records.meta)
+    found, series = {}, {}
+    for metric in VERDICT_METRICS:
+        values = _series(records.iterations, phase, metric)
+        if not any(isinstance(v, (int, float)) for v in values):
+            continue
+        series[metric] = values
+        found[metric] = slope_verdict(values, default_threshold(scenario, wb, metric))
+    return found, series
+
+
+def summarize(records: RunRecords, config: dict[str, Any], returncode: int | None, stderr_tail: list[str]) -> dict[str, Any]:
+    """Everything the reports show, as one JSON-ready dict."""
+    scenario = config["scenario"]
+    its = records.iterations
+    found, series = verdicts(records, scenario)
+    attribution = None
+    if found:
+        thresholds = {m: v.threshold for m, v in found.items()}
+        trim = records.trim or {}
+        attribution = attribute(series, thresholds, verdicts=found, trim_before=trim.get("before"), trim_after=trim.get("after")).to_dict()
+
+    if records.ended and returncode == 0:
+        status = "completed"
+    elif records.interrupted or returncode in (130, -2):
+        status = "interrupted"
+    elif returncode is not None and (returncode < 0 or returncode in (134, 137, 139)):
+        status = "crashed"
+    else:
+        status = "error"
+    crash = None
+    if status in ("crashed", "error"):
+        crash = {
+            **describe_exit(returncode),
+            "iteration": (records.last_enter or {}).get("i"),
+            "phase": (records.last_enter or {}).get("phase"),
+            "stderr_tail": stderr_tail,
+            "error": records.error,
+        }
+    headline = found.get("rss_anon")
+    texts = [it.get("text") for it in its]
+    return {
+        "scenario": scenario,
+        "status": status,
+        "iterations_planned": config.get("iterations"),
+        "iterations_completed": len(its),
+        "config": config,
+        "engine": (records.meta or {}).get("engine"),
+        "models": (records.meta or {}).get("models"),
+        "audio": (records.meta or {}).get("audio"),
+        "allocator": config.get("allocator"),
+        "heap_stats": (records.meta or {}).get("heap_stats"),
+        "heap_stats_note": (records.meta or {}).get("heap_stats_note"),
+        "weight_bytes": weight_bytes(records.meta),
+        "final_phase": (records.meta or {}).get("final_phase"),
+        "crash": crash,
+        "verdict": headline.verdict.value if headline else None,
+        "verdicts": {m: v.to_dict() for m, v in found.items()},
+        "attribution": attribution,
+        "trim": records.trim,
+        "phase_deltas": phase_deltas(its),
+        "setup": (records.setup or {}).get("phases"),
+        "baseline": (records.meta or {}).get("baseline"),
+        "timing": {
+            "wall_ms": _stats([it.get("wall_seconds") for it in its], 1000),
+            "load_ms": _stats([it.get("load_seconds") for it in its], 1000),
+            "ttft_ms": _stats([it.get("ttft_seconds") for it in its], 1000),
+            "tokens_per_second": _stats([it.get("tokens_per_second") for it in its]),
+            "rtf": _stats([it.get("rtf") for it in its]),
+            "lab_overhead_ms": _stats([it.get("lab_overhead_seconds") for it in its], 1000),
+            "peak_rss_bytes": _stats([it.get("peak_rss") for it in its]),
+        },
+        "accuracy": {
+            "wer": _stats([it.get("wer") for it in its]),
+            "cer": _stats([it.get("cer") for it in its]),
+            "same_as_first": (sum(1 for it in its if it.get("same_as_first")) / len(its)) if its else None,
+            "first_text": texts[0] if texts else None,
+        },
+        "broken_lines": records.broken_lines,
+        "partial_iteration": records.partial or None,
+    }

@@ -1,0 +1,218 @@
+"""The lab's child process: ``python -m qasr.lab.child RUN_DIR``. One scenario, one process.
+
+It reads ``RUN_DIR/config.json`` and appends records to ``RUN_DIR/samples.jsonl``, flushed as it
+goes, so whatever happens to the process (a native abort in ``chatllm_destroy``, a signal, Ctrl-C)
+the parent still has every finished iteration and the phase that was running:
+
+* ``meta``: engine, models, allocator, whether heap statistics mean anything;
+* ``enter``: a phase is about to start (written before each engine call);
+* ``iteration``: memory at every phase boundary, timing, text and accuracy;
+* ``trim``: memory before and after ``malloc_trim(0)`` at the end;
+* ``error`` (a Python-level failure) and ``end``.
+
+The process ends with ``os._exit``: upstream aborts in static destructors otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+from qasr.lab.config import RunConfig
+
+
+class Recorder:
+    """Writes JSON lines and flushes each one: a record on disk survives any later crash."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+
+class Probe:
+    """Phase markers and memory samples for one iteration at a time."""
+
+    def __init__(self, recorder: Recorder, heap_ok: bool, trim_each: bool) -> None:
+        self.recorder = recorder
+        self.heap_ok = heap_ok
+        self.trim_each = trim_each
+        self.iteration = 0
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.overhead = 0.0
+
+    def begin(self, i: int) -> None:
+        self.iteration = i
+        self.phases = {}
+        self.overhead = 0.0
+
+    def enter(self, phase: str) -> None:
+        t0 = time.perf_counter()
+        self.recorder.write({"type": "enter", "i": self.iteration, "phase": phase})
+        self.overhead += time.perf_counter() - t0
+
+    def sample(self, phase: str, *, full: bool = False) -> None:
+        from qasr.lab.sample import malloc_trim, take_sample
+
+        t0 = time.perf_counter()
+        if full and self.trim_each:
+            malloc_trim(0)
+        record = take_sample(phase, collect=full, smaps=full).to_dict()
+        if not self.heap_ok:  # under jemalloc, glibc's mallinfo2 describes an arena nobody uses
+            for key in ("heap_live", "heap_free", "heap_mmap"):
+                record[key] = None
+        self.phases[phase] = record
+        # Also on disk at once: if the next engine call aborts, this iteration's phases survive.
+        self.recorder.write({"type": "sample", "i": self.iteration, "phase": phase, "mem": record})
+        self.overhead += time.perf_counter() - t0
+
+    def turn(self, text: str, seconds: float) -> None:
+        """The output of an engine turn, kept even if the iteration never finishes."""
+        self.recorder.write({"type": "turn", "i": self.iteration, "text": text, "seconds": round(seconds, 5)})
+
+
+def _engine_meta() -> dict[str, Any]:
+    from qasr.engine.library import loaded_engine
+
+    engine = loaded_engine()
+    if engine is None:
+        return {}
+    return {"path": str(engine.path), "ggml_dir": str(engine.ggml_dir), "is_test_double": engine.is_test_double}
+
+
+def run(run_dir: Path) -> int:
+    from qasr.audio import load_audio
+    from qasr.engine.library import load_library
+    from qasr.engine.modelfile import inspect_model_file
+    from qasr.lab.accuracy import error_rates
+    from qasr.lab.sample import PeakSampler, heap_stats_available, malloc_trim, take_sample
+    from qasr.lab.scenarios import SCENARIO_CLASSES, Inputs
+
+    cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+    jemalloc = "jemalloc" in os.environ.get("LD_PRELOAD", "")
+    heap_ok, heap_why = heap_stats_available()
+    heap_ok = heap_ok and not jemalloc
+    out = (run_dir / "samples.jsonl").open("a", encoding="utf-8")
+    recorder = Recorder(out)
+    probe = Probe(recorder, heap_ok, trim_each=cfg.allocator == "trim")
+    progress = sys.stdout
+
+    try:
+        inputs = Inputs(
+            audio=[load_audio(a) for a in cfg.audio],
+            references=list(cfg.references),
+            language=cfg.language,
+            threads=cfg.threads,
+            max_length=cfg.max_length,
+            engine=cfg.engine,
+        )
+        models = cfg.model_paths()
+        files = [inspect_model_file(m).to_dict() for m in models]
+        load_library(cfg.engine)  # before the baseline sample, so loading the .so is not counted as growth
+        scenario = SCENARIO_CLASSES[cfg.scenario](probe, inputs, models)
+        baseline = take_sample("baseline").to_dict()
+        recorder.write(
+            {
+                "type": "meta",
+                "pid": os.getpid(),
+                "scenario": cfg.scenario,
+                "iterations": cfg.iterations,
+                "allocator": cfg.allocator,
+                "env": {k: os.environ[k] for k in ("LD_PRELOAD", "MALLOC_ARENA_MAX") if k in os.environ},
+                "heap_stats": heap_ok,
+                "heap_stats_note": "jemalloc preloaded: mallinfo2 is not its heap" if jemalloc else heap_why,
+                "engine": _engine_meta(),
+                "models": files,
+                "audio": [{"path": a.source, "seconds": round(a.seconds, 3)} for a in inputs.audio],
+                "final_phase": scenario.final_phase,
+                "baseline": baseline,
+                "python": sys.version.split()[0],
+                "started": time.time(),
+            }
+        )
+        probe.begin(0)
+        scenario.setup()
+        recorder.write({"type": "setup", "phases": probe.phases})
+        first_text: str | None = None
+        peaks = PeakSampler().start() if cfg.peaks else None
+        for i in range(1, cfg.iterations + 1):
+            probe.begin(i)
+            if peaks is not None:
+                peaks.reset()
+            t0 = time.perf_counter()
+            outcome = scenario.iteration(i)
+            wall = time.perf_counter() - t0
+            _, reference = inputs.pick(i)
+            if first_text is None:
+                first_text = outcome.text
+            wer, cer = (None, None) if cfg.spec.uses_aligner else error_rates(outcome.text, reference)
+            recorder.write(
+                {
+                    "type": "iteration",
+                    "i": i,
+                    "wall_seconds": round(wall, 5),
+                    "lab_overhead_seconds": round(probe.overhead, 6),
+                    "load_seconds": outcome.load_seconds,
+                    "ttft_seconds": outcome.ttft_seconds,
+                    "tokens": outcome.tokens,
+                    "tokens_per_second": outcome.tokens_per_second,
+                    "rtf": outcome.rtf,
+                    "text": outcome.text,
+                    "wer": wer,
+                    "cer": cer,
+                    "same_as_first": outcome.text == first_text,
+                    "peak_rss": peaks.peak() if peaks is not None else None,
+                    "phases": probe.phases,
+                    "extra": outcome.extra,
+                }
+            )
+            progress.write(f"{i}\n")
+            progress.flush()
+        if peaks is not None:
+            peaks.stop()
+        before = take_sample("final").to_dict()
+        released = malloc_trim(0)
+        after = take_sample("after_trim").to_dict()
+        recorder.write({"type": "trim", "before": before, "after": after, "released": released})
+        recorder.write({"type": "end", "finished": time.time()})
+        return 0
+    except KeyboardInterrupt:
+        recorder.write({"type": "interrupted", "i": probe.iteration})
+        return 130
+    except Exception as exc:  # noqa: BLE001 - recorded for the report, then a non-zero exit
+        from qasr.errors import QasrError
+
+        recorder.write(
+            {
+                "type": "error",
+                "i": probe.iteration,
+                "message": str(exc),
+                "kind": type(exc).__name__,
+                "expected": isinstance(exc, QasrError),
+                "traceback": None if isinstance(exc, QasrError) else traceback.format_exc(),
+            }
+        )
+        return getattr(exc, "exit_code", 1)
+    finally:
+        out.flush()
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        print("usage: python -m qasr.lab.child RUN_DIR", file=sys.stderr)
+        os._exit(2)
+    code = run(Path(sys.argv[1]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""What one lab run is: scenario, models, audio, iterations, allocator. Checked in the parent.
+
+Everything a user can get wrong (a missing model, an aligner where an ASR model belongs, audio that
+does not decode, a scenario that needs a second model) is caught here, before a child process
+starts, with the same errors and exit codes as the rest of qasr.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qasr.errors import UsageError
+
+ALLOCATORS = ("glibc", "arena2", "trim", "jemalloc")
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """A scenario's contract: what it needs and which sample ends an iteration."""
+
+    name: str
+    description: str
+    uses_aligner: bool = False
+    needs_model_b: bool = False
+    destroys: bool = False
+
+
+SCENARIOS: dict[str, ScenarioSpec] = {
+    s.name: s
+    for s in (
+        ScenarioSpec("reload", "every iteration: create, load, transcribe, destroy", destroys=True),
+        ScenarioSpec("restart", "load once; every iteration: transcribe, then restart()"),
+        ScenarioSpec("switch", "every iteration: load A, transcribe, destroy; then the same with B", needs_model_b=True, destroys=True),
+        ScenarioSpec("aligner-reload", "every iteration: create the aligner, load, align, destroy", uses_aligner=True, destroys=True),
+        ScenarioSpec("aligner-restart", "load the aligner once; every iteration: align, then restart()", uses_aligner=True),
+        ScenarioSpec("noclose", "every iteration: create, load, transcribe; never destroy"),
+    )
+}
+
+
+@dataclass
+class RunConfig:
+    """One run of one scenario; serialised to JSON for the child process."""
+
+    scenario: str
+    model: str | None = None
+    model_b: str | None = None
+    aligner: str | None = None
+    audio: list[str] = field(default_factory=list)
+    references: list[str | None] = field(default_factory=list)
+    iterations: int = 100
+    allocator: str = "glibc"
+    engine: str | None = None
+    language: str | None = None
+    threads: int | None = None
+    max_length: int | None = None
+    peaks: bool = True
+    trace_native: bool = False
+    results_dir: str = "results"
+
+    @property
+    def spec(self) -> ScenarioSpec:
+        return SCENARIOS[self.scenario]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls(**json.loads(text))
+
+    def model_paths(self) -> list[str]:
+        """The model files this run loads, in order."""
+        if self.spec.uses_aligner:
+            return [self.aligner] if self.aligner else []
+        return [p for p in (self.model, self.model_b if self.spec.needs_model_b else None) if p]
+
+
+def read_reference(value: str | None, audio: Path) -> str | None:
+    """A reference transcript: the given text, the file it names, or ``<audio>.txt`` beside the audio."""
+    if value:
+        p = Path(value)
+        if len(value) < 4096 and p.is_file():
+            return p.read_text(encoding="utf-8").strip()
+        return value.strip()
+    sibling = audio.with_suffix(".txt")
+    return sibling.read_text(encoding="utf-8").strip() if sibling.is_file() else None
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check the run before any child starts; fill references. Raises `UsageError` / qasr errors."""
+    from qasr.audio import load_audio
+    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
+
+    if cfg.scenario not in SCENARIOS:
+        raise UsageError(f"unknown scenario {cfg.scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+    if cfg.allocator not in ALLOCATORS:
+        raise UsageError(f"unknown allocator {cfg.allocator!r}; choose one of: {', '.join(ALLOCATORS)}")
+    if cfg.iterations < 1:
+        raise UsageError(f"iterations must be at least 1, got {cfg.iterations}")
+    spec = cfg.spec
+    if spec.uses_aligner:
+        if not cfg.aligner:
+            raise UsageError(f"scenario {cfg.scenario} needs --aligner (a Qwen3-ForcedAligner model file)")
+        require_kind(inspect_model_file(cfg.aligner), ModelKind.ALIGNER)
+    else:
+        if not cfg.model:
+            raise UsageError(f"scenario {cfg.scenario} needs --model (a Qwen3-ASR model file)")
+        require_kind(inspect_model_file(cfg.model), ModelKind.ASR)
+        if spec.needs_model_b:
+            if not cfg.model_b:
+                raise UsageError(f"scenario {cfg.scenario} needs --model-b (a second Qwen3-ASR model file)")
+            require_kind(inspect_model_file(cfg.model_b), ModelKind.ASR)
+    if not cfg.audio:
+        raise UsageError("give at least one --audio file")
+    refs: list[str | None] = []
+    for i, a in enumerate(cfg.audio):
+        load_audio(a)  # decodes and validates; raises AudioError with the reason
+        given = cfg.references[i] if i < len(cfg.references) else (cfg.references[0] if len(cfg.references) == 1 else None)
+        refs.append(read_reference(given, Path(a)))
+    if spec.uses_aligner and not all(refs):
+        raise UsageError("the aligner scenarios need the transcript of each audio: --reference TEXT_OR_FILE, or <audio>.txt beside it")
+    cfg.references = refs
+    cfg.audio = [str(Path(a).resolve()) for a in cfg.audio]
+    return cfg

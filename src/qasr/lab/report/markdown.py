@@ -1,0 +1,183 @@
+"""report.md: what was run, what it concluded, and the figures behind it, for people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qasr.lab.analysis import RunRecords
+from qasr.lab.units import format_bytes
+
+STATUS_TEXT = {
+    "completed": "completed all iterations",
+    "crashed": "CRASHED",
+    "interrupted": "was interrupted (partial report)",
+    "error": "stopped with an error",
+}
+
+
+def _kib(v: float | None) -> str:
+    return "n/a" if v is None else f"{v / 1024:+,.1f} KiB"
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _partial_section(partial: dict[str, Any] | None) -> list[str]:
+    if not partial:
+        return []
+    lines = [f"Recorded in iteration {partial.get('i')} before it ended:", ""]
+    phases = partial.get("phases") or {}
+    if phases:
+        lines += ["| phase | RssAnon | live heap | VmSize |", "|---|---|---|---|"]
+        for name, mem in phases.items():
+            mem = mem or {}
+            lines.append(f"| {name} | {format_bytes(mem.get('rss_anon'))} | {format_bytes(mem.get('heap_live'))} | {format_bytes(mem.get('vm_size'))} |")
+        lines.append("")
+    for t in partial.get("turns") or []:
+        lines.append(f"- Engine output ({t.get('seconds')} s): `{str(t.get('text'))[:200]}`")
+    return lines + [""]
+
+
+def _crash_section(crash: dict[str, Any], completed: int) -> list[str]:
+    where = f"iteration {crash.get('iteration')}, phase `{crash.get('phase')}`"
+    how = crash.get("signal_name") or f"exit code {crash.get('exit_code')}"
+    lines = [
+        "## How it ended",
+        "",
+        f"The child process ended with **{how}** in {where}. The {completed} iterations recorded before it are analysed below.",
+        "",
+    ]
+    err = crash.get("error")
+    if err:
+        lines += [f"Error recorded by the child: `{err.get('kind')}: {err.get('message')}`", ""]
+    tail = crash.get("stderr_tail") or []
+    if tail:
+        lines += ["Last lines of the child's stderr:", "", "```", *tail[-10:], "```", ""]
+    if crash.get("phase", "") and str(crash.get("phase")).startswith("destroy") and crash.get("signal_name") == "SIGABRT":
+        lines += [
+            "This is upstream chatllm.cpp's known abort in `chatllm_destroy` for Qwen3-ASR and aligner models "
+            "(a `unique_ptr` in `CoreAttention` owns the address of a member; README, known engine issue 1). "
+            "Destroy-based scenarios cannot run past their first destroy until it is fixed upstream.",
+            "",
+        ]
+    return lines
+
+
+def render(summary: dict[str, Any]) -> str:
+    cfg = summary.get("config", {})
+    engine = summary.get("engine") or {}
+    lines = [
+        f"# Lab run: `{summary['scenario']}`",
+        "",
+        f"Status: **{summary['status']}** — {STATUS_TEXT.get(summary['status'], '')}; "
+        f"{summary['iterations_completed']} of {summary['iterations_planned']} iterations recorded.",
+        "",
+        "## Setup",
+        "",
+        f"- Engine: `{engine.get('path', 'n/a')}`" + (" (**the qasr test double, not chatllm.cpp**)" if engine.get("is_test_double") else ""),
+        f"- Allocator: `{summary.get('allocator')}`; heap statistics: {'yes' if summary.get('heap_stats') else 'no'}"
+        + (f" ({summary.get('heap_stats_note')})" if summary.get("heap_stats_note") and not summary.get("heap_stats") else ""),
+    ]
+    for m in summary.get("models") or []:
+        lines.append(f"- Model: `{m.get('path')}` — {m.get('name')}, {m.get('kind')}, {m.get('dtype')}, weights {format_bytes(m.get('weight_bytes'))}")
+    for a in summary.get("audio") or []:
+        lines.append(f"- Audio: `{a.get('path')}` ({a.get('seconds')} s)")
+    lines += [
+        f"- Iterations: {cfg.get('iterations')}; series sampled at phase `{summary.get('final_phase')}` after `gc.collect()`",
+        "",
+    ]
+    if summary.get("crash"):
+        lines += _crash_section(summary["crash"], summary["iterations_completed"])
+    if summary["status"] != "completed":
+        lines += _partial_section(summary.get("partial_iteration"))
+
+    lines += ["## Verdicts", ""]
+    verdicts = summary.get("verdicts") or {}
+    if not verdicts:
+        lines += ["No iteration finished, so there is no series to judge.", ""]
+    else:
+        lines += [
+            "Slope per iteration with one-sided 95% bounds, against threshold T (GUIDE §4: warm-up dropped, rolling median, "
+            "fit y = a + b(1 − e^(−i/τ)) + c·i).",
+            "",
+            "| metric | verdict | slope | 95% low | 95% high | T | τ | n used |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for metric, v in verdicts.items():
+            tau = "—" if v.get("tau") is None else f"{v['tau']:.1f}"
+            lines.append(
+                f"| {metric} | **{v['verdict']}** | {_kib(v['slope_bytes_per_iter'])} | {_kib(v['ci_low'])} | {_kib(v['ci_high'])} "
+                f"| {format_bytes(v['threshold'])} | {tau} | {v['n_used']} |"
+            )
+        lines.append("")
+        head = verdicts.get("rss_anon")
+        if head:
+            lines += [f"Headline (RssAnon): {head['reason']}", ""]
+        attribution = summary.get("attribution")
+        if attribution:
+            lines += [f"Attribution: **{attribution['kind']}** — {attribution['explanation']}", ""]
+    if summary.get("attempts"):
+        tried = ", ".join(f"N={a['iterations']}: {a['verdict']}" for a in summary["attempts"])
+        lines += [f"Extended because INCONCLUSIVE: {tried}.", ""]
+    trim = summary.get("trim")
+    if trim:
+        before, after = trim.get("before") or {}, trim.get("after") or {}
+        if before.get("rss_anon") is not None and after.get("rss_anon") is not None:
+            lines += [
+                f"`malloc_trim(0)` at the end gave back {format_bytes(before['rss_anon'] - after['rss_anon'])} of RssAnon "
+                f"({format_bytes(before['rss_anon'])} → {format_bytes(after['rss_anon'])}).",
+                "",
+            ]
+
+    deltas = summary.get("phase_deltas") or []
+    if deltas:
+        lines += ["## Per-phase deltas (median over iterations)", "", "| step | RssAnon | live heap | VmSize |", "|---|---|---|---|"]
+        for r in deltas:
+            lines.append(f"| {r['from']} → {r['to']} | {_kib(r.get('rss_anon'))} | {_kib(r.get('heap_live'))} | {_kib(r.get('vm_size'))} |")
+        lines.append("")
+
+    timing = summary.get("timing") or {}
+    rows = [(k, timing.get(k)) for k in ("wall_ms", "load_ms", "ttft_ms", "tokens_per_second", "rtf", "lab_overhead_ms")]
+    rows = [(k, s) for k, s in rows if s]
+    if rows:
+        lines += ["## Timing", "", "| figure | median | mean | p95 | n |", "|---|---|---|---|---|"]
+        for k, s in rows:
+            digits = 3 if k == "rtf" else 1
+            lines.append(f"| {k} | {_fmt(s['median'], digits)} | {_fmt(s['mean'], digits)} | {_fmt(s['p95'], digits)} | {s['n']} |")
+        peak = timing.get("peak_rss_bytes")
+        if peak:
+            lines.append(f"\nPeak RSS within an iteration (background sampler): up to {format_bytes(peak['max'])}.")
+        lines.append("")
+
+    acc = summary.get("accuracy") or {}
+    if acc.get("first_text") is not None:
+        lines += ["## Output and accuracy", ""]
+        lines.append(f"- First output: `{str(acc['first_text'])[:300]}`")
+        if acc.get("same_as_first") is not None:
+            lines.append(f"- Same output as iteration 1: {acc['same_as_first'] * 100:.0f}% of iterations")
+        for key in ("wer", "cer"):
+            if acc.get(key):
+                lines.append(f"- {key.upper()}: median {acc[key]['median']:.3f}, mean {acc[key]['mean']:.3f}")
+        lines.append("")
+
+    files = summary.get("files") or []
+    pngs = [f for f in files if f.endswith(".png")]
+    if pngs:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
+    if summary.get("report_errors"):
+        lines += ["## Report problems", ""] + [f"- {e}" for e in summary["report_errors"]] + [""]
+    lines += ["Files: " + ", ".join(f"`{f}`" for f in files), ""]
+    return "\n".join(lines)
+
+
+class MarkdownReporter:
+    def write(self, summary: dict[str, Any], records: RunRecords, run_dir: Path) -> list[Path]:
+        path = run_dir / "report.md"
+        path.write_text(render(summary), encoding="utf-8")
+        return [path]

@@ -1,0 +1,184 @@
+"""Run one scenario in a fresh child process, watch it, and write its report whatever happens.
+
+The parent never loads the engine. It prepares ``results/<scenario>/<timestamp>/``, starts
+``python -m qasr.lab.child`` with the allocator's environment, shows progress, and when the child
+ends (normally, by a native abort, by a signal, or by Ctrl-C) reads what was recorded and renders
+the reports. INCONCLUSIVE verdicts can be retried with twice the iterations, at most twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from qasr.errors import UsageError
+from qasr.lab.analysis import load_records, summarize
+from qasr.lab.config import RunConfig
+
+JEMALLOC_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+    "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+    "/usr/lib64/libjemalloc.so.2",
+    "/usr/lib/libjemalloc.so.2",
+    "/usr/local/lib/libjemalloc.so.2",
+)
+
+
+@dataclass
+class RunOutcome:
+    """Where a run's files are and what it concluded."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def verdict(self) -> str | None:
+        return self.summary.get("verdict")
+
+
+def find_jemalloc() -> str:
+    explicit = os.environ.get("QASR_JEMALLOC")
+    for candidate in ([explicit] if explicit else []) + list(JEMALLOC_CANDIDATES):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise UsageError("jemalloc not found (Debian: apt-get install libjemalloc2, or set QASR_JEMALLOC=/path/to/libjemalloc.so.2)")
+
+
+def allocator_env(allocator: str) -> dict[str, str]:
+    """Environment for the child: glibc as is, 2 arenas, per-iteration trim (done by the child), jemalloc."""
+    if allocator == "arena2":
+        return {"MALLOC_ARENA_MAX": "2"}
+    if allocator == "jemalloc":
+        return {"LD_PRELOAD": find_jemalloc()}
+    return {}
+
+
+def new_run_dir(results: Path, scenario: str, allocator: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    suffix = "" if allocator == "glibc" else f"-{allocator}"
+    base = results / scenario / f"{stamp}{suffix}"
+    path, n = base, 1
+    while path.exists():
+        path = base.with_name(f"{base.name}-{n}")
+        n += 1
+    path.mkdir(parents=True)
+    return path
+
+
+class _Progress:
+    """A rich bar on stderr when it is a terminal; silence otherwise."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total)
+
+    def update(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _child_command(run_dir: Path, trace_native: bool) -> list[str]:
+    return [sys.executable, "-m", "qasr.lab.child", str(run_dir)]
+
+
+def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> tuple[int | None, list[str], bool]:
+    """Start the child and wait for it. Returns (return code, last stderr lines, interrupted)."""
+    (run_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
+    env = {**os.environ, **allocator_env(cfg.allocator), "PYTHONUNBUFFERED": "1"}
+    if cfg.engine:
+        env["QASR_CHATLLM_LIB"] = cfg.engine
+    stderr_path = run_dir / "stderr.log"
+    progress = _Progress(cfg.iterations, f"{cfg.scenario} ({cfg.allocator})", show_progress)
+    interrupted = False
+    with stderr_path.open("wb") as err:
+        proc = subprocess.Popen(
+            _child_command(run_dir, cfg.trace_native), stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env, text=True
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.strip().isdigit():
+                    progress.update(int(line))
+            proc.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            # The terminal sent SIGINT to the child too; give it a moment to record that, then insist.
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            progress.close()
+    with stderr_path.open(encoding="utf-8", errors="replace") as f:
+        tail = [line.rstrip("\n") for line in deque(f, maxlen=20)]
+    return proc.returncode, tail, interrupted
+
+
+def analyse_and_report(run_dir: Path, returncode: int | None, stderr_tail: list[str]) -> dict[str, Any]:
+    """Summarise what the child recorded and write summary.json, report.md and the plots."""
+    from qasr.lab.report import write_reports
+
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    records = load_records(run_dir / "samples.jsonl")
+    summary = summarize(records, config, returncode, stderr_tail)
+    summary["run_dir"] = str(run_dir)
+    (run_dir / "exit.json").write_text(json.dumps({"returncode": returncode, "stderr_tail": stderr_tail}, indent=2), encoding="utf-8")
+    write_reports(summary, records, run_dir)
+    return summary
+
+
+def run(cfg: RunConfig, *, extend: bool = False, max_doublings: int = 2, show_progress: bool = True) -> RunOutcome:
+    """Run, report, and (with ``extend``) retry INCONCLUSIVE runs with 2N and 4N iterations."""
+    run_dir = new_run_dir(Path(cfg.results_dir), cfg.scenario, cfg.allocator)
+    attempts: list[dict[str, Any]] = []
+    current = cfg
+    while True:
+        returncode, tail, interrupted = run_child(current, run_dir, show_progress=show_progress)
+        summary = analyse_and_report(run_dir, returncode, tail)
+        if interrupted and summary["status"] != "interrupted":
+            summary["status"] = "interrupted"
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        attempts.append({"iterations": current.iterations, "verdict": summary.get("verdict"), "status": summary["status"]})
+        retry = (
+            extend
+            and summary["status"] == "completed"
+            and summary.get("verdict") == "INCONCLUSIVE"
+            and len(attempts) <= max_doublings
+        )
+        if not retry:
+            break
+        shutil.move(str(run_dir / "samples.jsonl"), str(run_dir / f"samples-n{current.iterations}.jsonl"))
+        current = replace(current, iterations=current.iterations * 2)
+    if len(attempts) > 1:
+        summary["attempts"] = attempts
+        from qasr.lab.report import write_reports
+
+        write_reports(summary, load_records(run_dir / "samples.jsonl"), run_dir)
+    return RunOutcome(run_dir=run_dir, summary=summary)
