@@ -356,12 +356,52 @@ static void retain_from_env(void)
     pthread_mutex_unlock(&g_mem_lock);
 }
 
+/*
+ * Noise without a leak: each inference holds a buffer of a random size in [0, NOISE] bytes until
+ * the next inference frees it, and with probability 1/SPIKE_EVERY (default 10) an extra SPIKE
+ * bytes as well. Both are touched, so the memory the lab samples after a turn jumps around while
+ * nothing accumulates. QASR_DOUBLE_SEED seeds the generator (a xorshift, for reproducible runs).
+ */
+static void *g_noise;        /* guarded by g_mem_lock */
+static unsigned long long g_rng; /* guarded by g_mem_lock */
+
+static unsigned long long next_random(void)
+{
+    if (g_rng == 0) {
+        long long seed = env_ll("QASR_DOUBLE_SEED");
+        g_rng = seed > 0 ? (unsigned long long)seed * 0x9E3779B97F4A7C15ULL : 0x2545F4914F6CDD1DULL;
+    }
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return g_rng;
+}
+
+static void noise_from_env(void)
+{
+    long long noise = env_ll("QASR_DOUBLE_NOISE_BYTES");
+    long long spike = env_ll("QASR_DOUBLE_SPIKE_BYTES");
+    long long every = env_ll("QASR_DOUBLE_SPIKE_EVERY");
+    if (noise <= 0 && spike <= 0) return;
+    pthread_mutex_lock(&g_mem_lock);
+    free(g_noise);
+    g_noise = NULL;
+    size_t n = noise > 0 ? (size_t)(next_random() % (unsigned long long)(noise + 1)) : 0;
+    if (spike > 0 && next_random() % (unsigned long long)(every > 0 ? every : 10) == 0) n += (size_t)spike;
+    if (n > 0) {
+        g_noise = malloc(n);
+        if (g_noise) memset(g_noise, 0x77, n);
+    }
+    pthread_mutex_unlock(&g_mem_lock);
+}
+
 /* Every per-inference memory knob, applied in the calling thread before the turn runs. */
 static void apply_inference_knobs(void)
 {
     leak_from_env("QASR_DOUBLE_LEAK_INFERENCE");
     grow_cache_from_env();
     retain_from_env();
+    noise_from_env();
 }
 
 /* QASR_DOUBLE_ABORT_AT_CALL=k: the k-th inference call of the process dies with SIGABRT. */

@@ -59,6 +59,8 @@ def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-a
 
     head = (summary.get("verdicts") or {}).get("rss_anon")
     print(f"{summary['scenario']}: {summary['status']}, {summary['iterations_completed']}/{summary['iterations_planned']} iterations")
+    if summary.get("verdict"):
+        print(f"  verdict: {summary['verdict']} ({summary.get('verdict_reason')})")
     crash = summary.get("crash")
     if crash:
         print(f"  ended by {crash.get('signal_name') or 'exit ' + str(crash.get('exit_code'))} in iteration {crash.get('iteration')}, phase {crash.get('phase')}")

@@ -145,6 +145,27 @@ def verdicts(records: RunRecords, scenario: str) -> tuple[dict[str, SlopeVerdict
     return found, series
 
 
+def overall_verdict(found: dict[str, SlopeVerdict], attribution_kind: str | None) -> tuple[str | None, str]:
+    """One verdict for the run from RssAnon and the live heap (GUIDE §4: T on RSS *or* live heap).
+
+    A live heap that grows is a leak whatever RSS does. RSS that grows while the attribution says
+    allocator retention is not called a leak (the allocator keeps freed memory; malloc_trim or
+    another allocator gives it back). Both flat: no leak. Anything else stays INCONCLUSIVE.
+    """
+    rss, live = found.get("rss_anon"), found.get("heap_live")
+    if rss is None and live is None:
+        return None, "no series to judge"
+    if live is not None and live.verdict.value == "LEAK":
+        return "LEAK", "the live heap grows faster than its threshold"
+    if rss is not None and rss.verdict.value == "LEAK":
+        if attribution_kind == "allocator retention":
+            return "NO_LEAK", "RSS grows, but from allocator retention (freed memory the allocator keeps), not a leak"
+        return "LEAK", "RssAnon grows faster than its threshold"
+    if (rss is None or rss.verdict.value == "NO_LEAK") and (live is None or live.verdict.value == "NO_LEAK"):
+        return "NO_LEAK", "RssAnon and the live heap stay below their thresholds"
+    return "INCONCLUSIVE", "at least one of RssAnon and the live heap is inconclusive"
+
+
 def summarize(records: RunRecords, config: dict[str, Any], returncode: int | None, stderr_tail: list[str]) -> dict[str, Any]:
     """Everything the reports show, as one JSON-ready dict."""
     scenario = config["scenario"]
@@ -173,7 +194,7 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
             "stderr_tail": stderr_tail,
             "error": records.error,
         }
-    headline = found.get("rss_anon")
+    verdict, verdict_reason = overall_verdict(found, (attribution or {}).get("kind"))
     texts = [it.get("text") for it in its]
     return {
         "scenario": scenario,
@@ -190,7 +211,8 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
         "weight_bytes": weight_bytes(records.meta),
         "final_phase": (records.meta or {}).get("final_phase"),
         "crash": crash,
-        "verdict": headline.verdict.value if headline else None,
+        "verdict": verdict,
+        "verdict_reason": verdict_reason,
         "verdicts": {m: v.to_dict() for m, v in found.items()},
         "attribution": attribution,
         "trim": records.trim,

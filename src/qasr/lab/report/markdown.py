@@ -98,6 +98,8 @@ def render(summary: dict[str, Any]) -> str:
         lines += _partial_section(summary.get("partial_iteration"))
 
     lines += ["## Verdicts", ""]
+    if summary.get("verdict"):
+        lines += [f"**Verdict: {summary['verdict']}** — {summary.get('verdict_reason')}.", ""]
     verdicts = summary.get("verdicts") or {}
     if not verdicts:
         lines += ["No iteration finished, so there is no series to judge.", ""]

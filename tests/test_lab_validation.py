@@ -1,0 +1,164 @@
+"""The lab's own validation: whole runs (child process, JSONL, analysis, reports) on the test double
+with injected behaviour, where the right answer is known. The double is never the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import soundfile
+from conftest import double_env, run_qasr, sine
+from modelfiles import write_aligner, write_model
+
+from qasr.lab.config import RunConfig, validate
+from qasr.lab.runner import run
+
+MIB = 1024 * 1024
+KIB = 1024
+
+
+@pytest.fixture()
+def lab(double_lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A function that runs one scenario on the double with knobs, returning the summary."""
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    (tmp_path / "clip.txt").write_text("hello world from the test double")
+    model = write_model(tmp_path / "asr.bin")
+    model_b = write_model(tmp_path / "asr-b.bin", name="test-asr-b")
+    aligner = write_aligner(tmp_path / "aligner.bin")
+
+    def go(scenario: str, n: int = 100, allocator: str = "glibc", **knobs: str):  # type: ignore[no-untyped-def]
+        for key in list(os.environ):
+            if key.startswith("QASR_DOUBLE_"):
+                monkeypatch.delenv(key)
+        for key, value in knobs.items():
+            monkeypatch.setenv(f"QASR_DOUBLE_{key.upper()}", str(value))
+        cfg = validate(
+            RunConfig(
+                scenario=scenario, model=str(model), model_b=str(model_b), aligner=str(aligner), audio=[str(audio)],
+                iterations=n, allocator=allocator, engine=str(double_lib), results_dir=str(tmp_path / "results"), peaks=False,
+            )
+        )
+        return run(cfg, show_progress=False)
+
+    return go
+
+
+def test_one_mib_per_iteration_is_a_leak_within_five_percent(lab) -> None:  # type: ignore[no-untyped-def]
+    s = lab("restart", leak_inference=MIB).summary
+    assert s["status"] == "completed" and s["verdict"] == "LEAK"
+    for metric in ("rss_anon", "heap_live"):
+        v = s["verdicts"][metric]
+        assert v["verdict"] == "LEAK"
+        assert v["slope_bytes_per_iter"] == pytest.approx(MIB, rel=0.05)
+    assert s["attribution"]["kind"] == "live-heap leak"
+
+
+def test_sixty_four_kib_per_restart_is_a_leak(lab) -> None:  # type: ignore[no-untyped-def]
+    s = lab("restart", leak_restart=64 * KIB).summary
+    assert s["verdict"] == "LEAK"
+    live = s["verdicts"]["heap_live"]
+    assert live["verdict"] == "LEAK" and live["slope_bytes_per_iter"] == pytest.approx(64 * KIB, rel=0.05)
+
+
+def test_warm_up_then_plateau_is_no_leak(lab) -> None:  # type: ignore[no-untyped-def]
+    s = lab("restart", grow_bytes=30 * MIB, plateau_bytes=300 * MIB).summary
+    assert s["verdict"] == "NO_LEAK"
+    assert s["verdicts"]["heap_live"]["verdict"] == "NO_LEAK"
+    # the plateau really was reached: the setup+first iterations hold ~300 MiB more than the baseline
+    first, last = s["baseline"]["heap_live"], s["trim"]["before"]["heap_live"]
+    assert last - first > 290 * MIB
+
+
+def test_noise_with_spikes_gives_no_false_leak(lab) -> None:  # type: ignore[no-untyped-def]
+    verdicts = []
+    for seed in range(1, 21):
+        s = lab("restart", n=100, noise_bytes=4 * MIB, spike_bytes=50 * MIB, spike_every=10, seed=seed).summary
+        verdicts.append(s["verdict"])
+    assert "LEAK" not in verdicts, verdicts
+
+
+def test_abort_at_iteration_37_keeps_36(lab) -> None:  # type: ignore[no-untyped-def]
+    out = lab("restart", n=60, abort_at_call=37)
+    s = out.summary
+    assert s["status"] == "crashed"
+    assert s["iterations_completed"] == 36
+    assert s["crash"]["signal_name"] == "SIGABRT" and s["crash"]["iteration"] == 37 and s["crash"]["phase"] == "infer"
+    assert any("injected abort at call 37" in line for line in s["crash"]["stderr_tail"])
+    report = (out.run_dir / "report.md").read_text()
+    assert "SIGABRT" in report and "iteration 37" in report
+    assert len([line for line in (out.run_dir / "samples.jsonl").read_text().splitlines() if '"type":"iteration"' in line]) == 36
+
+
+def test_retained_memory_is_attributed_to_the_allocator(lab) -> None:  # type: ignore[no-untyped-def]
+    s = lab("restart", retain_bytes=MIB).summary
+    assert s["verdicts"]["rss_anon"]["verdict"] == "LEAK"  # RSS alone would cry leak...
+    assert s["verdicts"]["heap_live"]["verdict"] == "NO_LEAK"
+    assert s["attribution"]["kind"] == "allocator retention"  # ...but it is the allocator keeping freed memory
+    assert s["verdict"] == "NO_LEAK"
+    assert s["attribution"]["trim_confirmed"] is True
+
+
+def test_reload_reports_the_destroy_abort_with_the_data_before_it(lab) -> None:  # type: ignore[no-untyped-def]
+    out = lab("reload", n=10, abort_in_destroy=1)
+    s = out.summary
+    assert s["status"] == "crashed" and s["iterations_completed"] == 0
+    assert s["crash"]["phase"] == "destroy" and s["crash"]["iteration"] == 1
+    assert set(s["partial_iteration"]["phases"]) == {"loaded", "inferred"}
+    assert s["partial_iteration"]["turns"][0]["text"] == "hello world from the test double"
+    assert "known abort in `chatllm_destroy`" in (out.run_dir / "report.md").read_text()
+
+
+def test_reload_and_switch_and_aligner_complete_on_a_healthy_engine(lab) -> None:  # type: ignore[no-untyped-def]
+    for scenario in ("reload", "switch", "aligner-reload", "aligner-restart", "noclose"):
+        out = lab(scenario, n=12)
+        s = out.summary
+        assert s["status"] == "completed", (scenario, s.get("crash"))
+        assert s["iterations_completed"] == 12
+        assert (out.run_dir / "memory.png").stat().st_size > 10_000
+        assert (out.run_dir / "phases.png").stat().st_size > 5_000
+        its = [json.loads(x) for x in (out.run_dir / "samples.jsonl").read_text().splitlines() if '"type":"iteration"' in x]
+        assert all(it["same_as_first"] for it in its)
+    assert s["accuracy"]["wer"]["median"] == 0.0  # noclose transcribes the reference text exactly
+
+
+def test_the_cli_runs_compares_and_re_renders(double_lib: Path, tmp_path: Path) -> None:
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    model = write_model(tmp_path / "asr.bin")
+    env = double_env(double_lib, leak_inference=str(MIB))
+    results = tmp_path / "results"
+    common = ["-m", str(model), "-a", str(audio), "-n", "30", "--results", str(results), "--no-peaks"]
+    r = run_qasr(["lab", "run", "restart", *common, "--json", "--fail-on-leak"], env)
+    assert r.returncode == 6, r.stderr  # LEAK with --fail-on-leak
+    leaky = json.loads(r.stdout)
+    env = double_env(double_lib)
+    r = run_qasr(["lab", "run", "restart", *common, "--json"], env)
+    assert r.returncode == 0, r.stderr
+    clean = json.loads(r.stdout)
+    r = run_qasr(["lab", "compare", leaky["run_dir"], clean["run_dir"], "-o", str(tmp_path / "cmp")], env)
+    assert r.returncode == 0, r.stderr
+    assert "at least" in r.stdout and (tmp_path / "cmp" / "compare.png").is_file()
+    (Path(clean["run_dir"]) / "report.md").unlink()
+    r = run_qasr(["lab", "report", clean["run_dir"]], env)
+    assert r.returncode == 0 and (Path(clean["run_dir"]) / "report.md").is_file()
+    r = run_qasr(["lab", "run", "switch", *common], env)
+    assert r.returncode == 2 and "needs --model-b" in r.stderr
+    r = run_qasr(["lab", "run", "restart", *common, "--allocator", "tcmalloc"], env)
+    assert r.returncode == 2 and "unknown allocator" in r.stderr
+
+
+def test_allocator_matrix_separates_retention_from_leaks(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from qasr.lab.runner import find_jemalloc
+
+    try:
+        find_jemalloc()
+    except Exception:
+        pytest.skip("libjemalloc2 is not installed")
+    plain = lab("restart", retain_bytes=MIB).summary
+    jemalloc = lab("restart", allocator="jemalloc", retain_bytes=MIB).summary
+    assert plain["verdicts"]["rss_anon"]["verdict"] == "LEAK"
+    assert jemalloc["verdicts"]["rss_anon"]["verdict"] != "LEAK"
+    assert jemalloc["heap_stats"] is False and "heap_live" not in jemalloc["verdicts"]
