@@ -28,8 +28,16 @@ def _config(
     max_length: Optional[int],
     results: Path,
     peaks: bool,
+    threshold: Optional[str] = None,
 ):  # type: ignore[no-untyped-def]
+    from qasr.errors import UsageError
     from qasr.lab.config import RunConfig, validate
+    from qasr.lab.units import parse_size
+
+    try:
+        limit = parse_size(threshold) if threshold else None
+    except ValueError as exc:
+        raise UsageError(f"--threshold: {exc}") from None
 
     return validate(
         RunConfig(
@@ -47,6 +55,7 @@ def _config(
             max_length=max_length,
             results_dir=str(results),
             peaks=peaks,
+            threshold=limit,
         )
     )
 
@@ -106,6 +115,7 @@ MAX_LENGTH = typer.Option(None, "--max-length", min=256, help="Context length (s
 RESULTS = typer.Option(Path("results"), "--results", help="Where run directories go.")
 PEAKS = typer.Option(True, "--peaks/--no-peaks", help="Background sampler for peak RSS within iterations.")
 JSON_OUT = typer.Option(False, "--json", help="Print the summary as JSON.")
+THRESHOLD = typer.Option(None, "--threshold", help="T per iteration for every metric, e.g. '64 KiB' (default: per scenario, GUIDE §4).")
 
 
 @app.command("run", no_args_is_help=True)
@@ -126,6 +136,7 @@ def run_cmd(
     max_length: Optional[int] = MAX_LENGTH,
     results: Path = RESULTS,
     peaks: bool = PEAKS,
+    threshold: Optional[str] = THRESHOLD,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run one scenario in a fresh child process; write results/<scenario>/<time>/ and print the verdict.
@@ -135,7 +146,7 @@ def run_cmd(
     """
     from qasr.lab.runner import run
 
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks)
+    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold)
     outcome = run(cfg, extend=extend, show_progress=not as_json)
     _print_summary(outcome.summary, as_json)
     code = _exit_code(outcome.summary, fail_on_leak)

@@ -129,8 +129,10 @@ def weight_bytes(meta: dict[str, Any] | None) -> int | None:
     return max(sizes) if sizes else None
 
 
-def verdicts(records: RunRecords, scenario: str) -> tuple[dict[str, SlopeVerdict], dict[str, list[float | None]]]:
-    """A slope verdict per metric on the series at the end of each iteration."""
+def verdicts(
+    records: RunRecords, scenario: str, threshold: int | None = None
+) -> tuple[dict[str, SlopeVerdict], dict[str, list[float | None]]]:
+    """A slope verdict per metric on the series at the end of each iteration (T: given, or the default)."""
     phase = (records.meta or {}).get("final_phase")
     if not phase or not records.iterations:
         return {}, {}
@@ -141,7 +143,7 @@ def verdicts(records: RunRecords, scenario: str) -> tuple[dict[str, SlopeVerdict
         if not any(isinstance(v, (int, float)) for v in values):
             continue
         series[metric] = values
-        found[metric] = slope_verdict(values, default_threshold(scenario, wb, metric))
+        found[metric] = slope_verdict(values, threshold if threshold is not None else default_threshold(scenario, wb, metric))
     return found, series
 
 
@@ -170,7 +172,7 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
     """Everything the reports show, as one JSON-ready dict."""
     scenario = config["scenario"]
     its = records.iterations
-    found, series = verdicts(records, scenario)
+    found, series = verdicts(records, scenario, config.get("threshold"))
     attribution = None
     if found:
         thresholds = {m: v.threshold for m, v in found.items()}

@@ -58,6 +58,8 @@ class RunConfig:
     max_length: int | None = None
     peaks: bool = True
     trace_native: bool = False
+    #: Bytes per iteration for every metric's verdict, instead of the scenario's defaults (GUIDE §4.5).
+    threshold: int | None = None
     results_dir: str = "results"
 
     @property

@@ -28,7 +28,7 @@ class PlotReporter:
 
     def memory(self, summary: dict[str, Any], records: RunRecords, run_dir: Path) -> Path:
         plt = _pyplot()
-        found, series = verdicts(records, summary["scenario"])
+        found, series = verdicts(records, summary["scenario"], (summary.get("config") or {}).get("threshold"))
         shown = [(m, label) for m, label in PLOTTED if m in series]
         fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown) + 0.6), sharex=True, squeeze=False)
         for ax, (metric, label) in zip(axes[:, 0], shown):
