@@ -162,3 +162,18 @@ def test_allocator_matrix_separates_retention_from_leaks(lab, tmp_path: Path) ->
     assert plain["verdicts"]["rss_anon"]["verdict"] == "LEAK"
     assert jemalloc["verdicts"]["rss_anon"]["verdict"] != "LEAK"
     assert jemalloc["heap_stats"] is False and "heap_live" not in jemalloc["verdicts"]
+
+
+def test_trace_native_names_the_leaking_c_function(lab) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("memray")
+    from dataclasses import replace
+
+    from qasr.lab import runner as lab_runner
+
+    out = lab("restart", n=10, leak_inference=256 * KIB)
+    cfg = replace(RunConfig.from_json((out.run_dir / "config.json").read_text()), trace_native=True, trace_iterations=8)
+    trace = lab_runner.trace_native(cfg, out.run_dir, show_progress=False)
+    top = trace["stacks"][0]
+    assert top["bytes_per_iter"] == pytest.approx(256 * KIB, rel=0.02)
+    assert top["stack"][0].startswith("leak_bytes (libchatllm_double.c:")
+    assert any("chatllm_user_input" in frame for frame in top["stack"])

@@ -129,6 +129,8 @@ def run_cmd(
     iterations: int = ITERATIONS,
     allocator: str = typer.Option("glibc", "--allocator", help="glibc | arena2 | trim | jemalloc"),
     extend: bool = typer.Option(False, "--extend", help="If INCONCLUSIVE, rerun with 2N, then 4N iterations."),
+    trace_native: bool = typer.Option(False, "--trace-native", help="memray differential (N and 2N traced runs) naming leaking native stacks."),
+    trace_iterations: int = typer.Option(20, "--trace-iterations", min=2, help="N of the traced runs."),
     fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 6 when the RssAnon verdict is LEAK."),
     engine: Optional[Path] = ENGINE,
     language: Optional[str] = LANGUAGE,
@@ -147,6 +149,13 @@ def run_cmd(
     from qasr.lab.runner import run
 
     cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold)
+    if trace_native:
+        from dataclasses import replace
+
+        from qasr.lab.native_trace import require_memray
+
+        require_memray()
+        cfg = replace(cfg, trace_native=True, trace_iterations=trace_iterations)
     outcome = run(cfg, extend=extend, show_progress=not as_json)
     _print_summary(outcome.summary, as_json)
     code = _exit_code(outcome.summary, fail_on_leak)

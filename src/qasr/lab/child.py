@@ -92,6 +92,7 @@ def run(run_dir: Path) -> int:
     from qasr.engine.library import load_library
     from qasr.engine.modelfile import inspect_model_file
     from qasr.lab.accuracy import error_rates
+    from qasr.lab.native_trace import tracking
     from qasr.lab.sample import PeakSampler, heap_stats_available, malloc_trim, take_sample
     from qasr.lab.scenarios import SCENARIO_CLASSES, Inputs
 
@@ -142,6 +143,8 @@ def run(run_dir: Path) -> int:
         recorder.write({"type": "setup", "phases": probe.phases})
         first_text: str | None = None
         peaks = PeakSampler().start() if cfg.peaks else None
+        tracer = tracking(Path(cfg.trace_file) if cfg.trace_file else None)
+        tracer.__enter__()
         for i in range(1, cfg.iterations + 1):
             probe.begin(i)
             if peaks is not None:
@@ -175,6 +178,7 @@ def run(run_dir: Path) -> int:
             )
             progress.write(f"{i}\n")
             progress.flush()
+        tracer.__exit__(None, None, None)  # ends the capture while everything the scenario keeps is alive
         if peaks is not None:
             peaks.stop()
         before = take_sample("final").to_dict()

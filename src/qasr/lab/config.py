@@ -58,6 +58,10 @@ class RunConfig:
     max_length: int | None = None
     peaks: bool = True
     trace_native: bool = False
+    #: N of the traced runs (N and 2N iterations) of --trace-native.
+    trace_iterations: int = 20
+    #: Set by the runner for a traced child: where memray writes its capture.
+    trace_file: str | None = None
     #: Bytes per iteration for every metric's verdict, instead of the scenario's defaults (GUIDE §4.5).
     threshold: int | None = None
     results_dir: str = "results"

@@ -176,9 +176,33 @@ def run(cfg: RunConfig, *, extend: bool = False, max_doublings: int = 2, show_pr
             break
         shutil.move(str(run_dir / "samples.jsonl"), str(run_dir / f"samples-n{current.iterations}.jsonl"))
         current = replace(current, iterations=current.iterations * 2)
-    if len(attempts) > 1:
+    rerender = len(attempts) > 1
+    if rerender:
         summary["attempts"] = attempts
+    if cfg.trace_native and summary["status"] == "completed":
+        summary["native_trace"] = trace_native(cfg, run_dir, show_progress=show_progress)
+        rerender = True
+    if rerender:
         from qasr.lab.report import write_reports
 
         write_reports(summary, load_records(run_dir / "samples.jsonl"), run_dir)
     return RunOutcome(run_dir=run_dir, summary=summary)
+
+
+def trace_native(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> dict[str, Any]:
+    """Two memray-traced child runs (N and 2N iterations) and their per-stack differential."""
+    from qasr.lab.native_trace import differential
+
+    n = cfg.trace_iterations
+    captures = []
+    for iterations in (n, 2 * n):
+        sub = run_dir / f"trace-n{iterations}"
+        sub.mkdir(exist_ok=True)
+        capture = sub / "memray.bin"
+        capture.unlink(missing_ok=True)
+        traced = replace(cfg, iterations=iterations, trace_file=str(capture), peaks=False, trace_native=False)
+        returncode, tail, _ = run_child(traced, sub, show_progress=show_progress)
+        if returncode != 0 or not capture.is_file():
+            return {"n": n, "error": f"traced run of {iterations} iterations failed (exit {returncode})", "stderr_tail": tail}
+        captures.append(capture)
+    return {"n": n, "stacks": differential(captures[0], captures[1], n)}

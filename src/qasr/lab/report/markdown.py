@@ -137,6 +137,18 @@ def render(summary: dict[str, Any]) -> str:
                 "",
             ]
 
+    trace = summary.get("native_trace")
+    if trace:
+        lines += [f"## Native allocation sites (memray differential, N = {trace['n']} and {2 * trace['n']})", ""]
+        if trace.get("error"):
+            lines += [f"Not available: {trace['error']}.", ""]
+        elif not trace.get("stacks"):
+            lines += ["No call stack holds more live memory after 2N iterations than after N.", ""]
+        for row in trace.get("stacks") or []:
+            lines.append(f"- **{format_bytes(row['bytes_per_iter'])}/iter** ({row['allocations_per_iter']:.1f} allocations/iter)")
+            lines += [f"    - `{frame}`" for frame in row["stack"]]
+        lines.append("")
+
     deltas = summary.get("phase_deltas") or []
     if deltas:
         lines += ["## Per-phase deltas (median over iterations)", "", "| step | RssAnon | live heap | VmSize |", "|---|---|---|---|"]
