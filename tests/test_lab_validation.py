@@ -177,3 +177,57 @@ def test_trace_native_names_the_leaking_c_function(lab) -> None:  # type: ignore
     assert top["bytes_per_iter"] == pytest.approx(256 * KIB, rel=0.02)
     assert top["stack"][0].startswith("leak_bytes (libchatllm_double.c:")
     assert any("chatllm_user_input" in frame for frame in top["stack"])
+
+
+def test_ctrl_c_writes_a_partial_report(double_lib: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    model = write_model(tmp_path / "asr.bin")
+    env = double_env(double_lib, token_delay_ms="10")
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qasr", "lab", "run", "restart", "-m", str(model), "-a", str(audio), "-n", "1000",
+         "--results", str(results), "--no-peaks", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    samples = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until a few iterations are on disk
+        found = list(results.glob("restart/*/samples.jsonl"))
+        if found and found[0].read_text().count('"type":"iteration"') >= 5:
+            samples = found[0]
+            break
+        time.sleep(0.1)
+    assert samples is not None, "the run never got going"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets SIGINT
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads((samples.parent / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert 5 <= summary["iterations_completed"] < 1000
+    assert "interrupted (partial report)" in (samples.parent / "report.md").read_text()
+
+
+def test_inconclusive_runs_are_extended_twice_at_most(lab, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from qasr.lab import runner as lab_runner
+
+    real = lab_runner.analyse_and_report
+    seen: list[int] = []
+
+    def always_inconclusive(run_dir, returncode, tail):  # type: ignore[no-untyped-def]
+        summary = real(run_dir, returncode, tail)
+        seen.append(summary["iterations_completed"])
+        summary["verdict"] = "INCONCLUSIVE"
+        return summary
+
+    monkeypatch.setattr(lab_runner, "analyse_and_report", always_inconclusive)
+    cfg = RunConfig.from_json((lab("restart", n=6).run_dir / "config.json").read_text())
+    out = lab_runner.run(cfg, extend=True, show_progress=False)
+    assert seen[-3:] == [6, 12, 24]
+    assert [a["iterations"] for a in out.summary["attempts"]] == [6, 12, 24]
+    assert sorted(p.name for p in out.run_dir.glob("samples*.jsonl")) == ["samples-n12.jsonl", "samples-n6.jsonl", "samples.jsonl"]
