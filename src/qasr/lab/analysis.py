@@ -235,6 +235,7 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
             "cer": _stats([it.get("cer") for it in its]),
             "same_as_first": (sum(1 for it in its if it.get("same_as_first")) / len(its)) if its else None,
             "first_text": texts[0] if texts else None,
+            "first_final_text": its[0].get("final_text") if its else None,
         },
         "broken_lines": records.broken_lines,
         "partial_iteration": records.partial or None,

@@ -95,6 +95,7 @@ def run(run_dir: Path) -> int:
     from qasr.lab.native_trace import tracking
     from qasr.lab.sample import PeakSampler, heap_stats_available, malloc_trim, take_sample
     from qasr.lab.scenarios import SCENARIO_CLASSES, Inputs
+    from qasr.text.post import postprocess
 
     cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
     jemalloc = "jemalloc" in os.environ.get("LD_PRELOAD", "")
@@ -155,7 +156,12 @@ def run(run_dir: Path) -> int:
             _, reference = inputs.pick(i)
             if first_text is None:
                 first_text = outcome.text
-            wer, cer = (None, None) if cfg.spec.uses_aligner else error_rates(outcome.text, reference)
+            final_text = outcome.text
+            if cfg.postprocess and not cfg.spec.uses_aligner:
+                # Score after the same chain on both sides: digits or script changes are not errors.
+                final_text = postprocess(outcome.text, **cfg.postprocess, language=cfg.language)
+                reference = postprocess(reference, **cfg.postprocess, language=cfg.language) if reference else reference
+            wer, cer = (None, None) if cfg.spec.uses_aligner else error_rates(final_text, reference)
             recorder.write(
                 {
                     "type": "iteration",
@@ -168,6 +174,7 @@ def run(run_dir: Path) -> int:
                     "tokens_per_second": outcome.tokens_per_second,
                     "rtf": outcome.rtf,
                     "text": outcome.text,
+                    "final_text": final_text,
                     "wer": wer,
                     "cer": cer,
                     "same_as_first": outcome.text == first_text,

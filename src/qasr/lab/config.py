@@ -62,6 +62,8 @@ class RunConfig:
     trace_iterations: int = 20
     #: Set by the runner for a traced child: where memray writes its capture.
     trace_file: str | None = None
+    #: Text post-processing of each iteration's output: {"itn": bool, "opencc": "s2twp" | ...}.
+    postprocess: dict | None = None
     #: Bytes per iteration for every metric's verdict, instead of the scenario's defaults (GUIDE §4.5).
     threshold: int | None = None
     results_dir: str = "results"

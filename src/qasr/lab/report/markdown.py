@@ -173,6 +173,8 @@ def render(summary: dict[str, Any]) -> str:
     if acc.get("first_text") is not None:
         lines += ["## Output and accuracy", ""]
         lines.append(f"- First output: `{str(acc['first_text'])[:300]}`")
+        if acc.get("first_final_text") not in (None, acc["first_text"]):
+            lines.append(f"- After post-processing: `{str(acc['first_final_text'])[:300]}`")
         if acc.get("same_as_first") is not None:
             lines.append(f"- Same output as iteration 1: {acc['same_as_first'] * 100:.0f}% of iterations")
         for key in ("wer", "cer"):

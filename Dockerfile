@@ -1,0 +1,43 @@
+# qasr: the CLI and the lab, for running one experiment at a time with `docker run`.
+#
+#   docker build -t qasr .                                   # users: an official Python slim image
+#   docker build --network host --build-arg BASE_IMAGE=qasr/base:local -t qasr .   # CI (GUIDE §5)
+#
+# libchatllm and the models are mounted at run time, never baked in (chatllm.cpp is built by you):
+#   docker run --rm --user "$(id -u):$(id -g)" \
+#     -v /opt/chatllm:/opt/chatllm:ro -e QASR_CHATLLM_LIB=/opt/chatllm/bindings/libchatllm.so \
+#     -v "$PWD/models:/models:ro" -v "$PWD/results:/results" \
+#     qasr transcribe /models/... (or: qasr lab run restart ...)
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
+
+# Runtime libraries of a CPU build of chatllm.cpp (libstdc++, OpenMP), ffmpeg (the engine decodes the
+# aligner's audio with it), jemalloc for the lab's allocator matrix.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libstdc++6 libgomp1 ffmpeg libjemalloc2 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+# Heavy Python dependencies in their own layer: it only changes when pyproject.toml does.
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+COPY pyproject.toml /tmp/qasr-deps/pyproject.toml
+RUN python3 -c "import tomllib; p = tomllib.load(open('/tmp/qasr-deps/pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies'].get('trace', [])))" > /tmp/qasr-deps/requirements.txt \
+ && pip install -r /tmp/qasr-deps/requirements.txt
+
+# qasr itself (small, changes often).
+COPY README.md LICENSE /src/qasr/
+COPY src /src/qasr/src
+RUN cp /tmp/qasr-deps/pyproject.toml /src/qasr/ && pip install --no-deps /src/qasr && rm -rf /src/qasr/build
+
+RUN useradd --create-home --uid 1000 qasr && mkdir -p /results /models && chown qasr /results
+USER qasr
+WORKDIR /home/qasr
+ENV QASR_MODELS_DIR=/models \
+    MPLBACKEND=Agg
+ENTRYPOINT ["qasr"]
+CMD ["--help"]

@@ -1,0 +1,235 @@
+"""Experiments: a folder with a README and a ``config.toml``, run by ``qasr experiment run NAME``.
+
+An experiment holds no logic of its own: its config names lab runs (`qasr.lab`), an optional
+comparison of two of them, and optional subtitle jobs (`qasr.pipeline`). This module reads the
+config, resolves models (registry names or paths) and audio (relative to the project root), runs the
+steps in order and writes ``results/<experiment>/<time>/experiment.md`` linking every report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qasr.errors import UsageError
+
+ENV_EXPERIMENTS = "QASR_EXPERIMENTS_DIR"
+ENV_HOME = "QASR_HOME"
+
+
+@dataclass
+class Overrides:
+    """Command-line overrides of an experiment's config (CI points them at test inputs)."""
+
+    iterations: int | None = None
+    model: str | None = None
+    model_b: str | None = None
+    aligner: str | None = None
+    audio: list[str] = field(default_factory=list)
+    engine: str | None = None
+    results: str | None = None
+    allocator: str | None = None
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def experiments_dir() -> Path:
+    """``$QASR_EXPERIMENTS_DIR``, ``./experiments``, or the source tree's ``experiments/``."""
+    env = os.environ.get(ENV_EXPERIMENTS)
+    if env:
+        return Path(env)
+    here = Path.cwd() / "experiments"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "experiments"
+
+
+def find(name: str) -> Path:
+    """An experiment folder by name (``02-restart-vs-reload``), unique prefix (``02``) or path."""
+    p = Path(name)
+    if (p / "config.toml").is_file():
+        return p
+    base = experiments_dir()
+    matches = sorted(d for d in base.glob(f"{name}*") if (d / "config.toml").is_file()) if base.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(d.name for d in list_experiments()) or f"none in {base}"
+    if not matches:
+        raise UsageError(f"no experiment {name!r}; known: {known}")
+    raise UsageError(f"{name!r} matches several experiments: {', '.join(m.name for m in matches)}")
+
+
+def list_experiments() -> list[Path]:
+    base = experiments_dir()
+    return sorted(d for d in base.iterdir() if (d / "config.toml").is_file()) if base.is_dir() else []
+
+
+def project_root(experiment: Path) -> Path:
+    """Where the config's relative audio paths start: ``$QASR_HOME`` or the folder above experiments/."""
+    env = os.environ.get(ENV_HOME)
+    return Path(env) if env else experiment.resolve().parent.parent
+
+
+def _model(value: str | None) -> str | None:
+    """A registry name or a path, as a path (registry names need `qasr models pull` first)."""
+    if not value:
+        return None
+    try:
+        from qasr.engine.registry import resolve_model
+    except ImportError:  # registry not installed in this build
+        return value
+    return str(resolve_model(value))
+
+
+def _audio(values: list[str], root: Path) -> list[str]:
+    out = []
+    for v in values:
+        p = Path(v)
+        out.append(str(p if p.is_absolute() else root / p))
+    return out
+
+
+def plan(experiment: Path, over: Overrides) -> dict[str, Any]:
+    """The config with overrides applied and every model and audio path resolved."""
+    cfg = _load_toml(experiment / "config.toml")
+    inputs = dict(cfg.get("inputs", {}))
+    root = project_root(experiment)
+    inputs["model"] = over.model or inputs.get("model")
+    inputs["model_b"] = over.model_b or inputs.get("model_b")
+    inputs["aligner"] = over.aligner or inputs.get("aligner")
+    inputs["audio"] = over.audio or _audio(list(inputs.get("audio", [])), root)
+    if over.iterations:
+        inputs["iterations"] = over.iterations
+    runs = cfg.get("runs", [])
+    needs = {"model": any(not _uses_aligner(r) for r in runs) or bool(cfg.get("subtitles")),
+             "model_b": any(r.get("scenario") == "switch" for r in runs),
+             "aligner": any(_uses_aligner(r) for r in runs) or bool(cfg.get("subtitles"))}
+    for key, needed in needs.items():
+        if needed:
+            if not inputs.get(key):
+                raise UsageError(f"experiment {experiment.name} needs a {key.replace('_', '-')} (config [inputs] {key}, or --{key.replace('_', '-')})")
+            inputs[key] = _model(inputs[key])
+    return {"name": experiment.name, "dir": str(experiment), "config": cfg, "inputs": inputs}
+
+
+def _uses_aligner(run: dict[str, Any]) -> bool:
+    return str(run.get("scenario", "")).startswith("aligner")
+
+
+def run_experiment(experiment: Path, over: Overrides, *, show_progress: bool = True) -> dict[str, Any]:
+    """Run every step of an experiment; return (and write) its summary."""
+    from qasr.lab.config import RunConfig, validate
+    from qasr.lab.runner import run as lab_run
+
+    p = plan(experiment, over)
+    cfg, inputs = p["config"], p["inputs"]
+    results = Path(over.results or cfg.get("results", "results"))
+    out_dir = results / p["name"] / time.strftime("%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Any] = {"experiment": p["name"], "question": cfg.get("question"), "dir": str(out_dir), "runs": {}, "subtitles": []}
+    for spec in cfg.get("runs", []):
+        label = spec.get("label", spec["scenario"])
+        run_cfg = validate(
+            RunConfig(
+                scenario=spec["scenario"],
+                model=inputs.get("model"),
+                model_b=inputs.get("model_b"),
+                aligner=inputs.get("aligner"),
+                audio=list(inputs["audio"]),
+                references=list(inputs.get("references", [])),
+                iterations=int(spec.get("iterations", inputs.get("iterations", 100))),
+                allocator=over.allocator or spec.get("allocator", "glibc"),
+                engine=over.engine,
+                language=inputs.get("language"),
+                max_length=inputs.get("max_length"),
+                results_dir=str(out_dir / "runs"),
+                postprocess=spec.get("postprocess"),
+            )
+        )
+        outcome = lab_run(run_cfg, show_progress=show_progress)
+        s = outcome.summary
+        done["runs"][label] = {"dir": str(outcome.run_dir), "status": s["status"], "verdict": s.get("verdict"),
+                               "iterations": s["iterations_completed"], "crash": s.get("crash") and {
+                                   k: s["crash"].get(k) for k in ("signal_name", "iteration", "phase")}}
+    pair = cfg.get("compare")
+    if pair:
+        done["compare"] = _compare(done, pair, out_dir)
+    for job in cfg.get("subtitles", []):
+        done["subtitles"].append(_subtitles(job, inputs, out_dir, over, show_progress))
+    (out_dir / "experiment.json").write_text(json.dumps(done, indent=2, default=str), encoding="utf-8")
+    (out_dir / "experiment.md").write_text(render(done, cfg), encoding="utf-8")
+    return done
+
+
+def _compare(done: dict[str, Any], pair: list[str], out_dir: Path) -> dict[str, Any]:
+    from qasr.lab.compare import compare, write
+
+    a, b = (done["runs"].get(x) for x in pair)
+    if not a or not b:
+        return {"skipped": f"compare needs runs {pair}"}
+    try:
+        result = compare(Path(a["dir"]), Path(b["dir"]))
+    except UsageError as exc:
+        return {"skipped": str(exc)}
+    files = write(result, out_dir / "compare")
+    return {"files": [str(f) for f in files]}
+
+
+def _subtitles(job: dict[str, Any], inputs: dict[str, Any], out_dir: Path, over: Overrides, show_progress: bool) -> dict[str, Any]:
+    """One subtitle job through the long-audio pipeline (qasr.pipeline.longform)."""
+    try:
+        from qasr.pipeline.longform import run_subtitles
+    except ImportError:
+        return {"skipped": "this build of qasr has no subtitle pipeline"}
+    fmt = job.get("format", "srt")
+    target = out_dir / f"{job.get('name', 'subtitles')}.{fmt}"
+    report = run_subtitles(
+        audio=inputs["audio"][0],
+        output=target,
+        model=inputs["model"],
+        aligner=inputs["aligner"],
+        fmt=fmt,
+        language=job.get("language", inputs.get("language")),
+        itn=bool(job.get("itn", False)),
+        opencc=job.get("opencc"),
+        max_chunk=float(job.get("max_chunk", 30)),
+        engine=over.engine,
+        show_progress=show_progress,
+    )
+    return {"output": str(target), **(report if isinstance(report, dict) else {})}
+
+
+def render(done: dict[str, Any], cfg: dict[str, Any]) -> str:
+    lines = [f"# Experiment {done['experiment']}", ""]
+    if done.get("question"):
+        lines += [f"Question: {done['question']}", ""]
+    if done["runs"]:
+        lines += ["| run | status | iterations | verdict | ended by | report |", "|---|---|---|---|---|---|"]
+        for label, r in done["runs"].items():
+            crash = r.get("crash") or {}
+            ended = f"{crash.get('signal_name')} in iteration {crash.get('iteration')}, phase {crash.get('phase')}" if crash else "—"
+            lines.append(f"| {label} | {r['status']} | {r['iterations']} | {r.get('verdict') or 'n/a'} | {ended} | `{r['dir']}/report.md` |")
+        lines.append("")
+    if done.get("compare"):
+        c = done["compare"]
+        lines += [f"Comparison: {c.get('skipped') or ', '.join(f'`{f}`' for f in c['files'])}", ""]
+    for s in done.get("subtitles", []):
+        lines += [f"Subtitles: {s.get('skipped') or '`' + s['output'] + '`'}", ""]
+    if cfg.get("reading"):
+        lines += ["## How to read it", "", cfg["reading"].strip(), ""]
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Every experiment folder is complete, and the lab experiments run end to end on the test double."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile
+from conftest import ROOT, double_env, run_qasr, sine
+from modelfiles import write_aligner, write_model
+
+from qasr.experiments import Overrides, _load_toml, find, list_experiments, plan
+
+EXPECTED = ["01-asr-pipeline", "02-restart-vs-reload", "03-model-switch", "04-aligner-leak", "05-asr-aligner-chain", "06-subtitles-zh-tw"]
+
+
+def test_every_experiment_has_readme_config_and_question() -> None:
+    found = [d.name for d in list_experiments()]
+    assert found == EXPECTED
+    for d in list_experiments():
+        cfg = _load_toml(d / "config.toml")
+        assert cfg["name"] == d.name and cfg["question"].strip()
+        readme = (d / "README.md").read_text()
+        for must in ("Question", "Run it", "docker run", "tiny models"):
+            assert must in readme, (d.name, must)
+        assert cfg.get("runs") or cfg.get("subtitles"), d.name
+
+
+def test_experiment_dockerfile_builds_on_the_qasr_image() -> None:
+    text = (ROOT / "experiments" / "Dockerfile").read_text()
+    assert "FROM ${QASR_IMAGE}" in text and "ARG EXPERIMENT" in text
+    top = (ROOT / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim" in top and "USER qasr" in top
+
+
+def test_find_by_prefix_and_errors() -> None:
+    assert find("02").name == "02-restart-vs-reload"
+    with pytest.raises(Exception, match="no experiment 'zz'"):
+        find("zz")
+    with pytest.raises(Exception, match="matches several"):
+        find("0")
+
+
+def test_plan_needs_the_models_its_runs_use(tmp_path: Path) -> None:
+    exp = tmp_path / "experiments" / "99-switch"
+    exp.mkdir(parents=True)
+    (exp / "config.toml").write_text('name = "99-switch"\nquestion = "q"\n[inputs]\naudio = ["a.wav"]\n[[runs]]\nscenario = "switch"\n')
+    with pytest.raises(Exception, match="needs a model "):
+        plan(exp, Overrides())
+    with pytest.raises(Exception, match="needs a model-b"):
+        plan(exp, Overrides(model=str(write_model(tmp_path / "a.bin"))))
+    p = plan(exp, Overrides(model=str(tmp_path / "a.bin"), model_b=str(tmp_path / "a.bin"), iterations=3))
+    assert p["inputs"]["audio"] == [str(tmp_path / "a.wav")]  # relative to the folder above experiments/
+    assert p["inputs"]["iterations"] == 3
+
+
+@pytest.mark.parametrize("name", ["01", "02", "03", "04"])
+def test_lab_experiments_run_on_the_double(name: str, double_lib: Path, tmp_path: Path) -> None:
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    (tmp_path / "clip.txt").write_text("hello world from the test double")
+    args = ["experiment", "run", name, "-n", "6", "-a", str(audio), "--results", str(tmp_path / "results"), "--json",
+            "-m", str(write_model(tmp_path / "a.bin")), "--model-b", str(write_model(tmp_path / "b.bin", name="b")),
+            "--aligner", str(write_aligner(tmp_path / "al.bin"))]
+    r = run_qasr(args, double_env(double_lib))
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert done["runs"] and all(run["status"] == "completed" and run["iterations"] == 6 for run in done["runs"].values())
+    out = Path(done["dir"])
+    assert (out / "experiment.md").is_file()
+    for run in done["runs"].values():
+        assert (Path(run["dir"]) / "report.md").is_file()
+    if name in ("02", "04"):
+        assert (out / "compare" / "compare.md").is_file()
