@@ -158,3 +158,28 @@ def test_bad_input(tmp_path: Path, env: dict[str, str], case: str, make_args, ex
     assert message in r.stderr
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
     assert len([line for line in r.stderr.splitlines() if line.startswith("qasr: error:")]) <= 1
+
+
+def test_itn_and_zh_tw_keep_raw_and_final_text(double_lib: Path, wav_file: Path, asr_model_file: Path) -> None:
+    env = double_env(double_lib, text="我的电话号码是 一三八零零一三八零零零 请回电", language="Chinese")
+    r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "-f", "json", "--itn", "--zh-tw"], env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["language"] == "Chinese"
+    assert data["asr_text"] == "我的电话号码是 一三八零零一三八零零零 请回电"
+    assert data["text"] == "我的電話號碼是 13800138000 請回電"
+    assert data["raw_text"].startswith("language Chinese<asr_text>")
+    r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "--stream", "--itn"], env)
+    assert r.stdout.splitlines() == ["我的电话号码是 一三八零零一三八零零零 请回电", "我的电话号码是 13800138000 请回电"]
+    r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "--opencc", "x2y"], env)
+    assert r.returncode == 2 and "unknown --opencc target 'x2y'" in r.stderr
+
+
+def test_text_commands_read_arguments_and_stdin() -> None:
+    r = run_qasr(["text", "itn", "我的电话号码是一三八零零一三八零零零"])
+    assert r.returncode == 0 and r.stdout == "我的电话号码是13800138000\n"
+    r = subprocess.run([sys.executable, "-m", "qasr", "text", "convert", "--itn"], input="三百亿美元\nHello 世界\n",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "300億美元\nHello 世界\n"
+    r = run_qasr(["text", "convert", "--to", "klingon", "x"])
+    assert r.returncode == 2 and "valid targets" in r.stderr

@@ -42,6 +42,9 @@ def transcribe(
     fmt: OutputFormat = typer.Option(OutputFormat.txt, "--format", "-f", help="Output format.", case_sensitive=False),
     stream: bool = typer.Option(False, "--stream", help="Print text as it is generated (txt), or chunk events (jsonl)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write one <name>.<format> file per input here."),
+    itn: bool = typer.Option(False, "--itn/--no-itn", help="Inverse text normalisation (一三八 -> 138); Chinese rules, English via wetext if installed."),
+    zh_tw: bool = typer.Option(False, "--zh-tw", help="Convert to Traditional Chinese with Taiwanese phrasing (OpenCC s2twp)."),
+    opencc: Optional[str] = typer.Option(None, "--opencc", help="OpenCC conversion: s2twp, s2t, s2hk, t2s or none (overrides --zh-tw)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory (default: $QASR_CHATLLM_LIB, then ./chatllm.cpp)."),
 ) -> None:
     """Transcribe audio files with Qwen3-ASR.
@@ -60,6 +63,12 @@ def transcribe(
         raise UsageError("--stream prints to the terminal; drop it when writing files with --output-dir")
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
+    conversion = opencc or ("s2twp" if zh_tw else None)
+    if conversion:
+        from qasr.text.convert import OPENCC_TARGETS
+
+        if conversion not in OPENCC_TARGETS:
+            raise UsageError(f"unknown --opencc target {conversion!r}; choose one of: {', '.join(OPENCC_TARGETS)}")
 
     asr = Model(model, language=language, threads=threads, max_length=max_length, engine=engine)
     many = len(files) > 1
@@ -72,13 +81,18 @@ def transcribe(
             if progress is not None:
                 progress.update(progress.task_ids[0], description=path.name)
             try:
-                job = TranscriptionStream(asr, load_audio(path), load_seconds=asr.load_seconds if i == 0 else 0.0)
+                job = TranscriptionStream(
+                    asr, load_audio(path), load_seconds=asr.load_seconds if i == 0 else 0.0, itn=itn, opencc=conversion
+                )
                 if stream and fmt is OutputFormat.txt:
                     if many:
                         emit(f"==> {path} <==\n")
                     for piece in job:
                         emit(piece)
                     emit("\n")
+                    assert job.result is not None
+                    if job.result.text != job.result.asr_text:  # ITN / OpenCC need the whole text
+                        emit(job.result.text + "\n")
                 elif stream:
                     for piece in job:
                         emit(dumps({"event": "chunk", "source": str(path), "text": piece}) + "\n")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from qasr.audio import Audio, as_audio
 from qasr.engine.model import Model
 from qasr.text.parse import StreamingTextView, parse_asr_output
+from qasr.text.post import postprocess
 
 
 @dataclass
@@ -23,8 +24,9 @@ class TranscriptionResult:
 
     source: str
     language: str | None
-    text: str
-    raw_text: str
+    text: str  # the final text: the transcript after ITN / OpenCC when asked for
+    asr_text: str  # the model's transcript before post-processing
+    raw_text: str  # the engine's output as printed (language header included)
     audio_seconds: float
     load_seconds: float
     inference_seconds: float
@@ -54,9 +56,20 @@ class TranscriptionStream:
     callback, which is what ``tokens`` counts.
     """
 
-    def __init__(self, model: Model, audio: object, *, load_seconds: float | None = None, fresh: bool = True) -> None:
+    def __init__(
+        self,
+        model: Model,
+        audio: object,
+        *,
+        load_seconds: float | None = None,
+        fresh: bool = True,
+        itn: bool = False,
+        opencc: str | None = None,
+    ) -> None:
         self.model = model
         self.fresh = fresh
+        self.itn = itn
+        self.opencc = opencc
         self.audio: Audio = as_audio(audio)
         self.raw_chunks: list[str] = []
         self.result: TranscriptionResult | None = None
@@ -84,10 +97,12 @@ class TranscriptionStream:
         parsed = parse_asr_output(raw, self.model.language)
         tokens = len(self.raw_chunks)
         decode_span = end - first if first is not None else 0.0
+        final = postprocess(parsed.text, itn=self.itn, opencc=self.opencc, language=parsed.language)
         return TranscriptionResult(
             source=self.audio.source,
             language=parsed.language,
-            text=parsed.text,
+            text=final,
+            asr_text=parsed.text,
             raw_text=raw,
             audio_seconds=round(self.audio.seconds, 3),
             load_seconds=round(self._load_seconds, 4),
@@ -110,6 +125,6 @@ class TranscriptionStream:
         return self.result
 
 
-def transcribe(audio: object, model: Model) -> TranscriptionResult:
-    """Transcribe one input with a loaded model (see `Model` for loading)."""
-    return TranscriptionStream(model, audio).run()
+def transcribe(audio: object, model: Model, *, itn: bool = False, opencc: str | None = None) -> TranscriptionResult:
+    """Transcribe one input with a loaded model (see `Model` for loading); ITN and OpenCC optional."""
+    return TranscriptionStream(model, audio, itn=itn, opencc=opencc).run()

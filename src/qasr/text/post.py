@@ -1,19 +1,26 @@
 """The text post-processing chain after parsing: ITN first, then OpenCC (docs/itn.md says why).
 
-ITN rules are written for the script the model produced (mostly Simplified), and OpenCC's phrase
-conversion should see the final digits and units, so the order is fixed: ITN, then conversion.
+ITN's rules are keyed on the script the model wrote (s2twp would turn the phone-number 幺 into 么
+and 厘米 into 釐米), while OpenCC passes digits through untouched, so the order is fixed.
 """
 
 from __future__ import annotations
 
 
 def postprocess(text: str, *, itn: bool = False, opencc: str | None = None, language: str | None = None) -> str:
-    """Apply inverse text normalisation and/or an OpenCC conversion (``None``/``"none"``: no conversion)."""
+    """ITN (for ``language``: Chinese by default; English through wetext when installed), then OpenCC.
+
+    ``opencc`` is a target of `qasr.text.convert.OPENCC_TARGETS`; None or "none" converts nothing.
+    """
+    if opencc:
+        from qasr.text.convert import _check_target
+
+        _check_target(opencc)  # an unknown target fails before any work
     if itn and text:
         from qasr.text.itn import itn as run_itn
 
-        text = run_itn(text, lang="en" if (language or "").lower().startswith("en") else "zh")
-    if opencc and opencc != "none" and text:
+        text = run_itn(text, lang=language or "zh")
+    if opencc and text:
         from qasr.text.convert import convert
 
         text = convert(text, opencc)

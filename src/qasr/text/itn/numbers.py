@@ -154,7 +154,8 @@ def format_int(s: str) -> str | None:
     """Arabic form of the cardinal ``s``, keeping 万/亿 where Chinese writers keep them.
 
     A round number of 万 or 亿 keeps the unit (三百亿 -> 300亿, 五千万 -> 5000万, 一亿五千万 ->
-    1亿5000万); anything with a remainder below 万 is written out in full (一万零三百 -> 10300).
+    1亿5000万); anything with a remainder below 万 is written out in full (一万零三百 -> 10300,
+    一亿零两千三百 -> 100002300).
     """
     v = parse_int(s)
     if v is None:
@@ -171,7 +172,7 @@ def format_int(s: str) -> str | None:
         b, c = divmod(rest, 10**4)
         if c == 0 and has_wan:
             return f"{a}{yi}{b}{_unit_char(s, '万萬')}"
-        return f"{a}{yi}{rest}"
+        return str(v)
     if has_wan:
         b, c = divmod(v, 10**4)
         if c == 0:
@@ -213,16 +214,6 @@ def format_range(s: str, suffix: str = "") -> str | None:
     if suffix:
         return f"{lo}{tail}{suffix}~{hi}{tail}{suffix}"
     return f"{lo}~{hi}{tail}"
-
-
-def format_number(s: str) -> str | None:
-    """Any integer-like numeral: digit string (len >= 2), cardinal, or range; None if unknown."""
-    if len(s) >= 2 and is_digit_string(s):
-        return digit_string(s)
-    r = format_range(s)
-    if r is not None:
-        return r
-    return format_int(s)
 
 
 def int_part(s: str) -> str | None:
