@@ -15,6 +15,7 @@ import typer
 
 from qasr.cli import experiment as experiment_cmd
 from qasr.cli import lab as lab_cmd
+from qasr.cli import text as text_cmd
 from qasr.cli import transcribe as transcribe_cmd
 from qasr.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, QasrError
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(experiment_cmd.app, name="experiment")
+app.add_typer(text_cmd.app, name="text")
 
 
 def _version_callback(value: bool) -> None:
