@@ -20,7 +20,8 @@ RUN apt-get update \
 
 # Heavy Python dependencies in their own layer: it only changes when pyproject.toml does.
 RUN python3 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH \
+# PATH in full: an image made with `docker import` (CI's debootstrap base) defines none.
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1

@@ -52,5 +52,5 @@ debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-cert
     exit 1
 }
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
-tar -C "$root" -c . | docker import - "$BASE_IMAGE" >/dev/null
+tar -C "$root" -c . | docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$BASE_IMAGE" >/dev/null
 echo "== imported $BASE_IMAGE in $((SECONDS - start)) s"
