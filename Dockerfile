@@ -35,10 +35,15 @@ COPY README.md LICENSE /src/qasr/
 COPY src /src/qasr/src
 RUN cp /tmp/qasr-deps/pyproject.toml /src/qasr/ && pip install --no-deps /src/qasr && rm -rf /src/qasr/build
 
+# The experiments and their sample clips (small); an experiment image only names one of them.
+COPY experiments /opt/qasr/experiments
+COPY samples /opt/qasr/samples
 RUN useradd --create-home --uid 1000 qasr && mkdir -p /results /models && chown qasr /results
 USER qasr
 WORKDIR /home/qasr
 ENV QASR_MODELS_DIR=/models \
+    QASR_HOME=/opt/qasr \
+    QASR_EXPERIMENTS_DIR=/opt/qasr/experiments \
     MPLBACKEND=Agg
 ENTRYPOINT ["qasr"]
 CMD ["--help"]
