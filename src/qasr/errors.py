@@ -55,3 +55,13 @@ class EngineError(QasrError):
     def __init__(self, message: str, engine_message: str | None = None) -> None:
         super().__init__(message)
         self.engine_message = engine_message
+
+
+class DownloadError(QasrError):
+    """A download failed (network, HTTP status, size, disk, or a bad file); the message says why."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal  # True: another source would not help (the local disk is the problem)

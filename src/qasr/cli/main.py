@@ -13,8 +13,10 @@ import sys
 
 import typer
 
+from qasr.cli import doctor as doctor_cmd
 from qasr.cli import experiment as experiment_cmd
 from qasr.cli import lab as lab_cmd
+from qasr.cli import models as models_cmd
 from qasr.cli import text as text_cmd
 from qasr.cli import transcribe as transcribe_cmd
 from qasr.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, QasrError
@@ -32,6 +34,8 @@ app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(experiment_cmd.app, name="experiment")
 app.add_typer(text_cmd.app, name="text")
+app.add_typer(models_cmd.app, name="models")
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def _version_callback(value: bool) -> None:

@@ -35,7 +35,7 @@ def _progress(enabled: bool, total: int):  # type: ignore[no-untyped-def]
 
 def transcribe(
     files: List[Path] = typer.Argument(..., help="Audio files (wav, flac, mp3, ogg, m4a, ...).", show_default=False),
-    model: Path = typer.Option(..., "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model file (chatllm.cpp format).", show_default=False),
+    model: str = typer.Option(..., "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file (chatllm.cpp format) or a registry name (qasr models list).", show_default=False),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (e.g. English, Chinese); default: detect."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine (default: physical cores)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory (model default 65536)."),
@@ -70,7 +70,9 @@ def transcribe(
         if conversion not in OPENCC_TARGETS:
             raise UsageError(f"unknown --opencc target {conversion!r}; choose one of: {', '.join(OPENCC_TARGETS)}")
 
-    asr = Model(model, language=language, threads=threads, max_length=max_length, engine=engine)
+    from qasr.engine.registry import resolve_model
+
+    asr = Model(resolve_model(model), language=language, threads=threads, max_length=max_length, engine=engine)
     many = len(files) > 1
     records: list[dict[str, object]] = []
     written: set[Path] = set()

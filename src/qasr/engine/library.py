@@ -57,6 +57,10 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
 }
 
 
+#: The symbols qasr needs from a libchatllm (what `qasr doctor` checks a library for).
+PROTOTYPES = tuple(_PROTOTYPES)
+
+
 @dataclass(frozen=True)
 class Engine:
     """A loaded and initialised libchatllm: the ctypes handle and where it came from."""

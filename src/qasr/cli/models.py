@@ -1,0 +1,112 @@
+"""``qasr models list|pull|path``: the published model files, downloaded and located by name."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Published Qwen3-ASR / ForcedAligner files: list, download, locate.", no_args_is_help=True,
+                  rich_markup_mode=None)
+
+_DIR_HELP = "Models directory (default: $QASR_MODELS_DIR, then ./models)."
+
+
+def _size(model, state) -> str:  # type: ignore[no-untyped-def]
+    from qasr.lab.units import format_bytes
+
+    if state.size is not None and state.valid:
+        return format_bytes(state.size, precision=2, binary=False)
+    if model.size is not None:
+        return format_bytes(model.size, precision=2, binary=False)
+    return "~" + format_bytes(model.approx_size, precision=2, binary=False) if model.approx_size else "?"
+
+
+def _local(state) -> str:  # type: ignore[no-untyped-def]
+    if state.status == "partial":
+        return f"partial ({state.partial_bytes:,} B; pull resumes)"
+    return state.status
+
+
+@app.command("list")
+def list_models(
+    as_json: bool = typer.Option(False, "--json", help="One JSON document: every entry and its local state."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help=_DIR_HELP),
+) -> None:
+    """List the registry: name, kind, quantization, size, and whether a valid copy is here."""
+    from qasr.engine import registry
+
+    directory = registry.models_dir(models_dir)
+    states = [registry.local_state(m, directory) for m in registry.MODELS]
+    defaults = set(registry.DEFAULTS.values())
+    if as_json:
+        rows = [{**s.model.to_dict(), "default": s.model.name in defaults, "local": s.to_dict()} for s in states]
+        print(json.dumps({"models_dir": str(directory), "models": rows}, indent=2))
+        return
+    table = [("NAME", "KIND", "QUANT", "PARAMS", "SIZE", "LOCAL")]
+    for s in states:
+        m = s.model
+        table.append((m.name + (" *" if m.name in defaults else ""), m.kind.value, m.quantization, m.parameters,
+                      _size(m, s), _local(s)))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    print(f"\nmodels dir: {directory}   (* default; download with: qasr models pull NAME)")
+    for s in states:
+        if s.problem:
+            print(f"{s.model.name}: {s.problem}", file=sys.stderr)
+
+
+@app.command("path")
+def path(
+    name: str = typer.Argument(..., help="A registry name (see: qasr models list).", show_default=False),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help=_DIR_HELP),
+) -> None:
+    """Print the local path of a downloaded model (exit 2 if it is missing or invalid)."""
+    from qasr.engine import registry
+    from qasr.errors import ModelFileError
+
+    state = registry.local_state(registry.get(name), registry.models_dir(models_dir))
+    if not state.present:
+        raise ModelFileError(f"{name} is not downloaded (expected {state.path}); run: qasr models pull {name}")
+    if not state.valid:
+        raise ModelFileError(f"{state.problem}; download it again with: qasr models pull {name} --force")
+    print(state.path)
+
+
+@app.command("pull")
+def pull(
+    name: str = typer.Argument(..., help="A registry name (see: qasr models list).", show_default=False),
+    force: bool = typer.Option(False, "--force", help="Download again from zero, even if a valid copy (or a partial download) is present."),
+    url: Optional[str] = typer.Option(None, "--url", help="Download from this URL instead of the registry's."),
+    mirror: Optional[str] = typer.Option(None, "--mirror", envvar="QASR_MODELS_MIRROR",
+                                         help="Base URL serving the same file names ({file} is replaced, else appended)."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help=_DIR_HELP),
+    timeout: float = typer.Option(30.0, "--timeout", min=1.0, help="Seconds to wait for the server before retrying."),
+) -> None:
+    """Download a model (resuming a partial download), check its size and header, and print its path.
+
+    Exit codes: 0 ok, 1 download failed, 2 unknown name or bad arguments.
+    """
+    from qasr.engine import download, registry
+    from qasr.lab.units import format_bytes
+
+    model = registry.get(name)
+    directory = registry.models_dir(models_dir)
+    state = registry.local_state(model, directory)
+    if force or not state.valid:
+        why = f" ({state.problem})" if state.problem else ""
+        print(f"downloading {model.name} from {url or registry.source_urls(model, mirror)[0]}{why}", file=sys.stderr)
+    result = download.pull(model, directory, url=url, mirror=mirror, force=force, timeout=timeout)
+    got = result.download
+    if got is None:
+        print(f"{model.name} is already here and valid (use --force to download again)", file=sys.stderr)
+    else:
+        how = f", resumed from {got.resumed_from:,} bytes" if got.resumed_from else ""
+        how += ", the server ignored the resume request so it started over" if got.restarted else ""
+        print(f"{model.name}: {format_bytes(got.size, binary=False)} in {got.seconds:.1f} s{how}; "
+              "size and header checked", file=sys.stderr)
+    print(result.path)

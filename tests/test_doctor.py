@@ -1,0 +1,165 @@
+"""``qasr doctor`` on a bare machine (no engine, no models, no ffmpeg), with the test double, and --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_qasr
+from modelfiles import write_model
+
+from qasr import doctor
+from qasr.doctor import Check, Options, Status, required_failures, run_checks
+from qasr.engine import registry
+
+
+def _bin_without(tmp_path: Path, *tools: str) -> Path:
+    """A PATH directory holding only ``tools`` (links to the real ones): no ffmpeg, no docker."""
+    directory = tmp_path / "bin"
+    directory.mkdir(exist_ok=True)
+    for tool in tools:
+        real = shutil.which(tool)
+        assert real, f"{tool} is needed to build the test PATH"
+        (directory / tool).symlink_to(real)
+    return directory
+
+
+def _bare_env(tmp_path: Path, path: Path, **extra: str) -> dict[str, str]:
+    """Env vars pointing at empty places: no engine, no models; PATH without ffmpeg."""
+    empty = tmp_path / "empty"
+    empty.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QASR_")}
+    env.update(PATH=str(path), QASR_CHATLLM_LIB=str(empty), QASR_MODELS_DIR=str(tmp_path / "models"), **extra)
+    return env
+
+
+def _by_name(doc: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {c["name"]: c for c in doc["checks"]}
+
+
+def test_bare_machine_exits_1_and_names_every_fix(tmp_path: Path) -> None:
+    env = _bare_env(tmp_path, _bin_without(tmp_path, "sh", "cat"))
+    r = run_qasr(["doctor"], env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    out = r.stdout
+    assert "MISSING  libchatllm*" in out
+    assert f"tried {tmp_path / 'empty' / 'libchatllm.so'} (not found)" in out
+    assert "libchatllm target as its docs/binding.md says" in out and "QASR_CHATLLM_LIB" in out
+    assert "fix: sudo apt-get install ffmpeg" in out
+    assert "fix: qasr models pull qwen3-asr-0.6b-q4_0" in out
+    assert "not ready: required check(s) failed: libchatllm" in out
+
+    doc = json.loads(run_qasr(["doctor", "--json"], env).stdout)
+    checks = _by_name(doc)
+    assert doc["ok"] is False and doc["required_failed"] == ["libchatllm"]
+    assert checks["ffmpeg"]["status"] == "missing" and checks["ffmpeg"]["required"] is False  # the shim serves ASR
+    assert checks["ffmpeg shim"]["status"] == "ok"
+    assert checks["models dir"]["status"] == "missing"
+    assert all(checks[f"model {n}"]["status"] == "missing" for n in registry.names())
+
+
+def test_with_the_shim_off_ffmpeg_becomes_required(tmp_path: Path) -> None:
+    env = _bare_env(tmp_path, _bin_without(tmp_path, "sh", "cat"), QASR_FFMPEG_SHIM="0")
+    doc = json.loads(run_qasr(["doctor", "--json"], env).stdout)
+    checks = _by_name(doc)
+    assert checks["ffmpeg shim"]["status"] == "missing" and checks["ffmpeg shim"]["fix"] == "unset QASR_FFMPEG_SHIM"
+    assert checks["ffmpeg"]["required"] is True and doc["required_failed"] == ["libchatllm", "ffmpeg"]
+
+
+def test_an_empty_path_does_not_crash_it(tmp_path: Path) -> None:
+    empty_bin = tmp_path / "nothing"
+    empty_bin.mkdir()
+    r = run_qasr(["doctor", "--json", "--docker"], _bare_env(tmp_path, empty_bin))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    doc = json.loads(r.stdout)
+    checks = _by_name(doc)
+    assert checks["ffmpeg shim"]["status"] == "broken" and "sh and cat" in checks["ffmpeg shim"]["detail"]
+    assert checks["docker"]["status"] == "missing" and checks["docker"]["fix"] == "sudo apt-get install docker.io"
+    assert doc["required_failed"] == ["libchatllm", "ffmpeg", "docker"]
+
+
+def test_test_double_as_engine_is_ok_and_json_has_the_shape(double_lib: Path, tmp_path: Path) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg on PATH for an all-ok run")
+    models = tmp_path / "models"
+    models.mkdir()
+    write_model(models / "qwen3-asr-0.6b-q4_0.bin")
+    (models / "qwen3-asr-0.6b.bin").write_bytes(b"\0" * 64)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QASR_")}
+    env.update(QASR_CHATLLM_LIB=str(double_lib), QASR_MODELS_DIR=str(models))
+    r = run_qasr(["doctor", "--json"], env)
+    assert r.returncode == 0, r.stdout
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"ok", "required_failed", "checks"} and doc["ok"] is True and doc["required_failed"] == []
+    for c in doc["checks"]:
+        assert {"name", "status", "required", "detail", "fix"} <= c.keys()
+        assert c["status"] in ("ok", "missing", "broken") and isinstance(c["required"], bool)
+        assert (c["fix"] is None) == (c["status"] == "ok")
+    checks = _by_name(doc)
+    assert checks["libchatllm"]["status"] == "ok" and checks["libchatllm"]["test_double"] is True
+    assert checks["libchatllm"]["path"] == str(double_lib) and "TEST DOUBLE" in checks["libchatllm"]["detail"]
+    assert checks["model qwen3-asr-0.6b-q4_0"]["status"] == "ok"
+    bad = checks["model qwen3-asr-0.6b-q8_0"]
+    assert bad["status"] == "broken" and bad["fix"] == "qasr models pull qwen3-asr-0.6b-q8_0 --force"
+    assert [n for n, c in checks.items() if c["required"]] == ["python", "qasr", "libchatllm", "ffmpeg shim", "soundfile", "soxr"]
+    r = run_qasr(["doctor"], env)
+    assert r.returncode == 0 and "ready: every required check (*) is ok" in r.stdout
+
+
+def test_a_library_that_does_not_load_is_broken(tmp_path: Path) -> None:
+    fake = tmp_path / "libchatllm.so"
+    fake.write_text("not a shared object")
+    checks = {c.name: c for c in run_checks(Options(engine=str(fake)), [doctor.check_engine])}
+    assert checks["libchatllm"].status is Status.BROKEN and "cannot load" in checks["libchatllm"].detail
+    assert checks["libchatllm"].fix and "--engine PATH" in checks["libchatllm"].fix
+
+
+def test_a_library_without_the_abi_is_broken(tmp_path: Path) -> None:
+    libc = next((p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6", "/usr/lib64/libm.so.6")
+                 if Path(p).exists()), None)
+    if libc is None:
+        pytest.skip("no libm.so.6 at a known place")
+    [check, _] = run_checks(Options(engine=libc), [doctor.check_engine])
+    assert check.status is Status.BROKEN and "does not export chatllm_" in check.detail
+
+
+def test_a_check_that_raises_becomes_a_broken_record() -> None:
+    def check_exploding(opts: Options):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+        yield  # pragma: no cover
+
+    results = run_checks(Options(), [doctor.check_python, check_exploding])
+    assert [c.status for c in results] == [Status.OK, Status.BROKEN]
+    assert results[1].name == "exploding" and "RuntimeError: boom" in results[1].detail
+    assert required_failures(results) == []  # an unknown check is not required
+    assert required_failures([Check("x", Status.MISSING, True, "d", "f")])[0].name == "x"
+
+
+def test_optional_lab_tools_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import PackageNotFoundError
+
+    import qasr.lab.runner
+
+    def no_dist(name: str) -> str:
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(qasr.lab.runner, "JEMALLOC_CANDIDATES", ())
+    monkeypatch.delenv("QASR_JEMALLOC", raising=False)
+    monkeypatch.setattr("importlib.metadata.version", no_dist)
+    memray, jemalloc = doctor.check_optional_tools(Options())
+    assert (memray.status, memray.required, memray.fix) == (Status.MISSING, False, "pip install 'qasr[trace]'")
+    assert jemalloc.status is Status.MISSING and jemalloc.fix.startswith("sudo apt-get install libjemalloc2")
+
+
+def test_python_and_qasr_versions_are_reported() -> None:
+    import qasr
+
+    [py] = doctor.check_python(Options())
+    [q] = doctor.check_qasr(Options())
+    assert py.ok and py.data["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert q.ok and q.data["version"] == qasr.__version__
