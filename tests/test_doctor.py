@@ -50,7 +50,7 @@ def test_bare_machine_exits_1_and_names_every_fix(tmp_path: Path) -> None:
     assert "MISSING  libchatllm*" in out
     assert f"tried {tmp_path / 'empty' / 'libchatllm.so'} (not found)" in out
     assert "libchatllm target as its docs/binding.md says" in out and "QASR_CHATLLM_LIB" in out
-    assert "fix: sudo apt-get install ffmpeg" in out
+    assert "fix: apt-get install ffmpeg (Debian), or pip install" in out
     assert "fix: qasr models pull qwen3-asr-0.6b-q4_0" in out
     assert "not ready: required check(s) failed: libchatllm" in out
 

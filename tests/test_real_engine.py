@@ -46,20 +46,26 @@ def test_cli_json_has_all_fields() -> None:
 def test_chunks_stream_before_the_end_and_restart_repeats_text() -> None:
     r = child(f"""
         import json, os, sys
-        from qasr.engine.model import Model
-        m = Model({str(MODEL)!r})
-        it = m.transcribe({str(JFK)!r}, fresh=False)
-        first = next(it)
-        ends_at_first = m._sink.turn.ends
-        a = first + "".join(it)
+        from qasr.engine import model as engine_model
+        # Record, inside the engine's own print callback, how many f_end calls came before each chunk:
+        # chunks delivered token by token during generation all see 0 (upstream calls f_end at the end).
+        seen = []
+        original = engine_model._Sink.on_print
+        def spy(self, user, print_type, data):
+            if print_type == 0 and self.turn is not None:
+                seen.append(self.turn.ends)
+            return original(self, user, print_type, data)
+        engine_model._Sink.on_print = spy
+        m = engine_model.Model({str(MODEL)!r})
+        a = "".join(m.transcribe({str(JFK)!r}, fresh=False))
         m.restart()
         b = "".join(m.transcribe({str(JFK)!r}, fresh=False))
-        print(json.dumps({{"ends_at_first": ends_at_first, "a": a, "b": b, "info": m.info.raw}}))
+        print(json.dumps({{"ends_seen": seen, "a": a, "b": b, "info": m.info.raw}}))
         sys.stdout.flush(); os._exit(0)
     """)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["ends_at_first"] == 0
+    assert len(out["ends_seen"]) == 14 and set(out["ends_seen"]) == {0}  # 7 chunks per turn, all before f_end
     assert out["a"] == out["b"] == "language English<asr_text> nev jaello nu"
     assert out["info"]["purpose"] == "ASR" and out["info"]["context_length"] == 65536
     assert out["info"]["param_num"] > 0

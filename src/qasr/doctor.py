@@ -30,7 +30,7 @@ FIX_ENGINE = (
     "then export QASR_CHATLLM_LIB=/path/to/chatllm.cpp/bindings/libchatllm.so (or pass --engine PATH)"
 )
 FIX_GGML = "export QASR_GGML_DIR=/path/to/chatllm.cpp/build/lib"
-FIX_FFMPEG = "sudo apt-get install ffmpeg"
+FIX_FFMPEG = "apt-get install ffmpeg (Debian), or pip install 'qasr[ffmpeg]' (a static ffmpeg in a wheel)"
 
 
 class Status(str, Enum):

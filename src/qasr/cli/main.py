@@ -13,11 +13,13 @@ import sys
 
 import typer
 
+from qasr.cli import align as align_cmd
 from qasr.cli import doctor as doctor_cmd
 from qasr.cli import experiment as experiment_cmd
 from qasr.cli import lab as lab_cmd
 from qasr.cli import models as models_cmd
 from qasr.cli import text as text_cmd
+from qasr.cli import subtitles as subtitles_cmd
 from qasr.cli import transcribe as transcribe_cmd
 from qasr.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, QasrError
 
@@ -31,6 +33,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
+app.command("subtitles", no_args_is_help=True)(subtitles_cmd.subtitles)
+app.command("align", no_args_is_help=True)(align_cmd.align)
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(experiment_cmd.app, name="experiment")
 app.add_typer(text_cmd.app, name="text")

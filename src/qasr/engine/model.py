@@ -358,11 +358,16 @@ class Model:
 
         return self.run_turn(call)
 
-    def restart(self) -> None:
-        """Discard the conversation so the next call starts fresh (``chatllm_restart``)."""
+    def restart(self, system_prompt: str | None = None) -> None:
+        """Discard the conversation so the next call starts fresh (``chatllm_restart``).
+
+        ``system_prompt`` replaces the system prompt (Qwen3-ASR reads it as context, e.g. the previous
+        chunk's text); None keeps the current one.
+        """
         self._acquire()
         try:
-            self._engine.lib.chatllm_restart(self._handle(), None)
+            prompt = None if system_prompt is None else system_prompt.encode("utf-8")
+            self._engine.lib.chatllm_restart(self._handle(), prompt)
             self.turns_since_restart = 0
         finally:
             self._release()

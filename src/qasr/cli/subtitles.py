@@ -1,0 +1,168 @@
+"""``qasr subtitles INPUT -o OUT``: long audio to aligned subtitles (a thin layer over `qasr.pipeline.longform`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+FORMAT_NAMES = ("srt", "vtt", "json", "tsv", "txt")
+
+
+def output_format(explicit: Optional[str], output: Optional[Path]) -> str:
+    """The format asked for, else the output file's suffix, else SRT."""
+    from qasr.errors import UsageError
+
+    if explicit:
+        name = explicit.lower()
+        if name not in FORMAT_NAMES:
+            raise UsageError(f"unknown format {explicit!r}; choose one of: {', '.join(FORMAT_NAMES)}")
+        return name
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    return suffix if suffix in FORMAT_NAMES else "srt"
+
+
+def cue_rules(max_line_width: int, max_lines: int, max_cue_seconds: float):  # type: ignore[no-untyped-def]
+    from qasr.errors import UsageError
+    from qasr.pipeline.subtitles import CueRules
+
+    try:
+        return CueRules(max_line_width=max_line_width, max_lines=max_lines, max_duration=max_cue_seconds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def clock(seconds: float) -> str:
+    minutes, s = divmod(seconds, 60)
+    h, m = divmod(int(minutes), 60)
+    return f"{h:d}:{m:02d}:{s:04.1f}" if h else f"{m:d}:{s:04.1f}"
+
+
+class RichProgress:
+    """Bars with ETA on stderr, one per phase, in seconds of audio."""
+
+    LABELS = {"vad": "finding speech", "transcribe": "transcribing", "align": "aligning"}
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description:<15}"),
+            BarColumn(),
+            TextColumn("{task.completed:>7.1f}/{task.total:.1f} s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def start(self, phase: str, total: float) -> None:
+        if not self._tasks:
+            self._progress.start()
+        self._tasks[phase] = self._progress.add_task(self.LABELS.get(phase, phase), total=max(total, 1e-6))
+
+    def advance(self, phase: str, seconds: float) -> None:
+        if phase in self._tasks:
+            self._progress.advance(self._tasks[phase], seconds)
+
+    def stop(self) -> None:
+        if self._tasks:
+            self._progress.stop()
+            self._tasks.clear()
+
+
+def report(result: Any, as_json: bool, interrupted: bool = False) -> None:
+    """The summary: one JSON object on stdout (``--json``), or lines on stderr."""
+    data = result.to_dict()
+    data["interrupted"] = interrupted
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False), flush=True)
+    shown = result.unaligned if len(result.unaligned) <= 3 else result.unaligned[:1]
+    for item in shown:
+        print(f"qasr: warning: chunk {item['index'] + 1} at {clock(item['start'])} keeps evenly spread times: {item['reason']}",
+              file=sys.stderr)  # fmt: skip
+    if len(result.unaligned) > len(shown):
+        print(f"qasr: warning: {len(result.unaligned) - 1} more chunks of {result.chunks} keep evenly spread times "
+              "(--json lists each with its reason)", file=sys.stderr)  # fmt: skip
+    if as_json:
+        return
+    children = [f"{name} child {mb(n)}" for name, n in (("ASR", result.transcribe_peak_rss_bytes), ("aligner", result.align_peak_rss_bytes)) if n]
+    memory = f"peak RSS {mb(result.peak_rss_bytes)} (" + ", ".join([f"this process {mb(result.parent_peak_rss_bytes)}", *children]) + ")"
+    if interrupted and not result.written:
+        print(f"qasr: interrupted before the first chunk was done: {result.output} was not written; {memory}", file=sys.stderr)
+        return
+    if interrupted:
+        print(f"qasr: interrupted: kept {result.output} with {result.cues} cues; {result.aligned_chunks} of "
+              f"{result.chunks} chunks aligned (the rest, if transcribed, have evenly spread times); {memory}",
+              file=sys.stderr)  # fmt: skip
+        return
+    print(
+        f"wrote {result.output}: {result.cues} cues from {result.chunks} chunk(s), {result.aligned_chunks} aligned; "
+        f"{clock(result.audio_seconds)} of audio in {result.wall_seconds:.1f} s "
+        f"(VAD {result.vad_seconds:.1f} s, ASR {result.transcribe_seconds:.1f} s, aligner {result.align_seconds:.1f} s); {memory}",
+        file=sys.stderr,
+    )
+
+
+def subtitles(
+    audio: Path = typer.Argument(..., help="Audio file of any length (wav, flac, mp3, m4a, ...).", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Subtitle file to write (rewritten as each chunk finishes).", show_default=False),
+    model: str = typer.Option(..., "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file or a registry name (qasr models list).", show_default=False),
+    aligner: str = typer.Option(..., "--aligner", "-a", envvar="QASR_ALIGNER", help="Qwen3-ForcedAligner model: a file or a registry name.", show_default=False),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="srt, vtt, json, tsv or txt (default: from the output's suffix, else srt)."),
+    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (zh, en, yue, fr, de, it, ja, ko, pt, ru, es or its name); default: detect."),
+    itn: bool = typer.Option(False, "--itn", help="Write numbers as figures (inverse text normalization), keeping word times."),
+    zh_tw: bool = typer.Option(False, "--zh-tw", help="Chinese in Taiwan Traditional script (OpenCC s2twp), keeping word times."),
+    max_chunk: float = typer.Option(30.0, "--max-chunk", help="Longest chunk sent to the engine, in seconds (VAD cuts at pauses)."),
+    context: int = typer.Option(0, "--context", min=0, help="Give each chunk the previous chunk's last N characters as context (0: off; see docs)."),
+    max_line_width: int = typer.Option(42, "--max-line-width", help="Columns per line (Chinese characters count 2)."),
+    max_lines: int = typer.Option(2, "--max-lines", help="Lines per cue."),
+    max_cue_seconds: float = typer.Option(7.0, "--max-cue-seconds", help="Longest cue, in seconds."),
+    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory."),
+    engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON on stdout."),
+) -> None:
+    """Transcribe, align and write subtitles for audio of any length.
+
+    Exit codes: 0 ok, 2 usage or bad input (no speech, unsupported language), 3 engine missing,
+    4 engine error, 130 interrupted (the output keeps every finished chunk).
+    """
+    from qasr.audio.vad import VadOptions
+    from qasr.engine.registry import resolve_model
+    from qasr.errors import UsageError
+    from qasr.pipeline.longform import LongformInterrupted, LongformOptions, run_longform
+    from qasr.pipeline.writers import get_writer
+
+    name = output_format(fmt, output)
+    try:
+        vad = VadOptions(max_chunk=max_chunk)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    options = LongformOptions(
+        asr_model=resolve_model(model), aligner_model=resolve_model(aligner), language=language, itn=itn, zh_tw=zh_tw, context_chars=context,
+        threads=threads, max_length=max_length, engine=engine, vad=vad,
+        rules=cue_rules(max_line_width, max_lines, max_cue_seconds),
+    )  # fmt: skip
+    progress = RichProgress() if sys.stderr.isatty() else None
+    try:
+        result = run_longform(audio, output, get_writer(name), options, progress)
+    except LongformInterrupted as stop:
+        if progress:
+            progress.stop()  # before the report, so the bars do not overwrite it
+        report(stop.result, as_json, interrupted=True)
+        raise typer.Exit(130) from None
+    finally:
+        if progress:
+            progress.stop()
+    report(result, as_json)

@@ -1,0 +1,432 @@
+"""Subtitles for audio of any length: VAD chunks, transcribe all, align all, cues, written as we go.
+
+The design (docs/subtitles.md has the reasoning and the measurements):
+
+1. This process decodes the input once, writes it to a private work directory as raw float32
+   (children read one chunk at a time from it), and cuts it into chunks of at most ``max_chunk`` seconds with the VAD.
+   No speech at all is an `AudioError` before any model is loaded.
+2. One child process (`qasr.pipeline.worker`) loads Qwen3-ASR and transcribes every chunk; then it
+   exits and another child loads the ForcedAligner and aligns every chunk's transcript. So exactly
+   one model is in memory at any time, and no model is ever destroyed (that aborts upstream).
+   Results come back through JSONL files, one line per chunk, which this process follows.
+3. As each chunk is transcribed, its text is already written out with times spread evenly over
+   the chunk (marked unaligned); as each chunk is aligned, those cues are replaced by aligned ones.
+   Alignment runs on the raw transcript; ITN and OpenCC run afterwards and `textmap` carries the
+   times over. The output file is rewritten atomically after every chunk, so a crash or Ctrl-C
+   leaves a complete, valid file with everything done so far.
+4. A chunk the aligner cannot take (a detected language it does not support, an engine error)
+   keeps its evenly spread times and is reported; the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from qasr.audio.vad import Span, VadOptions
+from qasr.errors import AudioError, EngineError, EngineNotFound, QasrError, UsageError
+from qasr.pipeline.align import AlignedUnit, Alignment, aligner_language, even_alignment
+from qasr.pipeline.subtitles import Cue, CueRules, cut, fix_timing
+from qasr.pipeline.textmap import apply
+from qasr.pipeline.worker import AUDIO_FILE, RESULTS, Job, ModelSpec, peak_rss_bytes, status_file
+from qasr.pipeline.writers import SubtitleWriter, write_atomic
+
+#: Replaces the VAD in tests: (samples, options) -> (speech spans, chunks), in seconds.
+Chunker = Callable[[np.ndarray, VadOptions], tuple[list[Span], list[Span]]]
+
+#: Characters of the previous chunk's transcript given as context to the next (0: none; see docs).
+DEFAULT_CONTEXT_CHARS = 0
+POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class LongformOptions:
+    """What to run and how; paths are the user's, never handed to the engine."""
+
+    asr_model: Path
+    aligner_model: Path
+    language: str | None = None
+    itn: bool = False
+    zh_tw: bool = False
+    context_chars: int = DEFAULT_CONTEXT_CHARS
+    threads: int | None = None
+    max_length: int | None = None
+    engine: Path | None = None
+    vad: VadOptions = field(default_factory=VadOptions)
+    rules: CueRules = field(default_factory=CueRules)
+
+
+class Progress(Protocol):
+    """Receives progress in seconds of audio, per phase ("vad", "transcribe", "align")."""
+
+    def start(self, phase: str, total: float) -> None: ...
+
+    def advance(self, phase: str, seconds: float) -> None: ...
+
+
+@dataclass
+class LongformResult:
+    """What a run did, how long each phase took and how much memory each process used at its peak."""
+
+    source: str
+    output: str
+    format: str
+    audio_seconds: float
+    speech_seconds: float = 0.0
+    chunks: int = 0
+    longest_chunk_seconds: float = 0.0
+    cues: int = 0
+    aligned_chunks: int = 0
+    unaligned: list[dict[str, Any]] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    decode_seconds: float = 0.0
+    vad_seconds: float = 0.0
+    transcribe_seconds: float = 0.0
+    align_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    parent_peak_rss_bytes: int = 0
+    transcribe_peak_rss_bytes: int = 0
+    align_peak_rss_bytes: int = 0
+    context_chars: int = 0
+    written: bool = False  # False: the run stopped before its first chunk; an existing file was not touched
+    complete: bool = False
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return max(self.parent_peak_rss_bytes, self.transcribe_peak_rss_bytes, self.align_peak_rss_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "peak_rss_bytes": self.peak_rss_bytes}
+
+
+class LongformInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``result`` describes the partial output that was kept."""
+
+    def __init__(self, result: LongformResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+# -- the output document ----------------------------------------------------------------------
+
+
+class SubtitleDocument:
+    """The cues of every chunk so far, rewritten atomically to one file after each change."""
+
+    def __init__(self, path: Path, writer: SubtitleWriter, duration: float, rules: CueRules, info: dict[str, Any]) -> None:
+        self.path, self.writer, self.duration, self.rules, self.info = path, writer, duration, rules, info
+        self._chunks: dict[int, list[Cue]] = {}
+
+    def put(self, index: int, alignment: Alignment) -> None:
+        self._chunks[index] = cut(alignment, self.rules)
+
+    def cues(self) -> list[Cue]:
+        ordered = [c for i in sorted(self._chunks) for c in self._chunks[i]]
+        return fix_timing(ordered, self.duration, self.rules)
+
+    def write(self, **info: Any) -> int:
+        cues = self.cues()
+        self.info.update(info)
+        write_atomic(self.path, self.writer.render(cues, self.info))
+        return len(cues)
+
+
+def text_steps(language: str | None, itn: bool, zh_tw: bool) -> list[Callable[[str], str]]:
+    """The post-processing applied to a chunk's text, in order: ITN, then OpenCC (Chinese only)."""
+    steps: list[Callable[[str], str]] = []
+    chinese = (language or "").lower() in ("chinese", "cantonese", "zh", "yue")
+    if itn:
+        from qasr.text.itn import itn as run_itn
+
+        lang = language or "zh"
+        steps.append(lambda text: run_itn(text, lang=lang))
+    if zh_tw and chinese:
+        from qasr.text.convert import convert
+
+        steps.append(lambda text: convert(text, "s2twp"))
+    return steps
+
+
+def finalize(alignment: Alignment, steps: list[Callable[[str], str]]) -> Alignment:
+    for step in steps:
+        alignment = apply(alignment, step)
+    return alignment
+
+
+# -- child processes --------------------------------------------------------------------------
+
+
+class JsonlTail:
+    """Reads the complete lines a child appended since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.buffer = path, 0, b""
+
+    def read(self) -> list[dict[str, Any]]:
+        import json
+
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        self.offset += len(data)
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+_ERRORS: dict[int, type[QasrError]] = {2: UsageError, 3: EngineNotFound, 4: EngineError}
+
+
+class Worker:
+    """One worker phase in a child process; ``peak_rss_bytes`` is followed while it runs.
+
+    The child's peak is read from its /proc status as it runs, so it is known even when the child
+    is stopped before it can report it.
+    """
+
+    def __init__(self, phase: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.phase, self.workdir, self.env = phase, workdir, env
+        self.peak_rss_bytes = 0
+
+    def run(self, on_record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Run the phase, feeding each result line to ``on_record`` as it appears; return its status."""
+        import json
+
+        log_path = self.workdir / f"{self.phase}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "qasr.pipeline.worker", self.phase, str(self.workdir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )  # fmt: skip
+        tail = JsonlTail(self.workdir / RESULTS[self.phase])
+        try:
+            while True:
+                finished = proc.poll() is not None
+                if not finished:
+                    self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes(proc.pid))
+                for record in tail.read():
+                    on_record(record)
+                if finished:
+                    break
+                time.sleep(POLL_SECONDS)
+        finally:
+            if proc.poll() is None:  # interrupted or failed here: stop the child (it ignores SIGINT)
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        status_path = self.workdir / status_file(self.phase)
+        if not status_path.exists():
+            lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            raise EngineError(f"the {self.phase} process died (exit {proc.returncode}): {lines[-1] if lines else 'no message'}")
+        status = json.loads(status_path.read_text(encoding="utf-8"))
+        self.peak_rss_bytes = max(self.peak_rss_bytes, int(status.get("peak_rss_bytes") or 0))
+        if not status["ok"]:
+            raise _ERRORS.get(int(status["exit_code"]), EngineError)(status["error"])
+        return status
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def _check_models(options: LongformOptions) -> None:
+    """Fail before any work if a model file is wrong or the aligner cannot take the language."""
+    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
+
+    require_kind(inspect_model_file(options.asr_model), ModelKind.ASR)
+    require_kind(inspect_model_file(options.aligner_model), ModelKind.ALIGNER)
+    if options.language:
+        aligner_language(options.language)
+
+
+def _units(record: dict[str, Any], text: str, language: str, seconds: float) -> Alignment:
+    units = tuple(AlignedUnit(t, float(s), float(e), int(a), int(b)) for t, s, e, a, b in record["units"])
+    return Alignment(text, units, language, seconds, repaired=int(record.get("repaired", 0)), clamped=int(record.get("clamped", 0)))
+
+
+def run_longform(
+    audio_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    writer: SubtitleWriter,
+    options: LongformOptions,
+    progress: Progress | None = None,
+    chunker: Chunker | None = None,
+) -> LongformResult:
+    """Transcribe and align ``audio_path`` in chunks; write ``output`` as it goes; return the summary.
+
+    ``chunker`` replaces the VAD (tests): it takes the samples and `VadOptions` and returns
+    (speech spans, chunks) in seconds. Raises `LongformInterrupted` on Ctrl-C, after the partial
+    output is safely on disk.
+    """
+    from qasr.audio import load_audio
+
+    t_start = time.perf_counter()
+    _check_models(options)
+    out_path = Path(output)
+    if not out_path.parent.is_dir():
+        raise UsageError(f"output directory does not exist: {out_path.parent}")
+    audio = load_audio(audio_path, max_seconds=None)
+    result = LongformResult(source=str(audio_path), output=str(out_path), format=writer.name,
+                            audio_seconds=round(audio.seconds, 3), context_chars=options.context_chars)  # fmt: skip
+    result.decode_seconds = round(time.perf_counter() - t_start, 3)
+    workdir = Path(tempfile.mkdtemp(prefix="qasr-long-"))
+    try:
+        run = _Run(workdir, audio.seconds, SubtitleDocument(out_path, writer, audio.seconds, options.rules, {}), options, result, progress)
+        try:
+            np.asarray(audio.samples, dtype="<f4").tofile(workdir / AUDIO_FILE)
+            run.plan(audio.samples, chunker)
+            del audio  # from here on the samples live in the file; children read one chunk at a time
+            run.transcribe()
+            run.align()
+        except KeyboardInterrupt:
+            run.finish(t_start)
+            raise LongformInterrupted(result) from None
+        run.finish(t_start)
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Run:
+    """One run's state: the chunks, the transcripts so far, the document, the summary."""
+
+    def __init__(self, workdir: Path, duration: float, doc: SubtitleDocument, options: LongformOptions,
+                 result: LongformResult, progress: Progress | None) -> None:  # fmt: skip
+        self.workdir, self.duration, self.doc, self.options = workdir, duration, doc, options
+        self.result, self.progress = result, progress
+        self.chunks: list[Span] = []
+        self.speech: list[Span] = []
+        self.transcripts: dict[int, dict[str, Any]] = {}
+        # The children stage their engine WAVs inside the work directory, which we always remove,
+        # so nothing is left behind even if a child is killed mid-turn.
+        self.env = {**os.environ, "TMPDIR": str(workdir)}
+
+    def _start(self, phase: str, total: float) -> None:
+        if self.progress:
+            self.progress.start(phase, total)
+
+    def _advance(self, phase: str, seconds: float) -> None:
+        if self.progress:
+            self.progress.advance(phase, seconds)
+
+    def plan(self, samples: np.ndarray, chunker: Chunker | None) -> None:
+        """VAD chunks, the job file, the document header; `AudioError` when there is no speech."""
+        from qasr.audio import SAMPLE_RATE
+        from qasr.audio.vad import find_chunks
+
+        t0 = time.perf_counter()
+        self._start("vad", self.duration)
+        if chunker is None:
+            done = [0.0]
+
+            def on_progress(seconds: float) -> None:
+                self._advance("vad", seconds - done[0])
+                done[0] = seconds
+
+            spans, self.chunks = find_chunks(samples, self.options.vad, on_progress)
+        else:
+            spans, self.chunks = chunker(samples, self.options.vad)
+            self._advance("vad", self.duration)
+        self.speech = list(spans)
+        r, o = self.result, self.options
+        r.vad_seconds = round(time.perf_counter() - t0, 3)
+        if not self.chunks:
+            raise AudioError(f"no speech found in {r.source} (voice activity detection heard none in {self.duration:.1f} s)")
+        r.speech_seconds = round(sum(s.seconds for s in spans), 3)
+        r.chunks = len(self.chunks)
+        r.longest_chunk_seconds = round(max(c.seconds for c in self.chunks), 3)
+        language = aligner_language(o.language) if o.language else None
+        Job(
+            chunks=[(c.start, c.end) for c in self.chunks],
+            asr=ModelSpec(str(o.asr_model), language, o.threads, o.max_length),
+            aligner=ModelSpec(str(o.aligner_model), language, o.threads, o.max_length),
+            engine=str(o.engine) if o.engine else None,
+            context_chars=o.context_chars,
+            sample_rate=SAMPLE_RATE,
+        ).save(self.workdir)
+        self.doc.info.update({
+            "source": r.source, "duration": r.audio_seconds, "language": language,
+            "asr_model": Path(o.asr_model).name, "aligner_model": Path(o.aligner_model).name,
+            "chunks": len(self.chunks), "complete": False,
+        })  # fmt: skip
+
+    def _steps(self, record: dict[str, Any]) -> list[Callable[[str], str]]:
+        return text_steps(self.options.language or record.get("language"), self.options.itn, self.options.zh_tw)
+
+    def _on_transcript(self, record: dict[str, Any]) -> None:
+        i = record["index"]
+        self.transcripts[i] = record
+        span = self.chunks[i]
+        if record.get("text"):
+            text = record["text"]
+            for step in self._steps(record):
+                text = step(text)
+            speech = [(s.start, s.end) for s in self.speech if s.end > span.start and s.start < span.end]
+            self.doc.put(i, even_alignment(text, span.start, span.end, record.get("language") or "", speech))
+            self.result.cues = self.doc.write(chunks_transcribed=len(self.transcripts))
+            self.result.written = True
+        self._advance("transcribe", span.seconds)
+
+    def _on_alignment(self, record: dict[str, Any]) -> None:
+        i = record["index"]
+        span, tr, r = self.chunks[i], self.transcripts.get(i, {}), self.result
+        if "units" in record:
+            aligned = _units(record, tr.get("text", ""), record.get("language", ""), span.seconds).shifted(span.start)
+            if aligned.unreliable:  # keep the even spread already written: it is no worse a guess
+                n = len(aligned.units)
+                r.unaligned.append({"index": i, "start": round(span.start, 3), "reason":
+                                    f"aligner output unreliable: {aligned.repaired} of {n} word times lay outside the chunk or out of order"})
+            else:
+                self.doc.put(i, finalize(aligned, self._steps(tr)))
+                r.aligned_chunks += 1
+                r.cues = self.doc.write(chunks_aligned=r.aligned_chunks)
+        elif "error" in record:
+            r.unaligned.append({"index": i, "start": round(span.start, 3), "reason": record["error"]})
+        self._advance("align", span.seconds)
+
+    def _phase(self, phase: str, on_record: Callable[[dict[str, Any]], None]) -> None:
+        """Run one worker phase; its time and its child's peak RSS are recorded even if it is stopped."""
+        t0 = time.perf_counter()
+        self._start(phase, sum(c.seconds for c in self.chunks))
+        worker = Worker(phase, self.workdir, self.env)
+        try:
+            worker.run(on_record)
+        finally:
+            setattr(self.result, f"{phase}_seconds", round(time.perf_counter() - t0, 3))
+            setattr(self.result, f"{phase}_peak_rss_bytes", worker.peak_rss_bytes)
+
+    def transcribe(self) -> None:
+        """Every chunk through Qwen3-ASR in one child; `AudioError` if no chunk had any words."""
+        self._phase("transcribe", self._on_transcript)
+        r = self.result
+        r.languages = sorted({t["language"] for t in self.transcripts.values() if t.get("language")})
+        self.doc.info["languages"] = r.languages
+        if not any((t.get("text") or "").strip() for t in self.transcripts.values()):
+            raise AudioError(
+                f"no speech recognised in {r.source}: the model heard no words in {len(self.chunks)} chunk(s) "
+                f"holding {r.speech_seconds:.1f} s of possible speech"
+            )
+
+    def align(self) -> None:
+        """Every transcript through the ForcedAligner in another child; the output is complete after."""
+        self._phase("align", self._on_alignment)
+        self.result.complete = True
+        self.result.cues = self.doc.write(complete=True)
+        self.result.written = True
+
+    def finish(self, t_start: float) -> None:
+        self.result.parent_peak_rss_bytes = peak_rss_bytes()
+        self.result.wall_seconds = round(time.perf_counter() - t_start, 3)
