@@ -15,6 +15,7 @@ The process ends with ``os._exit``: upstream aborts in static destructors otherw
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -142,6 +143,11 @@ def run(run_dir: Path) -> int:
         probe.begin(0)
         scenario.setup()
         recorder.write({"type": "setup", "phases": probe.phases})
+        # Everything alive now (modules, decoded audio, a kept model) lives for the whole run: move it
+        # out of the collector's sight so each iteration's gc.collect() scans only what the iteration
+        # made (measured: 5.2 ms -> well under 1 ms per collection with the tiny models).
+        gc.collect()
+        gc.freeze()
         first_text: str | None = None
         peaks = PeakSampler().start() if cfg.peaks else None
         tracer = tracking(Path(cfg.trace_file) if cfg.trace_file else None)
