@@ -37,6 +37,8 @@ def slope_ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str,
     if not a or not b:
         return None
     ratio = a["slope_bytes_per_iter"] / b["slope_bytes_per_iter"] if b["slope_bytes_per_iter"] else None
+    if a["ci_low"] > 0 and b["ci_high"] <= 0:
+        return {"ratio": None, "low": None, "high": None, "note": None, "only_a_grows": True}
     if a["ci_low"] > 0 and b["ci_low"] > 0:
         return {"ratio": ratio, "low": a["ci_low"] / b["ci_high"], "high": a["ci_high"] / b["ci_low"], "note": None}
     if a["ci_low"] > 0 and b["ci_high"] > 0:
@@ -110,7 +112,9 @@ def render(result: dict[str, Any]) -> str:
             return v["verdict"], f"{_kib(v['slope_bytes_per_iter'])} [{_kib(v['ci_low'])}, {_kib(v['ci_high'])}]"
 
         r = result["slope_ratio"].get(m)
-        if r is None or r["ratio"] is None:
+        if r is not None and r.get("only_a_grows"):
+            ratio = "A grows, B does not"
+        elif r is None or r["ratio"] is None:
             ratio = "n/a"
         elif r["low"] is None:
             ratio = f"{r['ratio']:.1f} (not meaningful)"
