@@ -73,3 +73,15 @@ def test_lab_experiments_run_on_the_double(name: str, double_lib: Path, tmp_path
         assert (Path(run["dir"]) / "report.md").is_file()
     if name in ("02", "04"):
         assert (out / "compare" / "compare.md").is_file()
+
+
+@pytest.mark.parametrize("name", ["05", "06"])
+def test_subtitle_experiments_run_on_the_double(name: str, double_lib: Path, tmp_path: Path) -> None:
+    args = ["experiment", "run", name, "--results", str(tmp_path / "results"), "--json",  # the config's own samples
+            "-m", str(write_model(tmp_path / "a.bin")), "--aligner", str(write_aligner(tmp_path / "al.bin"))]
+    r = run_qasr(args, double_env(double_lib))
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    job = done["subtitles"][0]
+    assert job["complete"] and job["cues"] >= 1 and Path(job["output"]).stat().st_size > 0
+    assert "peak RSS" in (Path(done["dir"]) / "experiment.md").read_text()

@@ -191,27 +191,22 @@ def _compare(done: dict[str, Any], pair: list[str], out_dir: Path) -> dict[str, 
 
 
 def _subtitles(job: dict[str, Any], inputs: dict[str, Any], out_dir: Path, over: Overrides, show_progress: bool) -> dict[str, Any]:
-    """One subtitle job through the long-audio pipeline (qasr.pipeline.longform)."""
-    try:
-        from qasr.pipeline.longform import run_subtitles
-    except ImportError:
-        return {"skipped": "this build of qasr has no subtitle pipeline"}
+    """One subtitle job through the long-audio pipeline (`qasr.pipeline.longform`)."""
+    from qasr.pipeline.longform import LongformOptions, run_longform
+    from qasr.pipeline.writers import get_writer
+
     fmt = job.get("format", "srt")
     target = out_dir / f"{job.get('name', 'subtitles')}.{fmt}"
-    report = run_subtitles(
-        audio=inputs["audio"][0],
-        output=target,
-        model=inputs["model"],
-        aligner=inputs["aligner"],
-        fmt=fmt,
+    options = LongformOptions(
+        asr_model=Path(inputs["model"]),
+        aligner_model=Path(inputs["aligner"]),
         language=job.get("language", inputs.get("language")),
         itn=bool(job.get("itn", False)),
-        opencc=job.get("opencc"),
-        max_chunk=float(job.get("max_chunk", 30)),
-        engine=over.engine,
-        show_progress=show_progress,
+        zh_tw=bool(job.get("zh_tw", False)),
+        engine=Path(over.engine) if over.engine else None,
     )
-    return {"output": str(target), **(report if isinstance(report, dict) else {})}
+    result = run_longform(inputs["audio"][0], target, get_writer(fmt), options)
+    return {"output": str(target), **result.to_dict()}
 
 
 def render(done: dict[str, Any], cfg: dict[str, Any]) -> str:
@@ -229,7 +224,13 @@ def render(done: dict[str, Any], cfg: dict[str, Any]) -> str:
         c = done["compare"]
         lines += [f"Comparison: {c.get('skipped') or ', '.join(f'`{f}`' for f in c['files'])}", ""]
     for s in done.get("subtitles", []):
-        lines += [f"Subtitles: {s.get('skipped') or '`' + s['output'] + '`'}", ""]
+        lines += [
+            f"Subtitles: `{s['output']}` — {s['cues']} cues from {s['chunks']} chunk(s) ({s['aligned_chunks']} aligned), "
+            f"{s['audio_seconds']} s of audio in {s['wall_seconds']} s (VAD {s['vad_seconds']} s, ASR {s['transcribe_seconds']} s, "
+            f"aligner {s['align_seconds']} s); peak RSS {s['parent_peak_rss_bytes'] / 2**20:.0f} MiB here, "
+            f"{s['transcribe_peak_rss_bytes'] / 2**20:.0f} MiB in the ASR child, {s['align_peak_rss_bytes'] / 2**20:.0f} MiB in the aligner child.",
+            "",
+        ]
     if cfg.get("reading"):
         lines += ["## How to read it", "", cfg["reading"].strip(), ""]
     return "\n".join(lines)
