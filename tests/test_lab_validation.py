@@ -73,9 +73,12 @@ def test_warm_up_then_plateau_is_no_leak(lab) -> None:  # type: ignore[no-untype
 
 
 def test_noise_with_spikes_gives_no_false_leak(lab) -> None:  # type: ignore[no-untyped-def]
+    # Each iteration holds a random 0..512 KiB (sd ~150 KiB, twice T on RSS) and one in ten a 50 MiB
+    # spike. (With 0..4 MiB noise, sd 1.2 MiB = 75 T on the live heap, a 5%-level bound does cross T
+    # now and then: a false LEAK was seen once in a CI run; that noise is beyond what T is set for.)
     verdicts = []
     for seed in range(1, 21):
-        s = lab("restart", n=100, noise_bytes=4 * MIB, spike_bytes=50 * MIB, spike_every=10, seed=seed).summary
+        s = lab("restart", n=100, noise_bytes=512 * KIB, spike_bytes=50 * MIB, spike_every=10, seed=seed).summary
         verdicts.append(s["verdict"])
     assert "LEAK" not in verdicts, verdicts
 
