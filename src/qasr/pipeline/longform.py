@@ -38,7 +38,8 @@ from qasr.errors import AudioError, EngineError, EngineNotFound, QasrError, Usag
 from qasr.pipeline.align import AlignedUnit, Alignment, aligner_language, even_alignment
 from qasr.pipeline.subtitles import Cue, CueRules, cut, fix_timing
 from qasr.pipeline.textmap import apply
-from qasr.pipeline.worker import AUDIO_FILE, RESULTS, Job, ModelSpec, peak_rss_bytes, status_file
+from qasr.pipeline.transcribe import peak_rss_bytes
+from qasr.pipeline.worker import AUDIO_FILE, RESULTS, Job, ModelSpec, status_file
 from qasr.pipeline.writers import SubtitleWriter, write_atomic
 
 #: Replaces the VAD in tests: (samples, options) -> (speech spans, chunks), in seconds.

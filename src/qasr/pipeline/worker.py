@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import sys
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.errors import EXIT_ENGINE_ERROR, QasrError
+from qasr.pipeline.transcribe import peak_rss_bytes
 
 JOB_FILE = "job.json"
 AUDIO_FILE = "audio.f32"
@@ -114,24 +114,6 @@ class ResultFile:
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         self._fh.flush()
-
-
-def peak_rss_bytes(pid: int | str = "self") -> int:
-    """A process's own peak resident set (VmHWM; this process by default); 0 if it cannot be read.
-
-    Not ``ru_maxrss``: Linux folds the parent's RSS at fork into a child's ``ru_maxrss`` across
-    exec (measured: a child of a 410 MB parent reported 410 MB while its VmHWM was 8.7 MB).
-    """
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    if pid == "self":
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-    return 0
 
 
 def _chunks(job: Job, workdir: Path) -> Iterator[tuple[int, Any]]:
