@@ -15,6 +15,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if ! docker info >/dev/null 2>&1; then
+    # A daemon killed with its session leaves pid files that stop the next one from starting.
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+        if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+            rm -f "$pidfile"
+        fi
+    done
     echo "== starting dockerd (vfs storage driver)"
     nohup dockerd --storage-driver=vfs >/tmp/qasr-dockerd.log 2>&1 &
     for _ in $(seq 1 60); do
