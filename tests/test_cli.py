@@ -183,3 +183,23 @@ def test_text_commands_read_arguments_and_stdin() -> None:
     assert r.returncode == 0 and r.stdout == "300億美元\nHello 世界\n"
     r = run_qasr(["text", "convert", "--to", "klingon", "x"])
     assert r.returncode == 2 and "valid targets" in r.stderr
+
+
+def test_unwritable_outputs_are_one_line_errors(env: dict[str, str], tmp_path: Path, wav_file: Path, asr_model_file: Path) -> None:
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "-o", str(a_file)], env)
+    assert r.returncode == 2 and "cannot use --output-dir" in r.stderr and "Traceback" not in r.stderr
+    aligner = write_aligner(tmp_path / "al.bin")
+    r = run_qasr(["align", str(wav_file), "hello world", "-a", str(aligner), "-o", str(tmp_path / "no" / "x.srt")], env)
+    assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+    r = run_qasr(["align", str(wav_file), "hello world", "-a", str(aligner), "-o", str(tmp_path)], env)
+    assert r.returncode == 2 and "it is a directory" in r.stderr
+
+
+def test_output_dir_rerun_replaces_instead_of_piling_up(env: dict[str, str], tmp_path: Path, wav_file: Path, asr_model_file: Path) -> None:
+    out = tmp_path / "out"
+    for _ in range(2):
+        r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "-o", str(out)], env)
+        assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["tone.txt"]

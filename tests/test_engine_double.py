@@ -236,3 +236,24 @@ def test_bad_arguments(engine: Path, asr_model_file: Path) -> None:
     model = Model(asr_model_file)
     with pytest.raises(Exception, match="NaN"):
         list(model.transcribe(np.full(16_000, np.nan, np.float32)))
+
+
+def test_two_threads_closing_destroy_once(engine: Path, asr_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    model = Model(asr_model_file)
+    calls: list[object] = []
+    real = model.engine.lib.chatllm_destroy
+
+    def slow_destroy(obj):  # type: ignore[no-untyped-def]
+        calls.append(obj)
+        time.sleep(0.05)
+        return real(obj)
+
+    monkeypatch.setattr(model.engine.lib, "chatllm_destroy", slow_destroy)
+    threads = [threading.Thread(target=model.close) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and calls[0] is not None

@@ -70,3 +70,17 @@ def test_activate_prepends_once_and_can_be_disabled(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     monkeypatch.setenv("QASR_FFMPEG_SHIM", "0")
     assert ffmpeg_shim.activate() is None and os.environ["PATH"] == "/usr/bin:/bin"
+
+
+def test_a_shim_without_exec_bit_is_copied_once_to_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = tmp_path / "pkg" / "ffmpeg"
+    plain.parent.mkdir()
+    plain.write_bytes(ffmpeg_shim.PACKAGED.read_bytes())
+    plain.chmod(0o644)
+    monkeypatch.setattr(ffmpeg_shim, "PACKAGED", plain)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = ffmpeg_shim._executable_copy()
+    second = ffmpeg_shim._executable_copy()
+    assert first == second == tmp_path / "cache" / "qasr" / "shim"
+    assert os.access(first / "ffmpeg", os.X_OK) and (first / "ffmpeg").read_bytes() == plain.read_bytes()
+    assert not list(first.glob(".ffmpeg.*"))  # no temporary copies left behind

@@ -8,6 +8,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TextIO
 
+from qasr.fileio import write_atomic
+
 
 class OutputFormat(str, Enum):
     txt = "txt"
@@ -30,25 +32,22 @@ def render(records: list[dict[str, object]], fmt: OutputFormat, *, many: bool) -
     return "".join(line + "\n" for line in lines)
 
 
-def output_path(out_dir: Path, source: str, fmt: OutputFormat) -> Path:
-    """``<out_dir>/<stem>.<format>``; a second input with the same stem gets a numbered name."""
+def output_path(out_dir: Path, source: str, fmt: OutputFormat, taken: set[Path]) -> Path:
+    """``<out_dir>/<stem>.<format>``, replacing an earlier run's file; a second input of the same
+    run with the same stem gets ``<stem>-2``, ``-3``..."""
     base = out_dir / f"{Path(source).stem or 'audio'}.{fmt.value}"
-    candidate, n = base, 1
-    while candidate.exists() and n < 10_000:
+    candidate, n = base, 2
+    while candidate in taken:
         candidate = base.with_name(f"{base.stem}-{n}{base.suffix}")
         n += 1
+    taken.add(candidate)
     return candidate
 
 
 def write_record(out_dir: Path, record: dict[str, object], fmt: OutputFormat, taken: set[Path]) -> Path:
     """Write one result to its own file atomically (temp name, then rename)."""
-    path = output_path(out_dir, str(record["source"]), fmt)
-    while path in taken:
-        path = path.with_name(f"{path.stem}-x{path.suffix}")
-    taken.add(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(render([record], fmt, many=False), encoding="utf-8")
-    tmp.replace(path)
+    path = output_path(out_dir, str(record["source"]), fmt, taken)
+    write_atomic(path, render([record], fmt, many=False))
     return path
 
 

@@ -62,7 +62,10 @@ def transcribe(
     if stream and output_dir is not None:
         raise UsageError("--stream prints to the terminal; drop it when writing files with --output-dir")
     if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot use --output-dir {output_dir}: {exc.strerror or exc}") from None
     conversion = opencc or ("s2twp" if zh_tw else None)
     if conversion:
         from qasr.text.convert import OPENCC_TARGETS

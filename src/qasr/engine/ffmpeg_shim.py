@@ -12,6 +12,7 @@ wheel (``pip install 'qasr[ffmpeg]'``), which `activate` puts in ``$QASR_FFMPEG`
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import stat
@@ -28,14 +29,28 @@ _active: Path | None = None
 
 
 def _executable_copy() -> Path:
-    """The packaged shim if an installer kept its exec bit; else a private executable copy."""
+    """The packaged shim if an installer kept its exec bit; else an executable copy in this user's
+    cache (reused by every later process, so nothing piles up), or in a temporary directory."""
     if os.access(PACKAGED, os.X_OK):
         return PACKAGED.parent
-    directory = Path(tempfile.mkdtemp(prefix="qasr-shim-"))
-    target = directory / "ffmpeg"
-    shutil.copyfile(PACKAGED, target)
-    target.chmod(stat.S_IRWXU)
-    return directory
+    content = PACKAGED.read_bytes()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qasr" / "shim"
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = cache / "ffmpeg"
+        if not target.is_file() or target.read_bytes() != content:
+            tmp = cache / f".ffmpeg.{os.getpid()}"
+            tmp.write_bytes(content)
+            tmp.chmod(stat.S_IRWXU)
+            tmp.replace(target)
+        return cache
+    except OSError:
+        directory = Path(tempfile.mkdtemp(prefix="qasr-shim-"))
+        atexit.register(shutil.rmtree, directory, True)
+        target = directory / "ffmpeg"
+        target.write_bytes(content)
+        target.chmod(stat.S_IRWXU)
+        return directory
 
 
 def enabled() -> bool:

@@ -93,7 +93,6 @@ class _Sink:
 
     def __init__(self) -> None:
         self.turn: _Turn | None = None
-        self.meta: list[str] = []
         self.errors: list[str] = []
         self.info_lines: list[str] = []
         self.log: list[str] = []
@@ -113,10 +112,8 @@ class _Sink:
                 (turn.errors if turn is not None else self.errors).append(line)
             elif print_type == PRINT_MODEL_INFO:
                 self.info_lines.append(line)
-            elif print_type == PRINT_META:
-                self.meta.append(line)
             elif print_type == PRINT_LOGGING:
-                if len(self.log) < 200:  # bounded: this is for error messages, not a log store
+                if len(self.log) < 200:  # bounded: the tail explains a failed load, not a log store
                     self.log.append(line)
         except Exception:  # noqa: BLE001 - an exception must never cross into C
             pass
@@ -180,12 +177,12 @@ class Model:
         # From here on the native object exists: its callbacks must outlive it, even if we are dropped.
         self._finalizer = weakref.finalize(self, _park, self._callbacks)
         for word in self._params(threads, max_length, extra_args, settings or {}):
-            lib.chatllm_append_param(obj, word.encode("utf-8"))
+            lib.chatllm_append_param(obj, os.fsencode(word))  # a path's own bytes, whatever its encoding
         t0 = time.perf_counter()
         rc = lib.chatllm_start(obj, self._callbacks[0], self._callbacks[1], None)
         self.load_seconds = time.perf_counter() - t0
         if rc != 0:
-            words = "; ".join(self._sink.errors) or "no message"
+            words = "; ".join(self._sink.errors) or "; ".join(self._sink.log[-3:]) or "no message"
             raise EngineError(f"engine failed to load {self.file.path} (code {rc}): {words}", words)
         if self._sink.info_lines:
             self.info = ModelInfo.parse(self._sink.info_lines[-1])
@@ -378,6 +375,8 @@ class Model:
             return
         self._acquire()
         try:
+            if self._obj is None:  # another thread closed it while we waited for the lock
+                return
             rc = self._engine.lib.chatllm_destroy(self._obj)
             if rc != 0:
                 raise EngineError(f"chatllm_destroy failed with code {rc} (model busy?)")

@@ -143,7 +143,8 @@ def run_transcribe(job: Job, workdir: Path, out: ResultFile) -> Status:
             continue
         if job.context_chars > 0:
             # The previous chunk's text as Qwen3-ASR's context (its system prompt) for this one.
-            model.restart(system_prompt=previous[-job.context_chars :])
+            # Tag delimiters removed: model output must never become an {{audio:...}} tag.
+            model.restart(system_prompt=previous[-job.context_chars :].replace("{{", "").replace("}}", ""))
         stream = TranscriptionStream(model, samples, load_seconds=0.0)
         result = stream.run()
         previous = result.text

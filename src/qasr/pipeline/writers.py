@@ -11,12 +11,10 @@ overlap cues that `qasr.pipeline.subtitles.fix_timing` has separated.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Protocol
 
+from qasr.fileio import write_atomic  # noqa: F401 - re-exported: the writers' way to the disk
 from qasr.pipeline.subtitles import Cue
 
 
@@ -128,24 +126,3 @@ def get_writer(name: str) -> SubtitleWriter:
         return WRITERS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown subtitle format {name!r}; choose one of: {', '.join(FORMATS)}") from None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename: readers see the old document or the new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent or Path(".")))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
