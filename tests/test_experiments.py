@@ -10,7 +10,7 @@ import soundfile
 from conftest import ROOT, double_env, run_qasr, sine
 from modelfiles import write_aligner, write_model
 
-from qasr.experiments import Overrides, _load_toml, find, list_experiments, plan
+from qasr.experiments import Overrides, load_config, find, list_experiments, plan
 
 EXPECTED = ["01-asr-pipeline", "02-restart-vs-reload", "03-model-switch", "04-aligner-leak", "05-asr-aligner-chain", "06-subtitles-zh-tw"]
 
@@ -19,7 +19,7 @@ def test_every_experiment_has_readme_config_and_question() -> None:
     found = [d.name for d in list_experiments()]
     assert found == EXPECTED
     for d in list_experiments():
-        cfg = _load_toml(d / "config.toml")
+        cfg = load_config(d / "config.toml")
         assert cfg["name"] == d.name and cfg["question"].strip()
         readme = (d / "README.md").read_text()
         for must in ("Question", "Run it", "docker run", "tiny models"):

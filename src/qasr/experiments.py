@@ -36,7 +36,7 @@ class Overrides:
     allocator: str | None = None
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+def load_config(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
@@ -106,7 +106,7 @@ def _audio(values: list[str], root: Path) -> list[str]:
 
 def plan(experiment: Path, over: Overrides) -> dict[str, Any]:
     """The config with overrides applied and every model and audio path resolved."""
-    cfg = _load_toml(experiment / "config.toml")
+    cfg = load_config(experiment / "config.toml")
     inputs = dict(cfg.get("inputs", {}))
     root = project_root(experiment)
     inputs["model"] = over.model or inputs.get("model")

@@ -14,9 +14,9 @@ app = typer.Typer(help="Experiments: one folder each under experiments/, run one
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the experiments and their questions."""
-    from qasr.experiments import _load_toml, list_experiments
+    from qasr.experiments import load_config, list_experiments
 
-    rows = [{"name": d.name, "question": _load_toml(d / "config.toml").get("question", "")} for d in list_experiments()]
+    rows = [{"name": d.name, "question": load_config(d / "config.toml").get("question", "")} for d in list_experiments()]
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return

@@ -28,7 +28,6 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from qasr.audio.decode import as_audio
 from qasr.engine import ffmpeg_shim
@@ -37,7 +36,6 @@ from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, 
 from qasr.errors import EngineError, UsageError
 
 PRINT_CHUNK = 0
-PRINT_META = 1
 PRINT_ERROR = 2
 PRINT_LOGGING = 11
 PRINT_MODEL_INFO = 13

@@ -99,10 +99,6 @@ class _Progress:
             self.bar.stop()
 
 
-def _child_command(run_dir: Path, trace_native: bool) -> list[str]:
-    return [sys.executable, "-m", "qasr.lab.child", str(run_dir)]
-
-
 def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> tuple[int | None, list[str], bool]:
     """Start the child and wait for it. Returns (return code, last stderr lines, interrupted)."""
     (run_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
@@ -114,7 +110,7 @@ def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> t
     interrupted = False
     with stderr_path.open("wb") as err:
         proc = subprocess.Popen(
-            _child_command(run_dir, cfg.trace_native), stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env, text=True
+            [sys.executable, "-m", "qasr.lab.child", str(run_dir)], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env, text=True
         )
         try:
             assert proc.stdout is not None
