@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from qasr.text.backends import BACKEND_NAMES, BackendUnavailable, get_backend  # noqa: E402
+from qasr.text.itn.backends import BACKEND_NAMES, BackendUnavailable, get_backend  # noqa: E402
 
 CASES = ROOT / "tests" / "data" / "itn_cases.tsv"
 

@@ -23,7 +23,7 @@ import textwrap
 CHILD = """
 import json, os, sys
 from qasr.engine.model import Model
-from qasr.lab.sample import measure_sampling_cost
+from qasr.lab.memory import measure_sampling_cost
 from qasr.pipeline.transcribe import TranscriptionStream
 m = Model({model!r})
 TranscriptionStream(m, {audio!r}).run()

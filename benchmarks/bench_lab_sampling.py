@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from qasr.lab.sample import PeakSampler, measure_sampling_cost, read_status
+from qasr.lab.memory import PeakSampler, measure_sampling_cost, read_status
 from qasr.lab.units import format_bytes
 
 MiB = 1024 * 1024

@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("opencc", exc_type=ImportError)
 
-from qasr.text.convert import OPENCC_TARGETS, convert, itn_then_convert  # noqa: E402
+from qasr.text.convert import OPENCC_TARGETS, convert  # noqa: E402
+from qasr.text.post import itn_then_convert  # noqa: E402
 
 
 def test_targets_listed_default_first() -> None:

@@ -236,7 +236,7 @@ def test_unknown_backend() -> None:
 
 
 def test_missing_backend_says_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qasr.text import backends
+    from qasr.text.itn import backends
 
     monkeypatch.setattr(backends, "is_installed", lambda name: name == "ours")
     backends.get_backend.cache_clear()
@@ -259,7 +259,7 @@ def test_ours_leaves_english_alone() -> None:
 
 
 def test_backend_protocol() -> None:
-    from qasr.text.backends import ItnBackend, get_backend
+    from qasr.text.itn.backends import ItnBackend, get_backend
 
     ours = get_backend("ours")
     assert isinstance(ours, ItnBackend)

@@ -8,17 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from qasr.lab.verdict import (
-    Attribution,
-    LeakKind,
-    SlopeVerdict,
-    Verdict,
-    attribute,
-    decide_with_extension,
-    default_threshold,
-    slope_verdict,
-    t_quantile,
-)
+from qasr.lab.attribution import Attribution, LeakKind, attribute
+from qasr.lab.scenarios import default_threshold
+from qasr.lab.stats import t_quantile
+from qasr.lab.verdict import SlopeVerdict, Verdict, decide_with_extension, slope_verdict
 
 KiB = 1024
 MiB = 1024**2

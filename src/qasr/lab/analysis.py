@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qasr.lab.verdict import SlopeVerdict, attribute, default_threshold, slope_verdict
+from qasr.lab.attribution import attribute
+from qasr.lab.scenarios import default_threshold
+from qasr.lab.verdict import SlopeVerdict, slope_verdict
 
 #: Metrics that get a verdict, the first one is the headline.
 VERDICT_METRICS = ("rss_anon", "heap_live", "uss", "vm_size", "vm_data", "rss_file", "heap_free")

@@ -22,9 +22,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from qasr.lab.config import RunConfig
+
+if TYPE_CHECKING:
+    from qasr.lab.memory import PeakSampler
+    from qasr.lab.scenarios import Inputs, Scenario
 
 
 class Recorder:
@@ -60,7 +64,7 @@ class Probe:
         self.overhead += time.perf_counter() - t0
 
     def sample(self, phase: str, *, full: bool = False) -> None:
-        from qasr.lab.sample import malloc_trim, take_sample
+        from qasr.lab.memory import malloc_trim, take_sample
 
         t0 = time.perf_counter()
         if full and self.trim_each:
@@ -88,15 +92,61 @@ def _engine_meta() -> dict[str, Any]:
     return {"path": str(engine.path), "ggml_dir": str(engine.ggml_dir), "is_test_double": engine.is_test_double}
 
 
+def _iterate(cfg: RunConfig, scenario: Scenario, inputs: Inputs, probe: Probe, recorder: Recorder, peaks: PeakSampler | None) -> None:
+    """The N iterations: run, score, record each one, and tell the parent how far we are."""
+    from qasr.lab.accuracy import error_rates
+    from qasr.text.post import postprocess
+
+    progress = sys.stdout
+    first_text: str | None = None
+    for i in range(1, cfg.iterations + 1):
+        probe.begin(i)
+        if peaks is not None:
+            peaks.reset()
+        t0 = time.perf_counter()
+        outcome = scenario.iteration(i)
+        wall = time.perf_counter() - t0
+        _, reference = inputs.pick(i)
+        if first_text is None:
+            first_text = outcome.text
+        final_text = outcome.text
+        if cfg.postprocess and not cfg.spec.uses_aligner:
+            # Score after the same chain on both sides: digits or script changes are not errors.
+            final_text = postprocess(outcome.text, **cfg.postprocess, language=cfg.language)
+            reference = postprocess(reference, **cfg.postprocess, language=cfg.language) if reference else reference
+        wer, cer = (None, None) if cfg.spec.uses_aligner else error_rates(final_text, reference)
+        recorder.write(
+            {
+                "type": "iteration",
+                "i": i,
+                "wall_seconds": round(wall, 5),
+                "lab_overhead_seconds": round(probe.overhead, 6),
+                "load_seconds": outcome.load_seconds,
+                "ttft_seconds": outcome.ttft_seconds,
+                "tokens": outcome.tokens,
+                "tokens_per_second": outcome.tokens_per_second,
+                "rtf": outcome.rtf,
+                "text": outcome.text,
+                "final_text": final_text,
+                "wer": wer,
+                "cer": cer,
+                "same_as_first": outcome.text == first_text,
+                "peak_rss": peaks.peak() if peaks is not None else None,
+                "phases": probe.phases,
+                "extra": outcome.extra,
+            }
+        )
+        progress.write(f"{i}\n")
+        progress.flush()
+
+
 def run(run_dir: Path) -> int:
     from qasr.audio import load_audio
     from qasr.engine.library import load_library
     from qasr.engine.modelfile import inspect_model_file
-    from qasr.lab.accuracy import error_rates
     from qasr.lab.native_trace import tracking
-    from qasr.lab.sample import PeakSampler, heap_stats_available, malloc_trim, take_sample
+    from qasr.lab.memory import PeakSampler, heap_stats_available, malloc_trim, take_sample
     from qasr.lab.scenarios import SCENARIO_CLASSES, Inputs
-    from qasr.text.post import postprocess
 
     cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
     jemalloc = "jemalloc" in os.environ.get("LD_PRELOAD", "")
@@ -105,7 +155,6 @@ def run(run_dir: Path) -> int:
     out = (run_dir / "samples.jsonl").open("a", encoding="utf-8")
     recorder = Recorder(out)
     probe = Probe(recorder, heap_ok, trim_each=cfg.allocator == "trim")
-    progress = sys.stdout
 
     try:
         inputs = Inputs(
@@ -148,50 +197,10 @@ def run(run_dir: Path) -> int:
         # made (measured: 5.2 ms -> well under 1 ms per collection with the tiny models).
         gc.collect()
         gc.freeze()
-        first_text: str | None = None
         peaks = PeakSampler().start() if cfg.peaks else None
-        tracer = tracking(Path(cfg.trace_file) if cfg.trace_file else None)
-        tracer.__enter__()
-        for i in range(1, cfg.iterations + 1):
-            probe.begin(i)
-            if peaks is not None:
-                peaks.reset()
-            t0 = time.perf_counter()
-            outcome = scenario.iteration(i)
-            wall = time.perf_counter() - t0
-            _, reference = inputs.pick(i)
-            if first_text is None:
-                first_text = outcome.text
-            final_text = outcome.text
-            if cfg.postprocess and not cfg.spec.uses_aligner:
-                # Score after the same chain on both sides: digits or script changes are not errors.
-                final_text = postprocess(outcome.text, **cfg.postprocess, language=cfg.language)
-                reference = postprocess(reference, **cfg.postprocess, language=cfg.language) if reference else reference
-            wer, cer = (None, None) if cfg.spec.uses_aligner else error_rates(final_text, reference)
-            recorder.write(
-                {
-                    "type": "iteration",
-                    "i": i,
-                    "wall_seconds": round(wall, 5),
-                    "lab_overhead_seconds": round(probe.overhead, 6),
-                    "load_seconds": outcome.load_seconds,
-                    "ttft_seconds": outcome.ttft_seconds,
-                    "tokens": outcome.tokens,
-                    "tokens_per_second": outcome.tokens_per_second,
-                    "rtf": outcome.rtf,
-                    "text": outcome.text,
-                    "final_text": final_text,
-                    "wer": wer,
-                    "cer": cer,
-                    "same_as_first": outcome.text == first_text,
-                    "peak_rss": peaks.peak() if peaks is not None else None,
-                    "phases": probe.phases,
-                    "extra": outcome.extra,
-                }
-            )
-            progress.write(f"{i}\n")
-            progress.flush()
-        tracer.__exit__(None, None, None)  # ends the capture while everything the scenario keeps is alive
+        # The capture ends when the iterations do (or fail), while everything the scenario keeps is alive.
+        with tracking(Path(cfg.trace_file) if cfg.trace_file else None):
+            _iterate(cfg, scenario, inputs, probe, recorder, peaks)
         if peaks is not None:
             peaks.stop()
         before = take_sample("final").to_dict()

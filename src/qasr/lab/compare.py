@@ -141,9 +141,9 @@ def render(result: dict[str, Any]) -> str:
 def plot(result: dict[str, Any], out_dir: Path) -> Path:
     """RssAnon (and live heap) at the end of each iteration of both runs, on shared axes."""
     from qasr.lab.analysis import verdicts
-    from qasr.lab.report.plots import MIB, _pyplot
+    from qasr.lab.report.plots import MIB, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for key, color in (("a", "#4C72B0"), ("b", "#DD8452")):
         run = result[key]

@@ -1,4 +1,5 @@
-"""The scenarios' iterations, run inside the lab's child process (`qasr.lab.child`).
+"""The scenarios: their iterations (run inside the lab's child process, `qasr.lab.child`) and
+what the verdict needs to know about each (`default_threshold`).
 
 Each iteration marks the phase it is about to enter (so a native abort is attributed to the right
 phase), does one engine operation, and samples memory after it. Only the last sample of an
@@ -8,14 +9,19 @@ fast reads (about 30 us; see benchmarks/bench_lab_sampling.py).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from qasr.audio import Audio
-from qasr.engine.model import Model
 from qasr.engine.modelfile import ModelKind
+from qasr.lab.memory import HEAP_METRICS, RSS_METRICS
+from qasr.lab.units import KIB, MIB
+
+if TYPE_CHECKING:  # the parent judges runs without importing the engine binding
+    from qasr.audio import Audio
+    from qasr.engine.model import Model
 
 
 class Probe(Protocol):
@@ -58,6 +64,8 @@ class Outcome:
 
 
 def _load(path: str, inputs: Inputs, kind: ModelKind) -> Model:
+    from qasr.engine.model import Model
+
     settings = {"format": "json"} if kind is ModelKind.ALIGNER else None
     return Model(
         path,
@@ -92,9 +100,14 @@ def _infer(model: Model, audio: Audio, reference: str | None) -> Outcome:
 
 
 class Scenario:
-    """Base: ``setup`` once, then ``iteration(i)`` N times; ``final_phase`` ends each iteration."""
+    """Base: ``setup`` once, then ``iteration(i)`` N times; ``final_phase`` ends each iteration.
+
+    ``cycles_models``: each iteration loads a whole model (and destroys it, or not), so its
+    allocator noise scales with the weights; otherwise an iteration only touches per-call buffers.
+    """
 
     final_phase = "end"
+    cycles_models = True
 
     def __init__(self, probe: Probe, inputs: Inputs, models: list[str]) -> None:
         self.probe = probe
@@ -146,6 +159,7 @@ class Reload(Scenario):
 
 class Restart(Scenario):
     final_phase = "restarted"
+    cycles_models = False
     kind = ModelKind.ASR
 
     def setup(self) -> None:
@@ -208,3 +222,27 @@ SCENARIO_CLASSES: dict[str, Callable[[Probe, Inputs, list[str]], Scenario]] = {
     "aligner-reload": AlignerReload,
     "aligner-restart": AlignerRestart,
 }
+
+
+RELOAD_SCENARIOS = frozenset(name for name, cls in SCENARIO_CLASSES.items() if getattr(cls, "cycles_models"))
+RESTART_SCENARIOS = frozenset(SCENARIO_CLASSES) - RELOAD_SCENARIOS
+
+
+def default_threshold(scenario: str, weight_bytes: int | None, metric: str) -> int:
+    """T in bytes per iteration for a scenario and metric (GUIDE.md §4.5).
+
+    Reload/switch cycles allocate and free whole models, so allocator noise scales with the
+    weights: max(1 MiB, 0.5% of the weight bytes). restart()+inference touches only per-call
+    buffers: 64 KiB per iteration on RSS-type metrics, 16 KiB on the allocator's live heap, which
+    does not carry page-granularity noise.
+    """
+    if metric not in HEAP_METRICS and metric not in RSS_METRICS:
+        known = ", ".join(sorted(HEAP_METRICS | RSS_METRICS))
+        raise ValueError(f"unknown metric {metric!r}; known metrics: {known}")
+    if scenario in RELOAD_SCENARIOS:
+        share = int(math.ceil(0.005 * weight_bytes)) if weight_bytes else 0
+        return max(MIB, share)
+    if scenario in RESTART_SCENARIOS:
+        return 16 * KIB if metric in HEAP_METRICS else 64 * KIB
+    known = ", ".join(sorted(RELOAD_SCENARIOS | RESTART_SCENARIOS))
+    raise ValueError(f"unknown scenario {scenario!r}; known scenarios: {known}")

@@ -5,7 +5,7 @@ Traditional with Taiwanese phrasing (s2twp: 软件 -> 軟體, 出租车 -> 計�
 ``t2s`` are there too, and ``none`` returns the text as it is. Latin letters, digits and
 punctuation pass through untouched (OpenCC only maps CJK characters and phrases).
 
-Order in the pipeline: ITN first, then OpenCC (:func:`itn_then_convert`). ITN's rules are keyed on
+Order in the pipeline: ITN first, then OpenCC (`qasr.text.post.postprocess`). ITN's rules are keyed on
 the characters the model writes, and OpenCC rewrites some of them: s2twp turns 幺 (the "one" of
 phone numbers) into 么 and 厘米 into 釐米, and phrase tables may rewrite a word that a rule uses as
 context. Figures, on the other hand, are left alone by OpenCC, so normalizing numbers first loses
@@ -37,7 +37,8 @@ class OpenCCUnavailable(ImportError):
     """The ``opencc`` package is needed for script conversion and is not installed."""
 
 
-def _check_target(target: str) -> str:
+def check_target(target: str) -> str:
+    """The target in canonical spelling; ValueError listing the valid ones for anything else."""
     key = target.strip().lower() if isinstance(target, str) else target
     if key not in OPENCC_TARGETS:
         raise ValueError(
@@ -63,17 +64,10 @@ def convert(text: str, target: str = "s2twp") -> str:
 
     Raises ValueError for an unknown target, listing the valid ones.
     """
-    key = _check_target(target)
+    key = check_target(target)
     if key == "none" or not text:
         return text
     return _converter(key).convert(text)
 
 
-def itn_then_convert(text: str, target: str = "s2twp", lang: str = "zh") -> str:
-    """The documented pipeline order: inverse text normalization, then OpenCC conversion."""
-    from qasr.text.post import postprocess
-
-    return postprocess(text, itn=True, opencc=target, language=lang)
-
-
-__all__ = ["OPENCC_TARGETS", "TARGET_HELP", "OpenCCUnavailable", "convert", "itn_then_convert"]
+__all__ = ["OPENCC_TARGETS", "TARGET_HELP", "OpenCCUnavailable", "check_target", "convert"]

@@ -11,7 +11,7 @@ MIB = 1024 * 1024
 PLOTTED = (("rss_anon", "RssAnon"), ("heap_live", "live heap (mallinfo2)"), ("uss", "USS"), ("vm_size", "VmSize"))
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def pyplot():  # type: ignore[no-untyped-def]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +27,7 @@ class PlotReporter:
         return [self.memory(summary, records, run_dir), self.phases(summary, run_dir)]
 
     def memory(self, summary: dict[str, Any], records: RunRecords, run_dir: Path) -> Path:
-        plt = _pyplot()
+        plt = pyplot()
         found, series = verdicts(records, summary["scenario"], (summary.get("config") or {}).get("threshold"))
         shown = [(m, label) for m, label in PLOTTED if m in series]
         fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown) + 0.6), sharex=True, squeeze=False)
@@ -52,7 +52,7 @@ class PlotReporter:
         return path
 
     def phases(self, summary: dict[str, Any], run_dir: Path) -> Path:
-        plt = _pyplot()
+        plt = pyplot()
         rows = summary.get("phase_deltas") or []
         labels = [f"{r['from']} → {r['to']}" for r in rows]
         fig, ax = plt.subplots(figsize=(9, 0.5 * max(len(rows), 2) + 1.5))

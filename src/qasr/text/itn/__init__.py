@@ -11,7 +11,7 @@ first use, optional packages imported only when their backend is asked for.
 
 from __future__ import annotations
 
-from qasr.text.backends import BACKEND_NAMES, BackendUnavailable, available_backends, get_backend
+from qasr.text.itn.backends import BACKEND_NAMES, BackendUnavailable, available_backends, get_backend
 
 #: Languages with ITN rules, after :func:`normalize_lang`.
 LANGS = ("zh", "en")

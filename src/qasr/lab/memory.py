@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = [
+    "HEAP_METRICS",
+    "RSS_METRICS",
     "MemorySample",
     "MallInfo2",
     "PeakSampler",
@@ -53,6 +55,10 @@ _STATUS_KEYS = {
     b"RssFile": "rss_file",
 }
 _SMAPS_KEYS = (b"Pss", b"Private_Clean", b"Private_Dirty")
+
+#: The sample fields read from glibc's allocator, and those read from the kernel's page tables.
+HEAP_METRICS = frozenset({"heap_live", "heap_free", "heap_mmap"})
+RSS_METRICS = frozenset({"rss", "rss_anon", "rss_file", "uss", "pss", "vm_size", "vm_data", "vm_hwm"})
 
 
 @dataclass(frozen=True)

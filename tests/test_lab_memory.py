@@ -1,4 +1,4 @@
-"""qasr.lab.sample: the readings are real on Linux/glibc and degrade to None elsewhere."""
+"""qasr.lab.memory: the readings are real on Linux/glibc and degrade to None elsewhere."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from qasr.lab import sample as S
-from qasr.lab.sample import MemorySample, PeakSampler, malloc_trim, take_sample
+from qasr.lab import memory as S
+from qasr.lab.memory import MemorySample, PeakSampler, malloc_trim, take_sample
 
 MB = 1_000_000
 

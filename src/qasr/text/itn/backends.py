@@ -2,7 +2,7 @@
 
 The optional packages are imported only when a backend is first used, and each instance is built
 once and cached: wetext loads its FSTs from disk (tens of milliseconds), so building it per
-sentence would dominate. ``import qasr.text.backends`` itself imports nothing beyond the stdlib.
+sentence would dominate. ``import qasr.text.itn.backends`` itself imports nothing beyond the stdlib.
 """
 
 from __future__ import annotations
