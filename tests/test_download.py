@@ -20,7 +20,8 @@ from conftest import run_qasr
 from modelfiles import model_bytes
 
 from qasr.engine import download, registry
-from qasr.engine.download import DownloadError, RichProgress, SilentProgress, fetch, make_progress, pull
+from qasr.engine.download import DownloadError, fetch, pull
+from qasr.progress import RichProgress, SilentProgress, make_progress
 from qasr.engine.modelfile import MODEL_TYPE_QWEN3_FORCED_ALIGNER, ModelKind
 
 # Big enough to span several reads, small enough to be instant.
@@ -299,10 +300,10 @@ def test_only_http_urls() -> None:
 # --- progress ---------------------------------------------------------------------------------
 
 def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert isinstance(make_progress(None, "x"), SilentProgress)  # pytest captures stderr: not a tty
+    assert isinstance(make_progress(None, "bytes"), SilentProgress)  # pytest captures stderr: not a tty
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
-    assert isinstance(make_progress(None, "x"), RichProgress)
-    assert isinstance(make_progress(False, "x"), SilentProgress)
+    assert isinstance(make_progress(None, "bytes"), RichProgress)
+    assert isinstance(make_progress(False, "bytes"), SilentProgress)
 
 
 # --- pull (registry entries) and the CLI ------------------------------------------------------

@@ -35,7 +35,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, float]] = []
 
-    def start(self, phase: str, total: float) -> None:
+    def start(self, phase: str, total: float, *, label: str | None = None, done: float = 0) -> None:
         self.events.append(("start", phase, total))
 
     def advance(self, phase: str, seconds: float) -> None:

@@ -45,42 +45,6 @@ def clock(seconds: float) -> str:
     return f"{h:d}:{m:02d}:{s:04.1f}" if h else f"{m:d}:{s:04.1f}"
 
 
-class RichProgress:
-    """Bars with ETA on stderr, one per phase, in seconds of audio."""
-
-    LABELS = {"vad": "finding speech", "transcribe": "transcribing", "align": "aligning"}
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description:<15}"),
-            BarColumn(),
-            TextColumn("{task.completed:>7.1f}/{task.total:.1f} s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._tasks: dict[str, Any] = {}
-
-    def start(self, phase: str, total: float) -> None:
-        if not self._tasks:
-            self._progress.start()
-        self._tasks[phase] = self._progress.add_task(self.LABELS.get(phase, phase), total=max(total, 1e-6))
-
-    def advance(self, phase: str, seconds: float) -> None:
-        if phase in self._tasks:
-            self._progress.advance(self._tasks[phase], seconds)
-
-    def stop(self) -> None:
-        if self._tasks:
-            self._progress.stop()
-            self._tasks.clear()
-
-
 def report(result: Any, as_json: bool, interrupted: bool = False) -> None:
     """The summary: one JSON object on stdout (``--json``), or lines on stderr."""
     data = result.to_dict()
@@ -143,6 +107,7 @@ def subtitles(
     from qasr.errors import UsageError
     from qasr.pipeline.longform import LongformInterrupted, LongformOptions, run_longform
     from qasr.pipeline.writers import get_writer
+    from qasr.progress import make_progress
 
     name = output_format(fmt, output)
     try:
@@ -154,15 +119,13 @@ def subtitles(
         threads=threads, max_length=max_length, engine=engine, vad=vad,
         rules=cue_rules(max_line_width, max_lines, max_cue_seconds),
     )  # fmt: skip
-    progress = RichProgress() if sys.stderr.isatty() else None
+    progress = make_progress(None, "seconds")
     try:
         result = run_longform(audio, output, get_writer(name), options, progress)
     except LongformInterrupted as stop:
-        if progress:
-            progress.stop()  # before the report, so the bars do not overwrite it
+        progress.stop()  # before the report, so the bars do not overwrite it
         report(stop.result, as_json, interrupted=True)
         raise typer.Exit(130) from None
     finally:
-        if progress:
-            progress.stop()
+        progress.stop()
     report(result, as_json)

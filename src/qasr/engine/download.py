@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Protocol, Sequence
+from typing import BinaryIO, Callable, Sequence
 from urllib.parse import urlsplit
 
 from qasr import __version__
@@ -39,6 +39,7 @@ from qasr.engine.registry import (
     source_urls,
 )
 from qasr.errors import DownloadError, QasrError, UsageError
+from qasr.progress import Progress, make_progress
 
 CHUNK_BYTES = 1 << 20
 DEFAULT_TIMEOUT = 30.0
@@ -63,55 +64,6 @@ class Download:
     resumed_from: int  # bytes already on disk when the transfer that completed the file began
     restarted: bool  # a server ignored Range, so a partial file was discarded
     seconds: float
-
-
-# --- progress ---------------------------------------------------------------------------------
-
-class Progress(Protocol):
-    def start(self, total: int | None, done: int) -> None: ...
-    def advance(self, n: int) -> None: ...
-    def stop(self) -> None: ...
-
-
-class SilentProgress:
-    """No output: for pipes, logs and tests."""
-
-    def start(self, total: int | None, done: int) -> None: ...
-    def advance(self, n: int) -> None: ...
-    def stop(self) -> None: ...
-
-
-class RichProgress:
-    """A rich bar on stderr: bytes, speed and time left."""
-
-    def __init__(self, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-        self._bar = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                             console=Console(stderr=True), transient=True)
-        self._task = None
-
-    def start(self, total: int | None, done: int) -> None:
-        if self._task is None:
-            self._bar.start()
-            self._task = self._bar.add_task("", total=total, completed=done)
-        else:
-            self._bar.reset(self._task, total=total, completed=done)
-
-    def advance(self, n: int) -> None:
-        if self._task is not None:
-            self._bar.advance(self._task, n)
-
-    def stop(self) -> None:
-        self._bar.stop()
-
-
-def make_progress(enabled: bool | None, label: str) -> Progress:
-    """A bar when asked, or by default only when stderr is a terminal; silence otherwise."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return RichProgress(label) if enabled else SilentProgress()
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -171,7 +123,7 @@ def _disk_full(part: Path, done: int, total: int | None) -> DownloadError:
 
 # --- one transfer -----------------------------------------------------------------------------
 
-def _transfer(url: str, part: Path, expected: int | None, progress: Progress, timeout: float) -> tuple[int, bool]:
+def _transfer(url: str, part: Path, expected: int | None, progress: Progress, timeout: float, key: str) -> tuple[int, bool]:
     """Bring ``part`` to the whole file: (bytes before this request, whether a partial was discarded)."""
     offset = part.stat().st_size if part.is_file() else 0
     if expected is not None and offset > expected:  # not a prefix of the file we want
@@ -227,7 +179,7 @@ def _transfer(url: str, part: Path, expected: int | None, progress: Progress, ti
                 f"{_free_bytes(part.parent):,} free; free space or set QASR_MODELS_DIR elsewhere",
                 fatal=True,
             )
-        progress.start(total, offset)
+        progress.start(key, total, done=offset)
         done = offset
         with _open_part(part, mode) as out:
             while True:
@@ -246,7 +198,7 @@ def _transfer(url: str, part: Path, expected: int | None, progress: Progress, ti
                         raise _disk_full(part, done, total) from None
                     raise DownloadError(f"cannot write {part}: {exc.strerror}", fatal=True) from None
                 done += len(chunk)
-                progress.advance(len(chunk))
+                progress.advance(key, len(chunk))
             try:
                 out.flush()
                 os.fsync(out.fileno())
@@ -260,11 +212,11 @@ def _transfer(url: str, part: Path, expected: int | None, progress: Progress, ti
 
 
 def _fetch_one(url: str, part: Path, expected: int | None, progress: Progress, timeout: float, retries: int,
-               backoff: float) -> tuple[int, bool]:
+               backoff: float, key: str) -> tuple[int, bool]:
     restarted = False
     for attempt in range(retries + 1):
         try:
-            resumed_from, again = _transfer(url, part, expected, progress, timeout)
+            resumed_from, again = _transfer(url, part, expected, progress, timeout, key)
             return resumed_from, restarted or again
         except _Retry as exc:
             if attempt == retries:
@@ -302,13 +254,13 @@ def fetch(
     except OSError as exc:
         raise DownloadError(f"cannot create {dest.parent}: {exc.strerror}", fatal=True) from None
     part = partial_path(dest)
-    bar = make_progress(progress, label or dest.name)
+    bar = make_progress(progress, "bytes")
     failures: list[str] = []
     started = time.monotonic()
     try:
         for url in urls:
             try:
-                resumed_from, restarted = _fetch_one(url, part, expected_size, bar, timeout, retries, backoff)
+                resumed_from, restarted = _fetch_one(url, part, expected_size, bar, timeout, retries, backoff, label or dest.name)
             except DownloadError as exc:
                 if exc.fatal or len(urls) == 1:
                     raise

@@ -7,13 +7,13 @@ iterations, and says how it ended.
 from __future__ import annotations
 
 import json
-import signal
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qasr.lab.attribution import attribute
+from qasr.processes import describe_exit
 from qasr.lab.scenarios import default_threshold
 from qasr.lab.verdict import SlopeVerdict, slope_verdict
 
@@ -76,15 +76,6 @@ def load_records(path: Path) -> RunRecords:
             elif kind == "end":
                 data.ended = True
     return data
-
-
-def describe_exit(returncode: int | None) -> dict[str, Any]:
-    """Exit code or signal of the child, with the signal's name."""
-    if returncode is None:
-        return {"exit_code": None, "signal": None, "signal_name": None}
-    sig = -returncode if returncode < 0 else (returncode - 128 if returncode in (134, 137, 139) else None)
-    name = signal.Signals(sig).name if sig and sig in signal.Signals._value2member_map_ else None
-    return {"exit_code": returncode, "signal": sig, "signal_name": name}
 
 
 def _series(iterations: list[dict[str, Any]], phase: str, metric: str) -> list[float | None]:

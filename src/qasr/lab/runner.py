@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,9 @@ from typing import Any
 from qasr.errors import UsageError
 from qasr.lab.analysis import load_records, summarize
 from qasr.lab.config import RunConfig
+from qasr.lab.report.jsonfile import JsonReporter
+from qasr.processes import GRACE_SECONDS, Child
+from qasr.progress import make_progress
 
 JEMALLOC_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
@@ -74,67 +73,30 @@ def new_run_dir(results: Path, scenario: str, allocator: str) -> Path:
     return path
 
 
-class _Progress:
-    """A rich bar on stderr when it is a terminal; silence otherwise."""
-
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(label, total=total)
-
-    def update(self, done: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> tuple[int | None, list[str], bool]:
     """Start the child and wait for it. Returns (return code, last stderr lines, interrupted)."""
     (run_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
     env = {**os.environ, **allocator_env(cfg.allocator), "PYTHONUNBUFFERED": "1"}
     if cfg.engine:
         env["QASR_CHATLLM_LIB"] = cfg.engine
-    stderr_path = run_dir / "stderr.log"
-    progress = _Progress(cfg.iterations, f"{cfg.scenario} ({cfg.allocator})", show_progress)
+    progress = make_progress(None if show_progress else False, "count")
+    progress.start("run", cfg.iterations, label=f"{cfg.scenario} ({cfg.allocator})")
     interrupted = False
-    with stderr_path.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "qasr.lab.child", str(run_dir)], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env, text=True
-        )
+    with Child("qasr.lab.child", [str(run_dir)], log=run_dir / "stderr.log", env=env, stdout="pipe") as child:
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            assert child.stdout is not None
+            for line in child.stdout:
                 if line.strip().isdigit():
-                    progress.update(int(line))
-            proc.wait()
+                    progress.update("run", completed=int(line))
+            child.wait()
         except KeyboardInterrupt:
             interrupted = True
             # The terminal sent SIGINT to the child too; give it a moment to record that, then insist.
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            child.stop(wait_first=GRACE_SECONDS)
         finally:
-            progress.close()
-    with stderr_path.open(encoding="utf-8", errors="replace") as f:
-        tail = [line.rstrip("\n") for line in deque(f, maxlen=20)]
-    return proc.returncode, tail, interrupted
+            progress.stop()
+        tail = child.stderr_tail(20)
+    return child.returncode, tail, interrupted
 
 
 def analyse_and_report(run_dir: Path, returncode: int | None, stderr_tail: list[str]) -> dict[str, Any]:
@@ -160,7 +122,7 @@ def run(cfg: RunConfig, *, extend: bool = False, max_doublings: int = 2, show_pr
         summary = analyse_and_report(run_dir, returncode, tail)
         if interrupted and summary["status"] != "interrupted":
             summary["status"] = "interrupted"
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+            JsonReporter().write(summary, load_records(run_dir / "samples.jsonl"), run_dir)
         attempts.append({"iterations": current.iterations, "verdict": summary.get("verdict"), "status": summary["status"]})
         retry = (
             extend

@@ -22,23 +22,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from qasr.audio.vad import Span, VadOptions
 from qasr.errors import AudioError, EngineError, EngineNotFound, QasrError, UsageError
+from qasr.processes import Child, peak_rss_bytes
+from qasr.progress import Progress
 from qasr.pipeline.align import AlignedUnit, Alignment, aligner_language, even_alignment
 from qasr.pipeline.subtitles import Cue, CueRules, cut, fix_timing
 from qasr.pipeline.textmap import apply
-from qasr.pipeline.transcribe import peak_rss_bytes
 from qasr.pipeline.worker import AUDIO_FILE, RESULTS, Job, ModelSpec, status_file
 from qasr.pipeline.writers import SubtitleWriter, write_atomic
 
@@ -48,6 +47,8 @@ Chunker = Callable[[np.ndarray, VadOptions], tuple[list[Span], list[Span]]]
 #: Characters of the previous chunk's transcript given as context to the next (0: none; see docs).
 DEFAULT_CONTEXT_CHARS = 0
 POLL_SECONDS = 0.1
+#: Progress is reported in seconds of audio, per phase, under these labels.
+PHASE_LABELS = {"vad": "finding speech", "transcribe": "transcribing", "align": "aligning"}
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,6 @@ class LongformOptions:
     engine: Path | None = None
     vad: VadOptions = field(default_factory=VadOptions)
     rules: CueRules = field(default_factory=CueRules)
-
-
-class Progress(Protocol):
-    """Receives progress in seconds of audio, per phase ("vad", "transcribe", "align")."""
-
-    def start(self, phase: str, total: float) -> None: ...
-
-    def advance(self, phase: str, seconds: float) -> None: ...
 
 
 @dataclass
@@ -205,34 +198,23 @@ class Worker:
         import json
 
         log_path = self.workdir / f"{self.phase}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "qasr.pipeline.worker", self.phase, str(self.workdir)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-            )  # fmt: skip
         tail = JsonlTail(self.workdir / RESULTS[self.phase])
-        try:
-            while True:
-                finished = proc.poll() is not None
-                if not finished:
-                    self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes(proc.pid))
-                for record in tail.read():
-                    on_record(record)
-                if finished:
-                    break
-                time.sleep(POLL_SECONDS)
-        finally:
-            if proc.poll() is None:  # interrupted or failed here: stop the child (it ignores SIGINT)
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        # Interrupted or failed here: leaving the block stops the child (it ignores SIGINT).
+        with Child("qasr.pipeline.worker", [self.phase, str(self.workdir)], log=log_path, env=self.env, stdout="stderr") as child:
+            try:
+                while True:
+                    finished = child.poll() is not None
+                    for record in tail.read():
+                        on_record(record)
+                    if finished:
+                        break
+                    time.sleep(POLL_SECONDS)
+            finally:
+                self.peak_rss_bytes = max(self.peak_rss_bytes, child.peak)
         status_path = self.workdir / status_file(self.phase)
         if not status_path.exists():
-            lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-            raise EngineError(f"the {self.phase} process died (exit {proc.returncode}): {lines[-1] if lines else 'no message'}")
+            lines = child.stderr_tail(1)
+            raise EngineError(f"the {self.phase} process died ({child.exit_reason()}): {lines[-1] if lines else 'no message'}")
         status = json.loads(status_path.read_text(encoding="utf-8"))
         self.peak_rss_bytes = max(self.peak_rss_bytes, int(status.get("peak_rss_bytes") or 0))
         if not status["ok"]:
@@ -317,7 +299,7 @@ class _Run:
 
     def _start(self, phase: str, total: float) -> None:
         if self.progress:
-            self.progress.start(phase, total)
+            self.progress.start(phase, total, label=PHASE_LABELS.get(phase, phase))
 
     def _advance(self, phase: str, seconds: float) -> None:
         if self.progress:
