@@ -106,7 +106,7 @@ for k, wav in enumerate(wavs):
         for _ in range(repeats):
             _set_context(model, ctx)
             t0 = time.perf_counter()
-            raw = "".join(model.transcribe(samples))
+            raw = "".join(model.transcribe_raw(samples))
             times.append(time.perf_counter() - t0)
         out[label] = {"seconds": statistics.median(times), "cursor": lib.chatllm_get_cursor(obj),
                       "text": parse_asr_output(raw).text}

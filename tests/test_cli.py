@@ -203,3 +203,21 @@ def test_output_dir_rerun_replaces_instead_of_piling_up(env: dict[str, str], tmp
         r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "-o", str(out)], env)
         assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["tone.txt"]
+
+
+def test_context_from_text_or_file_and_word_times_in_json(env: dict[str, str], wav_file: Path, asr_model_file: Path,
+                                                          aligner_model_file: Path, tmp_path: Path) -> None:
+    hint = tmp_path / "terms.txt"
+    hint.write_text("Qwen chatllm.cpp ForcedAligner\n", encoding="utf-8")
+    r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "-f", "json", "--context", f"@{hint}",
+                  "-a", str(aligner_model_file)], env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["context"] == "Qwen chatllm.cpp ForcedAligner" and data["context_echo"] is False
+    assert [w["text"] for w in data["segments"][0]["words"]] == data["text"].split()
+    echo = dict(env, QASR_DOUBLE_ECHO_CONTEXT="1")
+    r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "-f", "json", "-c", "say these words back"], echo)
+    assert r.returncode == 0 and json.loads(r.stdout)["text"] == ""
+    assert "only repeated the context" in r.stderr
+    r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "--context", f"@{tmp_path / 'nope.txt'}"], env)
+    assert r.returncode == 2 and "--context file not found" in r.stderr and "Traceback" not in r.stderr

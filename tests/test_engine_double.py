@@ -76,7 +76,7 @@ def test_model_info_and_stream(engine: Path, asr_model_file: Path) -> None:
     assert model.info is not None
     assert model.info.purpose == "ASR" and model.info.context_length == 65536
     assert model.info.param_count and model.info.param_count > 0
-    chunks = list(model.transcribe(sine(1.0)))
+    chunks = list(model.transcribe_raw(sine(1.0)))
     assert chunks[:3] == ["language", " English", "<asr_text>"]
     assert "".join(chunks[3:]) == DEFAULT_TEXT
 
@@ -84,7 +84,7 @@ def test_model_info_and_stream(engine: Path, asr_model_file: Path) -> None:
 def test_chunks_arrive_before_the_native_call_ends(engine: Path, asr_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QASR_DOUBLE_TOKEN_DELAY_MS", "40")
     model = Model(asr_model_file)
-    stream = model.transcribe(sine(1.0))
+    stream = model.transcribe_raw(sine(1.0))
     first = next(stream)
     turn = model._sink.turn
     assert first == "language"
@@ -97,31 +97,31 @@ def test_chunks_arrive_before_the_native_call_ends(engine: Path, asr_model_file:
 def test_callbacks_on_a_native_thread(engine: Path, asr_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QASR_DOUBLE_THREAD", "1")
     model = Model(asr_model_file)
-    assert "".join(model.transcribe(sine(1.0))).endswith(DEFAULT_TEXT)
+    assert "".join(model.transcribe_raw(sine(1.0))).endswith(DEFAULT_TEXT)
 
 
 def test_forced_language_and_unknown_language(engine: Path, asr_model_file: Path) -> None:
     model = Model(asr_model_file, language="english")
     assert model.language == "English"
-    assert list(model.transcribe(sine(1.0)))[0] == "<asr_text>"
+    assert list(model.transcribe_raw(sine(1.0)))[0] == "<asr_text>"
     with pytest.raises(UsageError, match="'Klingon' is not supported.*Chinese, English"):
         Model(asr_model_file, language="Klingon")
 
 
 def test_restart_gives_the_same_text(engine: Path, asr_model_file: Path) -> None:
     model = Model(asr_model_file)
-    a = "".join(model.transcribe(sine(1.0), fresh=False))
+    a = "".join(model.transcribe_raw(sine(1.0), fresh=False))
     model.restart()
     assert model.engine.lib.chatllm_get_cursor(model._handle()) == 0
-    b = "".join(model.transcribe(sine(1.0), fresh=False))
+    b = "".join(model.transcribe_raw(sine(1.0), fresh=False))
     assert a == b
 
 
 def test_each_transcription_starts_fresh(engine: Path, asr_model_file: Path) -> None:
     model = Model(asr_model_file)
-    list(model.transcribe(sine(1.0)))
+    list(model.transcribe_raw(sine(1.0)))
     n = model.engine.lib.chatllm_get_cursor(model._handle())
-    list(model.transcribe(sine(1.0)))
+    list(model.transcribe_raw(sine(1.0)))
     assert model.engine.lib.chatllm_get_cursor(model._handle()) == n  # not 2n: history was discarded
 
 
@@ -133,20 +133,20 @@ def test_engine_errors_carry_the_engines_words(engine: Path, asr_model_file: Pat
     monkeypatch.setenv("QASR_DOUBLE_ERROR_AT", "inference")
     model = Model(asr_model_file)
     with pytest.raises(EngineError, match="injected error at inference"):
-        list(model.transcribe(sine(1.0)))
+        list(model.transcribe_raw(sine(1.0)))
     monkeypatch.delenv("QASR_DOUBLE_ERROR_AT")
-    assert "".join(model.transcribe(sine(1.0))).endswith(DEFAULT_TEXT)  # the model is usable again
+    assert "".join(model.transcribe_raw(sine(1.0))).endswith(DEFAULT_TEXT)  # the model is usable again
 
 
 def test_stopping_early_aborts_and_frees_the_model(engine: Path, asr_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QASR_DOUBLE_TOKEN_DELAY_MS", "20")
     model = Model(asr_model_file)
-    stream = model.transcribe(sine(1.0))
+    stream = model.transcribe_raw(sine(1.0))
     next(stream)
     stream.close()  # GeneratorExit -> chatllm_abort_generation, then join
     assert not model._lock.locked()
     monkeypatch.delenv("QASR_DOUBLE_TOKEN_DELAY_MS")
-    assert "".join(model.transcribe(sine(1.0))).endswith(DEFAULT_TEXT)
+    assert "".join(model.transcribe_raw(sine(1.0))).endswith(DEFAULT_TEXT)
 
 
 def test_one_thread_at_a_time(engine: Path, asr_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +155,7 @@ def test_one_thread_at_a_time(engine: Path, asr_model_file: Path, monkeypatch: p
     results: list[str] = []
 
     def work() -> None:
-        results.append("".join(model.transcribe(sine(1.0))))
+        results.append("".join(model.transcribe_raw(sine(1.0))))
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -163,10 +163,10 @@ def test_one_thread_at_a_time(engine: Path, asr_model_file: Path, monkeypatch: p
     for t in threads:
         t.join()
     assert len(results) == 4 and all(r.endswith(DEFAULT_TEXT) for r in results)
-    stream = model.transcribe(sine(1.0))
+    stream = model.transcribe_raw(sine(1.0))
     next(stream)
     with pytest.raises(EngineError, match="already running a turn in this thread"):
-        next(model.transcribe(sine(1.0)))
+        next(model.transcribe_raw(sine(1.0)))
     stream.close()
 
 
@@ -176,7 +176,7 @@ def test_close_destroys_and_drops_callbacks(engine: Path, asr_model_file: Path) 
     model.close()
     assert model.closed and model._callbacks == ()
     with pytest.raises(EngineError, match="closed"):
-        list(model.transcribe(sine(1.0)))
+        list(model.transcribe_raw(sine(1.0)))
     gc.collect()  # park models that earlier tests dropped, so the count below is ours alone
     parked = len(_parked_callbacks)
     del model
@@ -211,7 +211,7 @@ def test_the_engine_never_sees_the_users_path(engine: Path, asr_model_file: Path
         return real(obj, text)
 
     monkeypatch.setattr(model.engine.lib, "chatllm_user_input", spy)
-    assert "".join(model.transcribe(evil)).endswith(DEFAULT_TEXT)
+    assert "".join(model.transcribe_raw(evil)).endswith(DEFAULT_TEXT)
     assert len(seen) == 1
     assert b"PWNED" not in seen[0] and seen[0].startswith(b"{{audio:/") and seen[0].endswith(b"/audio.wav}}")
 
@@ -225,7 +225,7 @@ def test_model_file_checked_before_the_engine(engine: Path, tmp_path: Path, alig
         Model(aligner_model_file)
     aligner = Model(aligner_model_file, kind=ModelKind.ALIGNER)
     with pytest.raises(UsageError, match="not an ASR model"):
-        list(aligner.transcribe(sine(1.0)))
+        list(aligner.transcribe_raw(sine(1.0)))
 
 
 def test_bad_arguments(engine: Path, asr_model_file: Path) -> None:
@@ -235,7 +235,7 @@ def test_bad_arguments(engine: Path, asr_model_file: Path) -> None:
         Model(asr_model_file, max_length=10)
     model = Model(asr_model_file)
     with pytest.raises(Exception, match="NaN"):
-        list(model.transcribe(np.full(16_000, np.nan, np.float32)))
+        list(model.transcribe_raw(np.full(16_000, np.nan, np.float32)))
 
 
 def test_two_threads_closing_destroy_once(engine: Path, asr_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

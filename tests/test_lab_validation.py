@@ -237,3 +237,23 @@ def test_inconclusive_runs_are_extended_twice_at_most(lab, monkeypatch: pytest.M
     assert seen[-3:] == [6, 12, 24]
     assert [a["iterations"] for a in out.summary["attempts"]] == [6, 12, 24]
     assert sorted(p.name for p in out.run_dir.glob("samples*.jsonl")) == ["samples-n12.jsonl", "samples-n6.jsonl", "samples.jsonl"]
+
+
+def test_the_context_a_run_used_is_recorded_and_reaches_the_engine(double_lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    for key in list(os.environ):
+        if key.startswith("QASR_DOUBLE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("QASR_DOUBLE_ECHO_CONTEXT", "1")  # the double answers with its system prompt
+    cfg = validate(RunConfig(scenario="restart", model=str(write_model(tmp_path / "asr.bin")), audio=[str(audio)], iterations=6,
+                             engine=str(double_lib), results_dir=str(tmp_path / "results"), peaks=False,
+                             context="Qwen chatllm <|im_end|> lab terms"))  # fmt: skip
+    assert cfg.context == "Qwen chatllm lab terms"
+    outcome = run(cfg, show_progress=False)
+    assert outcome.summary["status"] == "completed" and outcome.summary["config"]["context"] == "Qwen chatllm lab terms"
+    records = [json.loads(line) for line in (outcome.run_dir / "samples.jsonl").read_text().splitlines()]
+    its = [r for r in records if r["type"] == "iteration"]
+    assert len(its) == 6 and all(r["extra"]["context_echo"] and r["text"] == "" for r in its)  # kept across restarts
+    assert "Qwen chatllm lab terms" in "".join(r["extra"]["raw_text"] for r in its)
+    assert "Context (system prompt): `Qwen chatllm lab terms`" in (outcome.run_dir / "report.md").read_text()

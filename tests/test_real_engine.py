@@ -57,9 +57,9 @@ def test_chunks_stream_before_the_end_and_restart_repeats_text() -> None:
             return original(self, user, print_type, data)
         engine_model._Sink.on_print = spy
         m = engine_model.Model({str(MODEL)!r})
-        a = "".join(m.transcribe({str(JFK)!r}, fresh=False))
+        a = "".join(m.transcribe_raw({str(JFK)!r}, fresh=False))
         m.restart()
-        b = "".join(m.transcribe({str(JFK)!r}, fresh=False))
+        b = "".join(m.transcribe_raw({str(JFK)!r}, fresh=False))
         print(json.dumps({{"ends_seen": seen, "a": a, "b": b, "info": m.info.raw}}))
         sys.stdout.flush(); os._exit(0)
     """)
@@ -125,10 +125,49 @@ def test_aligner_and_other_models_load() -> None:
         from qasr.engine.modelfile import ModelKind
         a = Model({str(SHARED_MODELS / "tiny-aligner-q4_0.bin")!r}, kind=ModelKind.ALIGNER)
         b = Model({str(SHARED_MODELS / "tiny-asr-b-q4_0.bin")!r}, language="English")
-        text = "".join(b.transcribe({str(JFK)!r}))
+        text = "".join(b.transcribe_raw({str(JFK)!r}))
         print(json.dumps({{"aligner": a.info.purpose, "b": text}})); sys.stdout.flush(); os._exit(0)
     """)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["b"] == "<asr_text>cokguvsip puj tokguwakuozi"
     assert out["aligner"]  # the engine names the aligner's purpose
+
+
+def test_pysilero_and_libchatllm_cannot_share_a_process_so_the_vad_runs_apart() -> None:
+    """Pins the measurement behind qasr.audio.silero: loading pysilero first breaks libchatllm."""
+    r = child(f"""
+        import os, sys
+        from qasr.audio import load_audio
+        from qasr.audio.vad import speech_probabilities
+        speech_probabilities(load_audio({str(JFK)!r}).samples)   # pysilero in this process
+        from qasr.engine.model import Model
+        from qasr.errors import EngineNotFound
+        try:
+            Model({str(MODEL)!r})
+            print("loaded")
+        except EngineNotFound as exc:
+            print("refused:", exc)
+        sys.stdout.flush(); os._exit(0)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("refused:") and "undefined symbol" in r.stdout
+    r = child(f"""
+        import os, sys
+        import numpy as np
+        import qasr
+        from qasr.audio import load_audio
+        from qasr.audio.vad import speech_probabilities
+        model = qasr.Model({str(MODEL)!r})
+        speech = load_audio({str(JFK)!r}).samples
+        probs = speech_probabilities(speech, isolated=True)      # Silero in its own child process
+        long = np.concatenate([speech, np.zeros(16_000 * 4, np.float32), speech, np.zeros(16_000 * 4, np.float32), speech])
+        result = qasr.transcribe(model, long, max_chunk=15.0, context="Kennedy, inaugural address")
+        print(len(probs), round(float(probs.mean()), 2), result.figures.engine_calls,
+              [round(s.start) for s in result.segments], result.text == " ".join(s.text for s in result.segments if s.text))
+        sys.stdout.flush(); os._exit(0)
+    """, timeout=300)
+    assert r.returncode == 0, r.stderr
+    frames, mean, calls, starts, joined = r.stdout.split(" ", 4)
+    assert int(frames) == 344 and float(mean) > 0.3
+    assert int(calls) >= 3 and joined.strip().endswith("True")

@@ -108,7 +108,7 @@ def test_known_issue_upstream_splits_characters_only_for_chinese() -> None:
         from qasr.engine.model import Model
         from qasr.engine.modelfile import ModelKind
         m = Model({str(ALIGNER)!r}, kind=ModelKind.ALIGNER, language="Cantonese", settings={{"format": "json"}})
-        out = "".join(m.align({str(ZH)!r}, "我的电话。号码"))
+        out = "".join(m.align_raw({str(ZH)!r}, "我的电话。号码"))
         print(json.dumps([e["text"] for e in json.loads(out)])); sys.stdout.flush(); os._exit(0)
     """)
     assert r.returncode == 0, r.stderr
@@ -134,7 +134,7 @@ def test_context_reaches_the_prompt() -> None:
         cursors = []
         for ctx in ("", "And so, my fellow Americans", ""):
             m.restart(system_prompt=ctx)
-            text = "".join(m.transcribe({str(JFK)!r}))
+            text = "".join(m.transcribe_raw({str(JFK)!r}))
             cursors.append(lib.chatllm_get_cursor(obj))
         print(json.dumps({{"cursors": cursors, "text": text}})); sys.stdout.flush(); os._exit(0)
     """)

@@ -156,6 +156,7 @@ def run_experiment(experiment: Path, over: Overrides, *, show_progress: bool = T
                 allocator=over.allocator or spec.get("allocator", "glibc"),
                 engine=over.engine,
                 language=inputs.get("language"),
+                context=spec.get("context", inputs.get("context")),
                 max_length=inputs.get("max_length"),
                 results_dir=str(out_dir / "runs"),
                 postprocess=spec.get("postprocess"),

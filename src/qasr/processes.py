@@ -78,8 +78,10 @@ def describe_exit(returncode: int | None) -> dict[str, Any]:
 class Child:
     """``python -m MODULE ARGS...`` in a child process, stderr into a file whose tail explains an end.
 
-    ``stdout`` is ``"pipe"`` (read it from `stdout`), ``"stderr"`` (into the same log) or None
-    (discarded). Use as a context manager: leaving the block stops a child that still runs.
+    ``stdout`` is ``"pipe"`` (read it from `stdout`; text lines unless ``text=False``), ``"stderr"``
+    (into the same log) or None (discarded); ``stdin=True`` gives a pipe to write to (`stdin`),
+    else the child reads nothing. Use as a context manager: leaving the block stops a child that
+    still runs.
     """
 
     def __init__(
@@ -90,6 +92,8 @@ class Child:
         log: Path,
         env: Mapping[str, str] | None = None,
         stdout: str | None = None,
+        stdin: bool = False,
+        text: bool = True,
     ) -> None:
         self.module, self.args, self.log, self.peak = module, list(args), log, 0
         with open(log, "wb") as log_file:  # the child keeps its own descriptor
@@ -99,8 +103,8 @@ class Child:
             elif stdout == "stderr":
                 out = log_file
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", module, *self.args], stdin=subprocess.DEVNULL, stdout=out,
-                stderr=log_file, env=dict(env) if env is not None else None, text=stdout == "pipe",
+                [sys.executable, "-m", module, *self.args], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=out, stderr=log_file, env=dict(env) if env is not None else None, text=text and stdout == "pipe",
             )  # fmt: skip
 
     @property
@@ -108,8 +112,12 @@ class Child:
         return self.proc.pid
 
     @property
-    def stdout(self) -> IO[str] | None:
-        return self.proc.stdout  # type: ignore[return-value]
+    def stdout(self) -> IO[Any] | None:
+        return self.proc.stdout
+
+    @property
+    def stdin(self) -> IO[Any] | None:
+        return self.proc.stdin
 
     @property
     def returncode(self) -> int | None:
@@ -157,10 +165,15 @@ class Child:
         return exit_reason(self.proc.returncode)
 
     def close(self) -> None:
-        """Stop the child if it still runs and release its pipe."""
+        """Stop the child if it still runs (closing its stdin first: a reader then ends by itself)."""
         try:
+            if self.proc.stdin is not None:
+                try:
+                    self.proc.stdin.close()
+                except OSError:
+                    pass
             if self.proc.poll() is None:
-                self.stop()
+                self.stop(wait_first=1.0 if self.proc.stdin is not None else 0.0)
         finally:
             if self.proc.stdout is not None:
                 self.proc.stdout.close()

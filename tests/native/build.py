@@ -28,7 +28,7 @@ def build_double(out_dir: Path) -> Path:
     # Compile under a private name and rename, so concurrent builders never load a half-written file.
     partial = out_dir / f".{LIBRARY_NAME}.{os.getpid()}.tmp"
     cmd = ["cc", "-shared", "-fPIC", "-O1", "-g", "-Wall", "-Werror",
-           "-o", str(partial), str(SOURCE), "-lpthread"]
+           "-o", str(partial), str(SOURCE), "-lpthread", "-lm"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:

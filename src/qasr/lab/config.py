@@ -54,6 +54,8 @@ class RunConfig:
     allocator: str = "glibc"
     engine: str | None = None
     language: str | None = None
+    #: Hint text for Qwen3-ASR's system turn (set once per loaded model), recorded with the run.
+    context: str | None = None
     threads: int | None = None
     max_length: int | None = None
     peaks: bool = True
@@ -132,4 +134,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UsageError("the aligner scenarios need the transcript of each audio: --reference TEXT_OR_FILE, or <audio>.txt beside it")
     cfg.references = refs
     cfg.audio = [str(Path(a).resolve()) for a in cfg.audio]
+    if cfg.context is not None:
+        from qasr.text.context import clean_context
+
+        cfg.context = clean_context(cfg.context)  # what the engine will be given, as the report shows it
     return cfg

@@ -44,6 +44,7 @@ class Inputs:
     threads: int | None = None
     max_length: int | None = None
     engine: str | None = None
+    context: str | None = None
 
     def pick(self, i: int) -> tuple[Audio, str | None]:
         k = (i - 1) % len(self.audio)
@@ -67,7 +68,7 @@ def _load(path: str, inputs: Inputs, kind: ModelKind) -> Model:
     from qasr.engine.model import Model
 
     settings = {"format": "json"} if kind is ModelKind.ALIGNER else None
-    return Model(
+    model = Model(
         path,
         kind=kind,
         language=inputs.language,
@@ -76,26 +77,30 @@ def _load(path: str, inputs: Inputs, kind: ModelKind) -> Model:
         engine=inputs.engine,
         settings=settings,
     )
+    if inputs.context and kind is ModelKind.ASR:
+        model.restart(system_prompt=inputs.context)  # every later restart() keeps it
+    return model
 
 
-def _infer(model: Model, audio: Audio, reference: str | None) -> Outcome:
+def _infer(model: Model, audio: Audio, reference: str | None, context: str | None = None) -> Outcome:
     """One turn, without a restart first (the scenario decides about restarts)."""
     if model.file.kind is ModelKind.ALIGNER:
         t0 = time.perf_counter()
-        raw = "".join(model.align(audio, reference or "", fresh=False))
+        raw = "".join(model.align_raw(audio, reference or "", fresh=False))
         took = time.perf_counter() - t0
         return Outcome(text=raw, rtf=took / audio.seconds, extra={"align_seconds": took})
     from qasr.pipeline.transcribe import TranscriptionStream
 
-    stream = TranscriptionStream(model, audio, load_seconds=0.0, fresh=False)
-    result = stream.run()
+    # fresh=False: the scenario decides about restarts; the context is already the system prompt.
+    result = TranscriptionStream(model, audio, load_seconds=0.0, fresh=False, context=context).run()
+    figures = result.figures
     return Outcome(
         text=result.text,
-        ttft_seconds=result.ttft_seconds,
-        tokens=result.tokens,
-        tokens_per_second=result.tokens_per_second,
-        rtf=result.rtf,
-        extra={"raw_text": result.raw_text},
+        ttft_seconds=figures.ttft_seconds,
+        tokens=figures.tokens,
+        tokens_per_second=figures.tokens_per_second,
+        rtf=figures.rtf,
+        extra={"raw_text": result.raw_text, "context_echo": result.context_echo},
     )
 
 
@@ -134,7 +139,7 @@ class Scenario:
         audio, reference = self.inputs.pick(i)
         self.probe.enter(f"infer{tag}")
         t0 = time.perf_counter()
-        outcome = _infer(model, audio, reference)
+        outcome = _infer(model, audio, reference, self.inputs.context)
         self.probe.turn(outcome.text, time.perf_counter() - t0)
         self.probe.sample(f"inferred{tag}", full=last)
         return outcome

@@ -1,5 +1,2 @@
-"""Pipelines over the engine: transcription (streamed), later alignment and subtitles."""
-
-from qasr.pipeline.transcribe import TranscriptionResult, TranscriptionStream, transcribe
-
-__all__ = ["TranscriptionResult", "TranscriptionStream", "transcribe"]
+"""Pipelines over the engine: transcription (streamed text, segments, batches), forced alignment,
+subtitles for audio of any length. Import from the submodules, or the names re-exported by `qasr`."""

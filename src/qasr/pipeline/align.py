@@ -364,7 +364,7 @@ def align(model: object, audio: object, transcript: str, *, language: str | None
     spans = unit_spans(transcript)
     check_plausible(spans, prepared.seconds, transcript)
     sent = " ".join(transcript[a:b] for a, b in spans)
-    raw = "".join(model.align(prepared, sent))
+    raw = "".join(model.align_raw(prepared, sent))
     return build_alignment(transcript, spans, raw, lang, prepared.seconds)
 
 

@@ -413,3 +413,26 @@ class _Run:
     def finish(self, t_start: float) -> None:
         self.result.parent_peak_rss_bytes = peak_rss_bytes()
         self.result.wall_seconds = round(time.perf_counter() - t_start, 3)
+
+
+def subtitles(
+    audio: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    asr_model: str | os.PathLike[str],
+    aligner_model: str | os.PathLike[str],
+    format: str | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> LongformResult:
+    """Subtitles for ``audio`` written to ``output``: the public, one-call form of `run_longform`.
+
+    ``format`` is srt, vtt, json, tsv or txt (default: the output's suffix, else srt); ``options``
+    are `LongformOptions` fields (``language``, ``itn``, ``zh_tw``, ``threads``, ``vad``, ``rules``...).
+    Both models run in child processes, one after the other, so this process never loads the engine.
+    """
+    from qasr.pipeline.writers import get_writer
+
+    name = (format or Path(output).suffix.lstrip(".") or "srt").lower()
+    opts = LongformOptions(asr_model=Path(asr_model), aligner_model=Path(aligner_model), **options)
+    return run_longform(audio, output, get_writer(name), opts, progress)

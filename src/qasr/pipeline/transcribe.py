@@ -1,72 +1,76 @@
-"""Transcription: audio in, streamed text chunks and a `TranscriptionResult` out.
+"""Transcription: a loaded model and audio in; text as it is generated, then a `TranscriptionResult`.
 
-`TranscriptionStream` is the lazy core (faster-whisper's style: nothing runs until you iterate); it
-yields the transcript text as the engine generates it and builds the result, with timing, when the
-stream ends. `transcribe()` is the one-call convenience on top of it.
+The one public entry is `transcribe(model, audio, ...)`; `TranscriptionStream(model, audio, ...)` is
+the lazy form underneath it (faster-whisper's style: nothing runs until you iterate), which yields
+the transcript text as the engine generates it and fills ``result`` when the iteration ends.
+
+Audio that fits one engine call (and ``max_chunk``) is one call and one segment. Longer audio is cut
+at pauses by the VAD (`qasr.audio.vad`, run in a child process: pysilero's ggml and libchatllm's
+cannot share one) into chunks of at most ``max_chunk`` seconds; each chunk is one engine call and
+one segment, and the texts are joined. With an ``aligner`` model, each segment also gets word times.
+
+The context (hint text) goes into Qwen3-ASR's system turn for every call, cleaned of prompt markup
+first; a segment whose text only repeats the context is dropped (`qasr.text.context`).
 """
 
 from __future__ import annotations
 
-import resource
+import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from qasr.audio import Audio, as_audio
+from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array, load_audio
 from qasr.engine.model import Model
-from qasr.text.parse import StreamingTextView, parse_asr_output
+from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
+from qasr.text.context import clean_context, is_context_echo
+from qasr.text.parse import ParsedTranscript, StreamingTextView, parse_asr_output
+from qasr.text.convert import check_target
 from qasr.text.post import postprocess
 
 
 @dataclass
-class TranscriptionResult:
-    """One file's transcript and how long each part of producing it took."""
+class _Call:
+    """One engine call: its raw chunks and when they came."""
 
-    source: str
-    language: str | None
-    text: str  # the final text: the transcript after ITN / OpenCC when asked for
-    asr_text: str  # the model's transcript before post-processing
-    raw_text: str  # the engine's output as printed (language header included)
-    audio_seconds: float
-    load_seconds: float
-    inference_seconds: float
-    ttft_seconds: float | None
-    tokens: int
-    tokens_per_second: float | None
-    rtf: float
-    peak_rss_bytes: int
-    no_speech: bool = False
-    loops_repaired: int = 0
-    model: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+    start: float  # seconds into the audio
+    end: float
+    chunks: list[str] = field(default_factory=list)
+    t0: float = 0.0
+    first: float | None = None
+    t_end: float = 0.0
 
 
-def peak_rss_bytes(pid: int | str = "self") -> int:
-    """A process's own peak resident set (VmHWM; this process by default); 0 if it cannot be read.
+def _prepare(audio: object) -> Audio:
+    """A path is decoded without the one-call limit (long audio is chunked); anything else as given."""
+    if isinstance(audio, (str, os.PathLike)):
+        return load_audio(audio, max_seconds=None)
+    return as_audio(audio)
 
-    Not ``ru_maxrss``: Linux folds the parent's RSS at fork into a child's ``ru_maxrss`` across
-    exec (measured: a child of a 410 MB parent reported 410 MB while its VmHWM was 8.7 MB).
-    """
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    if pid == "self":
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-    return 0
+
+def _joined(parts: list[str]) -> str:
+    """Segment texts joined: no space between CJK characters, one space elsewhere."""
+    from qasr.pipeline.align import is_cjk
+
+    out = ""
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if out and not (is_cjk(out[-1]) and is_cjk(part[0])):
+            out += " "
+        out += part
+    return out
 
 
 class TranscriptionStream:
     """Iterate for transcript text as it is generated; `result` is filled when iteration ends.
 
     ``raw_chunks`` keeps what the engine printed (language header included), one entry per token
-    callback, which is what ``tokens`` counts.
+    callback, which is what ``tokens`` counts. ``load_seconds`` defaults to the model's own load
+    time (pass 0.0 for the second file of a batch). ``fresh=False`` continues the conversation
+    (the lab measures that), which is incompatible with a context. ``drop_echo=False`` keeps a
+    segment that repeats the context: right when the context is the previous segment's own
+    transcript, where saying the same sentence twice is speech, not an echo.
     """
 
     def __init__(
@@ -78,57 +82,150 @@ class TranscriptionStream:
         fresh: bool = True,
         itn: bool = False,
         opencc: str | None = None,
+        context: str | None = None,
+        aligner: Model | None = None,
+        max_chunk: float | None = None,
+        drop_echo: bool = True,
     ) -> None:
-        self.model = model
-        self.fresh = fresh
-        self.itn = itn
-        self.opencc = opencc
-        self.audio: Audio = as_audio(audio)
+        if opencc:
+            check_target(opencc)  # an unknown target fails before any engine call
+        self.model, self.fresh, self.itn, self.opencc, self.aligner = model, fresh, itn, opencc, aligner
+        self.context = clean_context(context)
+        self.drop_echo = drop_echo
+        self.max_chunk = min(max_chunk or MAX_SECONDS_PER_CALL, MAX_SECONDS_PER_CALL)
+        self.audio: Audio = _prepare(audio)
         self.raw_chunks: list[str] = []
         self.result: TranscriptionResult | None = None
         self._load_seconds = model.load_seconds if load_seconds is None else load_seconds
+        self._calls: list[_Call] = []
+
+    def _plan(self) -> list[tuple[float, float]]:
+        """(start, end) in seconds of each engine call: the whole audio, or VAD chunks."""
+        if self.audio.seconds <= self.max_chunk:
+            return [(0.0, self.audio.seconds)]
+        from qasr.audio.vad import VadOptions, find_chunks
+        from qasr.errors import AudioError
+
+        _, chunks = find_chunks(self.audio.samples, VadOptions(max_chunk=max(2.0, self.max_chunk)), isolated=True)
+        if not chunks:
+            raise AudioError(f"no speech found in {self.audio.source} (voice activity detection heard none in {self.audio.seconds:.1f} s)")
+        return [(c.start, c.end) for c in chunks]
+
+    def _samples(self, start: float, end: float) -> Audio:
+        if start == 0.0 and end == self.audio.seconds:
+            return self.audio
+        a, b = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
+        return from_array(self.audio.samples[a:b], SAMPLE_RATE, source=f"{self.audio.source}@{start:.2f}s")
 
     def __iter__(self) -> Iterator[str]:
-        view = StreamingTextView()
-        t0 = time.perf_counter()
-        first: float | None = None
-        for chunk in self.model.transcribe(self.audio, fresh=self.fresh):
-            if first is None:
-                first = time.perf_counter()
-            self.raw_chunks.append(chunk)
-            shown = view.feed(chunk)
-            if shown:
-                yield shown
-        tail = view.finish()
-        if tail:
-            yield tail
-        end = time.perf_counter()
-        self.result = self._build(t0, first, end)
+        from qasr.pipeline.align import is_cjk
 
-    def _build(self, t0: float, first: float | None, end: float) -> TranscriptionResult:
-        raw = "".join(self.raw_chunks)
-        parsed = parse_asr_output(raw, self.model.language)
+        last = ""  # the last character shown, to join segments as `_joined` does
+        for start, end in self._plan():
+            call = _Call(start, end)
+            self._calls.append(call)
+            view = StreamingTextView()
+            context = None if not self.fresh else (self.context or "")
+            opening = True  # the first text of this segment, which may need a space after the last one
+            call.t0 = time.perf_counter()
+            for chunk in self.model.transcribe_raw(self._samples(start, end), fresh=self.fresh, context=context):
+                if call.first is None:
+                    call.first = time.perf_counter()
+                call.chunks.append(chunk)
+                shown = view.feed(chunk)
+                if shown:
+                    yield self._separated(shown, last, is_cjk) if opening else shown
+                    last, opening = shown[-1], False
+            tail = view.finish()
+            if tail:
+                yield self._separated(tail, last, is_cjk) if opening else tail
+                last = tail[-1]
+            call.t_end = time.perf_counter()
+        self.result = self._build()
+
+    @staticmethod
+    def _separated(text: str, last: str, is_cjk) -> str:  # type: ignore[no-untyped-def]
+        """The first text of a segment after another one gets a space, unless both sides are CJK."""
+        if last and not last.isspace() and text[:1] and not text[0].isspace() and not (is_cjk(last) and is_cjk(text[0])):
+            return " " + text
+        return text
+
+    def _segment(self, i: int, call: _Call) -> tuple[Segment, ParsedTranscript, bool]:
+        parsed = parse_asr_output("".join(call.chunks), self.model.language)
+        echo = self.drop_echo and bool(parsed.text) and is_context_echo(parsed.text, self.context)
+        asr_text = "" if echo else parsed.text
+        final = postprocess(asr_text, itn=self.itn, opencc=self.opencc, language=parsed.language)
+        return Segment(i, round(call.start, 3), round(call.end, 3), final, asr_text), parsed, echo
+
+    def _build(self) -> TranscriptionResult:
+        segments: list[Segment] = []
+        parsed_all: list[ParsedTranscript] = []
+        echoes = 0
+        for i, call in enumerate(self._calls):
+            segment, parsed, echo = self._segment(i, call)
+            segments.append(segment)
+            parsed_all.append(parsed)
+            echoes += echo
+        warnings: list[str] = []
+        if echoes:
+            warnings.append(f"{echoes} segment(s) only repeated the context and were dropped")
+        if self.aligner is not None:
+            warnings += self._align(segments, parsed_all)
+        self.raw_chunks = [c for call in self._calls for c in call.chunks]
+        languages = [p.language for p in parsed_all if p.language]
+        first = self._calls[0]
+        inference = sum(c.t_end - c.t0 for c in self._calls)
         tokens = len(self.raw_chunks)
-        decode_span = end - first if first is not None else 0.0
-        final = postprocess(parsed.text, itn=self.itn, opencc=self.opencc, language=parsed.language)
-        return TranscriptionResult(
-            source=self.audio.source,
-            language=parsed.language,
-            text=final,
-            asr_text=parsed.text,
-            raw_text=raw,
+        decode = sum(c.t_end - c.first for c in self._calls if c.first is not None)
+        decode_tokens = sum(len(c.chunks) - 1 for c in self._calls if len(c.chunks) > 1)
+        figures = Figures(
             audio_seconds=round(self.audio.seconds, 3),
             load_seconds=round(self._load_seconds, 4),
-            inference_seconds=round(end - t0, 4),
-            ttft_seconds=round(first - t0, 4) if first is not None else None,
+            inference_seconds=round(inference, 4),
+            ttft_seconds=round(first.first - first.t0, 4) if first.first is not None else None,
             tokens=tokens,
-            tokens_per_second=round((tokens - 1) / decode_span, 2) if tokens > 1 and decode_span > 0 else None,
-            rtf=round((end - t0) / self.audio.seconds, 4),
-            peak_rss_bytes=peak_rss_bytes(),
-            no_speech=parsed.no_speech,
-            loops_repaired=parsed.loops_repaired,
-            model=self.model.file.name,
+            tokens_per_second=round(decode_tokens / decode, 2) if decode_tokens and decode > 0 else None,
+            rtf=round(inference / self.audio.seconds, 4),
+            engine_calls=len(self._calls),
         )
+        return TranscriptionResult(
+            source=self.audio.source,
+            language=languages[0] if languages else None,
+            text=_joined([s.text for s in segments]),
+            asr_text=_joined([s.asr_text for s in segments]),
+            raw_text="\n".join("".join(c.chunks) for c in self._calls),
+            segments=segments,
+            figures=figures,
+            no_speech=all(p.no_speech for p in parsed_all) or not any(s.asr_text for s in segments),
+            loops_repaired=sum(p.loops_repaired for p in parsed_all),
+            model=self.model.file.name,
+            context=self.context,
+            context_echo=bool(echoes),
+            warnings=warnings,
+        )
+
+    def _align(self, segments: list[Segment], parsed: list[ParsedTranscript]) -> list[str]:
+        """Word times for each segment from the aligner, carried onto the final text; problems as warnings."""
+        from qasr.errors import QasrError
+        from qasr.pipeline.align import align
+        from qasr.pipeline.textmap import apply
+
+        problems: list[str] = []
+        for segment, p in zip(segments, parsed):
+            if not segment.asr_text:
+                segment.words = []
+                continue
+            try:
+                alignment = align(self.aligner, self._samples(segment.start, segment.end), segment.asr_text,
+                                  language=p.language or self.aligner.language)  # fmt: skip
+            except QasrError as exc:
+                segment.words = []
+                problems.append(f"segment {segment.id} ({segment.start:.1f}-{segment.end:.1f} s) not aligned: {exc}")
+                continue
+            if segment.text != segment.asr_text:
+                alignment = apply(alignment, lambda _t, s=segment: s.text)
+            segment.words = [Word(u.text, round(segment.start + u.start, 3), round(segment.start + u.end, 3)) for u in alignment.units]
+        return problems
 
     def run(self) -> TranscriptionResult:
         """Consume the stream and return the result."""
@@ -138,6 +235,31 @@ class TranscriptionStream:
         return self.result
 
 
-def transcribe(audio: object, model: Model, *, itn: bool = False, opencc: str | None = None) -> TranscriptionResult:
-    """Transcribe one input with a loaded model (see `Model` for loading); ITN and OpenCC optional."""
-    return TranscriptionStream(model, audio, itn=itn, opencc=opencc).run()
+def transcribe(
+    model: Model,
+    audio: object,
+    *,
+    context: str | None = None,
+    itn: bool = False,
+    opencc: str | None = None,
+    aligner: Model | None = None,
+    max_chunk: float | None = None,
+) -> TranscriptionResult:
+    """Transcribe one input with a loaded model: the public, one-call way (see the module doc).
+
+    ``audio`` is a path, a `qasr.audio.Audio` or 16 kHz mono samples. ``context``: hint text (names,
+    terms) for Qwen3-ASR's system turn. ``itn`` and ``opencc`` post-process the text (ITN first).
+    ``aligner``: a ForcedAligner `Model` (``qasr.pipeline.align.load_aligner``) for word times.
+    ``max_chunk``: longest engine call in seconds (default and maximum: one call, 12.8 min).
+
+    The 0.1 argument order ``transcribe(audio, model)`` still works, with a DeprecationWarning.
+    """
+    if not isinstance(model, Model) and isinstance(audio, Model):
+        import warnings
+
+        warnings.warn("transcribe(audio, model) is now transcribe(model, audio) (the old order goes in 0.3)",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        model, audio = audio, model
+    return TranscriptionStream(
+        model, audio, context=context, itn=itn, opencc=opencc, aligner=aligner, max_chunk=max_chunk
+    ).run()

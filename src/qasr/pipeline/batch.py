@@ -1,0 +1,73 @@
+"""Many inputs through one loaded model: a stream of events that a CLI (or a server) only renders.
+
+`transcribe_files` loads nothing and prints nothing. It yields, per input, the text as it is
+generated (`TextDelta`, when asked for) and then `FileDone` with the result, or `FileFailed` with
+the error that input met; one bad file never stops the others. What to print, which exit code to
+return and where to write are the caller's decisions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Union
+
+from qasr.engine.model import Model
+from qasr.errors import QasrError
+from qasr.pipeline.results import TranscriptionResult
+from qasr.pipeline.transcribe import TranscriptionStream
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """Transcript text of ``source`` as the engine generated it (``stream_text=True`` only)."""
+
+    source: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FileDone:
+    source: str
+    result: TranscriptionResult
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    """An input that could not be transcribed; ``error.exit_code`` says what kind of failure."""
+
+    source: str
+    error: QasrError
+
+
+BatchEvent = Union[TextDelta, FileDone, FileFailed]
+
+
+def transcribe_files(
+    model: Model,
+    sources: Iterable[str | os.PathLike[str]],
+    *,
+    stream_text: bool = False,
+    context: str | None = None,
+    itn: bool = False,
+    opencc: str | None = None,
+    aligner: Model | None = None,
+    max_chunk: float | None = None,
+) -> Iterator[BatchEvent]:
+    """Transcribe each source in turn with ``model``; the model's load time counts for the first only."""
+    for i, source in enumerate(sources):
+        name = str(source)
+        try:
+            job = TranscriptionStream(
+                model, source, load_seconds=model.load_seconds if i == 0 else 0.0, context=context,
+                itn=itn, opencc=opencc, aligner=aligner, max_chunk=max_chunk,
+            )  # fmt: skip
+            for piece in job:
+                if stream_text:
+                    yield TextDelta(name, piece)
+            assert job.result is not None
+            job.result.source = name
+            yield FileDone(name, job.result)
+        except QasrError as exc:
+            yield FileFailed(name, exc)
