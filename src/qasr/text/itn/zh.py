@@ -45,6 +45,7 @@ from qasr.text.itn.context import (
     time_before,
 )
 from qasr.text.itn.forms import clock, dash, degrees, dots, fraction, percent, permille, score
+from qasr.text.itn.spoken import plain_digits
 from qasr.text.itn.numbers import (
     digit_string,
     format_int,
@@ -94,11 +95,6 @@ _IDIOM_FIRST = re.compile(
     "[" + re.escape("".join(sorted({w[0] for w in lx.IDIOMS} | set("十星礼禮周週")))) + "]"
 )
 
-# 么 for 1 inside a digit string of three or more (text that went through OpenCC's s2twp)
-_YAO_RE = re.compile(
-    f"(?<![什怎那这這多要甚老])么(?=[{DIGIT_CHARS}么]{{2}})|(?<=[{DIGIT_CHARS}么])么(?=[{DIGIT_CHARS}么])"
-    f"|(?<=[{DIGIT_CHARS}么]{{2}})么"
-)
 
 # ---------------------------------------------------------------------------------------------
 # The one pass
@@ -345,8 +341,7 @@ def itn_zh(text: str) -> str:
         saved[code] = word
         return chr(code)
 
-    if "么" in text:  # OpenCC's s2twp writes 幺 as 么; 什么/怎么 are never next to digits
-        text = _YAO_RE.sub("幺", text)
+    text = plain_digits(text)  # 么, 洞, 拐, 柒... inside digit strings (see spoken.py)
     t = _sub_at(_IDIOM_FIRST, _IDIOM_RE, protect, text)
     t = _sub_at(_MASTER_FIRST, _MASTER, _dispatch, t)
     if saved:
