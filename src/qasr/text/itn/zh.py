@@ -73,6 +73,8 @@ _SPANS = frozenset("年月天日周週时時")
 _ABBREV_DIGITS = frozenset("一二两兩三四五六七八九")
 _BIG_OR_HUNDREDS = frozenset("百千万萬亿億")
 _KILO_UNITS = frozenset("克米瓦卡帕赫焦伏")  # 千克, 千米, 千瓦...: 千 belongs to the unit
+_LIANG = frozenset("两兩")
+_NOT_LIANG_HEAD = frozenset("一三两兩")  # 一两, 三两: "one or two", "two or three"; 两两: pairs
 _WEEKDAY_START = ("星期", "礼拜", "禮拜", "周", "週")
 
 #: Anything that could start a numeral; text without one of these is returned untouched at once.
@@ -272,6 +274,10 @@ def _run(m: re.Match[str]) -> str:
     if len(num) == 1:
         out = _lone_digit(s, start, end, num, bool(neg)) if num != "十" else "10"
         return m.group() if out is None else sign + out
+    if num[-1] in _LIANG:
+        out = _weight_liang(s, num, end)
+        if out is not None:
+            return sign + out
     if is_digit_string(num) or (len(num) == 2 and num[0] in _PAIR_CHARS and num[1] in _PAIR_CHARS):
         if len(num) >= 3:
             return sign + digit_string(num)
@@ -293,6 +299,23 @@ def _run(m: re.Match[str]) -> str:
     if out is None:
         return m.group()  # 八百一千: two numbers back to back, left as spoken
     return sign + out
+
+
+def _weight_liang(s: str, num: str, end: int) -> str | None:
+    """二两, 十二两, 二十两 -> 2两, 12两, 20两: 两 is the weight (50 g), as 五斤 -> 5斤.
+
+    Not after 一 or 三 (一两天, 三两个人 are "one or two", "two or three"), nor before a
+    classifier or a further number (一百两个 is 一百 and 两个).
+    """
+    head = num[:-1]
+    nxt = s[end] if end < len(s) else ""
+    if (len(head) == 1 and head in _NOT_LIANG_HEAD) or nxt in NUM_OR_DIGIT or nxt in CLASSIFIERS:
+        return None
+    value = parse_int(head)
+    if not value:
+        return None
+    out = format_int(head) if len(head) > 1 else str(value)
+    return None if out is None else out + num[-1]
 
 
 def _split_run(num: str) -> str | None:
