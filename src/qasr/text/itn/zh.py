@@ -70,7 +70,9 @@ _NOUN_SHU = tuple(
     )
 )
 _SPANS = frozenset("年月天日周週时時")
-_ABBREV_DIGITS = frozenset("一二两兩三四五六七八九")
+# 一百一个 is "100 apiece" and 一百两个 "100 for two" (counts say 一, 两); 一百二个, 三百五人 are
+# the abbreviations 120个, 350人 (nobody counts 二个, and 五人 after a price is far rarer)
+_PER_ITEM_DIGITS = frozenset("一两兩")
 _BIG_OR_HUNDREDS = frozenset("百千万萬亿億")
 _KILO_UNITS = frozenset("克米瓦卡帕赫焦伏")  # 千克, 千米, 千瓦...: 千 belongs to the unit
 _LIANG = frozenset("两兩")
@@ -283,7 +285,7 @@ def _run(m: re.Match[str]) -> str:
             return sign + digit_string(num)
         out = _digit_pair(s, start, end, num, bool(neg))
         return m.group() if out is None else sign + out
-    if nxt in CLASSIFIERS and num[-1] in _ABBREV_DIGITS and num[-2] in _BIG_OR_HUNDREDS:
+    if nxt in CLASSIFIERS and num[-1] in _PER_ITEM_DIGITS and num[-2] in _BIG_OR_HUNDREDS:
         head = format_int(num[:-1])  # 一百一个 is 100 + 一个, not 110个
         if head is not None:
             return f"{sign}{head}{num[-1]}"
