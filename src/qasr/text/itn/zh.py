@@ -290,8 +290,8 @@ def _run(m: re.Match[str]) -> str:
         if head is not None:
             return f"{sign}{head}{num[-1]}"
     if num[-1] == "千" and nxt in _KILO_UNITS and len(num) > 1:
-        head = format_int(num[:-1])  # 一千克 is 1千克 (a kilogram), 五千米 is 5千米
-        if head is not None and head.isdigit() and int(head) < 1000:
+        head = _kilo_head(num)  # 一千克 is 1千克 (a kilogram), 三四千米 is 3~4千米
+        if head is not None:
             return f"{sign}{head}千"
     out = format_range(num)
     if out is None:
@@ -301,6 +301,25 @@ def _run(m: re.Match[str]) -> str:
     if out is None:
         return m.group()  # 八百一千: two numbers back to back, left as spoken
     return sign + out
+
+
+def _kilo_head(num: str) -> str | None:
+    """The number before the 千 of 千克/千米/千瓦 in ``num`` (which ends in that 千), or None.
+
+    千 belongs to the unit when what comes before it is a number below 1000 (五千米 -> 5千米), an
+    approximate pair or range (三四千米 -> 3~4千米, 十五六千瓦 -> 15~16千瓦), or a number 千 cannot
+    continue (一千五百千克 -> 1500千克); it belongs to the number in 一万五千米 (15000米).
+    """
+    head = num[:-1]
+    if len(head) == 2 and is_approx_pair(head[0], head[1]):
+        return f"{parse_int(head[0])}~{parse_int(head[1])}"
+    out = format_range(head)
+    if out is not None:
+        return out
+    out = format_int(head)
+    if out is None or not out.isdigit():
+        return None
+    return out if int(out) < 1000 or parse_int(num) is None else None
 
 
 def _weight_liang(s: str, num: str, end: int) -> str | None:
