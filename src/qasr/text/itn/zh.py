@@ -44,7 +44,17 @@ from qasr.text.itn.context import (
     range_with_unit,
     time_before,
 )
-from qasr.text.itn.forms import clock, dash, degrees, dots, fraction, percent, permille, score
+from qasr.text.itn.forms import (
+    clock,
+    dash,
+    degrees,
+    dots,
+    fraction,
+    number_body,
+    percent,
+    permille,
+    score,
+)
 from qasr.text.itn.spoken import plain_digits
 from qasr.text.itn.numbers import (
     digit_string,
@@ -77,6 +87,9 @@ _BIG_OR_HUNDREDS = frozenset("百千万萬亿億")
 _KILO_UNITS = frozenset("克米瓦卡帕赫焦伏")  # 千克, 千米, 千瓦...: 千 belongs to the unit
 _LIANG = frozenset("两兩")
 _NOT_LIANG_HEAD = frozenset("一三两兩")  # 一两, 三两: "one or two", "two or three"; 两两: pairs
+# a percentage then 到/至: the number after it is a percentage too (百分之三十到四十 -> 30%到40%)
+_PERCENT_BEFORE_RE = re.compile(f"[百千]分之?{NUMBODY_PATTERN}(?:到|至)$")
+_PERCENT_WINDOW = 16
 _WEEKDAY_START = ("星期", "礼拜", "禮拜", "周", "週")
 
 #: Anything that could start a numeral; text without one of these is returned untouched at once.
@@ -254,6 +267,11 @@ def _run(m: re.Match[str]) -> str:
     neg = m.group("neg")
     sign = "" if not neg else ("±" if neg[0] == "正" else "-")
     dec = m.group("dec")
+    suffix = _percent_range_end(s, m.start(), end)
+    if suffix:
+        out = number_body(m.group()[len(neg or "") :], suffix)
+        if out is not None:
+            return sign + out
     if dec is not None:
         ip = int_part(num)
         if ip is None:
@@ -337,6 +355,18 @@ def _weight_liang(s: str, num: str, end: int) -> str | None:
         return None
     out = format_int(head) if len(head) > 1 else str(value)
     return None if out is None else out + num[-1]
+
+
+def _percent_range_end(s: str, start: int, end: int) -> str:
+    """"%" (or "‰") when the number at ``start`` ends a range that began with a percentage.
+
+    百分之三到五 is 3% to 5%: writing 3%到5 would make the second end a plain 5.
+    Not when the second end has a unit of its own (百分之三到五个百分点).
+    """
+    m = _PERCENT_BEFORE_RE.search(s, max(0, start - _PERCENT_WINDOW), start)
+    if m is None or measure_at(s, end) or (end < len(s) and s[end] in CLASSIFIERS | VAGUE_NEXT):
+        return ""
+    return "%" if m.group()[0] == "百" else "‰"
 
 
 def _split_run(num: str) -> str | None:
