@@ -177,7 +177,9 @@ def _am_pm(ours: str, theirs: str, spoken: str) -> tuple[str, str]:
 
 
 def _date_format(s: str) -> str:
-    """Y/MM/DD, Y/MM, MM/DD (theirs) and Y年M月D号 (ours, as spoken) -> Y年M月D日."""
+    """Y/MM/DD, Y/MM, MM/DD (theirs), Y年M月D号 (ours) and YYYY-MM-DD (date="iso") -> Y年M月D日."""
+    s = re.sub(r"(?<![\d-])(\d{4})-(\d\d)-(\d\d)(?![\d-])",
+               lambda m: f"{m[1]}年{int(m[2])}月{int(m[3])}日", s)  # fmt: skip
     s = re.sub(r"(?<![\d/])(\d{2,4})/(\d\d)/(\d\d)(?![\d/])",
                lambda m: f"{m[1]}年{int(m[2])}月{int(m[3])}日", s)  # fmt: skip
     s = re.sub(r"(?<![\d/])(\d{4})/(\d\d)(?![\d/])", lambda m: f"{m[1]}年{int(m[2])}月", s)
@@ -296,7 +298,8 @@ RULES: tuple[Rule, ...] = (
     Rule("fillers", CONVENTION,
          "they delete fillers (呃, 啊); ITN here changes numbers only", _both(_sub("[呃嗯啊]", ""))),
     Rule("date-format", CONVENTION,
-         "dates as 2008/08/08 (theirs) or as spoken, 2008年8月8日 (ours)", _both(_date_format)),
+         "dates as 2008/08/08 (theirs) or as spoken, 2008年8月8日 (ours; 2008-08-08 with"
+         " date='iso')", _both(_date_format)),
     Rule("clock-format", CONVENTION,
          "clock hours zero-padded (08:05, ours) or not (8:05)",
          _both(_sub(r"(?<![\d:.])0(\d):(?=\d\d)", r"\1:"))),

@@ -52,6 +52,7 @@ def _verdict(spoken: str, theirs: str, ours: str) -> ws.Verdict:
     [
         ("二零二四年五月一日", "2024/05/01", "2024年5月1日", CONVENTION, {"date-format"}),
         ("一九九九年十二月三十一号", "1999/12/31", "1999年12月31号", CONVENTION, {"date-format"}),
+        ("二零二四年五月一日", "2024/05/01", "2024-05-01", CONVENTION, {"date-format"}),  # date="iso"
         ("七点零五分出门", "7:05出门", "07:05出门", CONVENTION, {"clock-format"}),
         ("二十三四岁", "23-4岁", "23~24岁", CONVENTION, {"range-format"}),
         ("三五十元", "¥30~50", "30~50元", CONVENTION, {"money-symbol"}),

@@ -56,6 +56,7 @@ from qasr.text.itn.forms import (
     score,
 )
 from qasr.text.itn.spoken import plain_digits
+from qasr.text.itn.styles import check_styles, iso_dates, unpad_clock
 from qasr.text.itn.numbers import (
     digit_string,
     format_int,
@@ -403,8 +404,20 @@ def _dispatch(m: re.Match[str]) -> str:
     return _HANDLERS[kind](m)  # type: ignore[index]
 
 
-def itn_zh(text: str) -> str:
-    """Chinese numerals in ``text`` written as figures; everything else exactly as it was."""
+def _dispatch_unpadded(m: re.Match[str]) -> str:
+    """_dispatch, with clock times written without the leading zero (``time="unpadded"``)."""
+    out = _dispatch(m)
+    return unpad_clock(out) if m.lastgroup == "time" else out
+
+
+def itn_zh(text: str, *, date: str = "zh", time: str = "padded") -> str:
+    """Chinese numerals in ``text`` written as figures; everything else exactly as it was.
+
+    ``date`` ("zh" or "iso") and ``time`` ("padded" or "unpadded") choose how dates and clock
+    times are written (:mod:`qasr.text.itn.styles`); the defaults are those of docs/itn.md.
+    """
+    if date != "zh" or time != "padded":
+        check_styles(date, time)
     if not HAS_NUMERAL.search(text):
         return text
     saved: dict[int, str] = {}
@@ -417,7 +430,9 @@ def itn_zh(text: str) -> str:
 
     text = plain_digits(text)  # 么, 洞, 拐, 柒... inside digit strings (see spoken.py)
     t = _sub_at(_IDIOM_FIRST, _IDIOM_RE, protect, text)
-    t = _sub_at(_MASTER_FIRST, _MASTER, _dispatch, t)
+    if date == "iso":
+        t = iso_dates(t)
+    t = _sub_at(_MASTER_FIRST, _MASTER, _dispatch if time == "padded" else _dispatch_unpadded, t)
     if saved:
         t = t.translate(saved)
     return t
