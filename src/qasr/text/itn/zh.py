@@ -91,6 +91,7 @@ _NOT_LIANG_HEAD = frozenset("一三两兩")  # 一两, 三两: "one or two", "tw
 # a percentage then 到/至: the number after it is a percentage too (百分之三十到四十 -> 30%到40%)
 _PERCENT_BEFORE_RE = re.compile(f"[百千]分之?{NUMBODY_PATTERN}(?:到|至)$")
 _PERCENT_WINDOW = 16
+_RANGE_WORDS = frozenset("到至")
 _WEEKDAY_START = ("星期", "礼拜", "禮拜", "周", "週")
 
 #: Anything that could start a numeral; text without one of these is returned untouched at once.
@@ -364,6 +365,8 @@ def _percent_range_end(s: str, start: int, end: int) -> str:
     百分之三到五 is 3% to 5%: writing 3%到5 would make the second end a plain 5.
     Not when the second end has a unit of its own (百分之三到五个百分点).
     """
+    if start == 0 or s[start - 1] not in _RANGE_WORDS:
+        return ""  # the common case, decided without a search
     m = _PERCENT_BEFORE_RE.search(s, max(0, start - _PERCENT_WINDOW), start)
     if m is None or measure_at(s, end) or (end < len(s) and s[end] in CLASSIFIERS | VAGUE_NEXT):
         return ""
