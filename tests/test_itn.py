@@ -218,41 +218,36 @@ def _say(n: int) -> str:
 
 
 # ------------------------------------------------------------------------- date and time styles
+_ISO = {"date": "iso"}
+_UNPADDED = {"time": "unpadded"}
+
+
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("style", "text", "expected"),
     [
-        ("二零二四年三月五号开学", "2024-03-05开学"),
-        ("两千零五年八月五号", "2005-08-05"),
-        ("他在一九九九年十二月三十一日出生", "他在1999-12-31出生"),
-        ("二〇二四年三月五號見", "2024-03-05見"),
-        ("二零二四年五月一日星期三", "2024-05-01星期三"),
+        (_ISO, "二零二四年三月五号开学", "2024-03-05开学"),
+        (_ISO, "两千零八年十月九号", "2008-10-09"),
+        (_ISO, "他在一九九九年十二月三十一日出生", "他在1999-12-31出生"),
+        (_ISO, "二〇二四年三月五號見", "2024-03-05見"),
+        (_ISO, "二零二四年五月一日星期三", "2024-05-01星期三"),
         # partial dates, two-digit and ROC years keep their words; so does a day that is none
-        ("二零二四年三月就开学", "2024年3月就开学"),
-        ("三月五号见", "3月5号见"),
-        ("八五年二月三日", "85年2月3日"),
-        ("民國一百一十三年五月一日", "民國113年5月1日"),
-        ("二零二三年二月二十九日", "2023年2月29日"),
+        (_ISO, "二零二四年三月就开学", "2024年3月就开学"),
+        (_ISO, "三月五号见", "3月5号见"),
+        (_ISO, "八五年二月三日", "85年2月3日"),
+        (_ISO, "民國一百一十三年五月一日", "民國113年5月1日"),
+        (_ISO, "二零二三年二月二十九日", "2023年2月29日"),
         # figures the model wrote are not ITN's to change
-        ("我2024年3月5日到", "我2024年3月5日到"),
+        (_ISO, "我2024年3月5日到", "我2024年3月5日到"),
+        (_UNPADDED, "下午四点二十开会", "下午4:20开会"),
+        (_UNPADDED, "零点十分", "0:10"),
+        (_UNPADDED, "十四点二十分五秒", "14:20:05"),
+        (_UNPADDED, "晚上十點零五分", "晚上10:05"),
+        (_UNPADDED, "八点半", "8点半"),
+        (_UNPADDED, "会议08:30开始，九点十分结束", "会议08:30开始，9:10结束"),
     ],
 )
-def test_iso_dates(text: str, expected: str) -> None:
-    assert itn(text, date="iso") == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("下午三点四十开会", "下午3:40开会"),
-        ("零点十分", "0:10"),
-        ("十三点十分三十六秒", "13:10:36"),
-        ("晚上十點零五分", "晚上10:05"),
-        ("八点半", "8点半"),
-        ("会议08:30开始，九点十分结束", "会议08:30开始，9:10结束"),
-    ],
-)
-def test_unpadded_times(text: str, expected: str) -> None:
-    assert itn(text, time="unpadded") == expected
+def test_styles(style: dict[str, str], text: str, expected: str) -> None:
+    assert itn(text, **style) == expected
 
 
 _ISO_OF_WRITTEN = re.compile(r"(?<!\d)(\d{4})年(\d{1,2})月(\d{1,2})[日号號](?!\d)")
