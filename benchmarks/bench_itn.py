@@ -8,6 +8,13 @@ dozen English cases written here. It is a report, not a test: nothing fails on a
 
 wetext and cn2an are optional (``pip install wetext cn2an``); a missing one gets a column of
 "-" and a note, not an error.
+
+    .venv/bin/python benchmarks/bench_itn.py --suite wetext PATH [--itn-date iso] [--itn-time unpadded]
+
+compares our rules with WeTextProcessing's Chinese ITN test suite instead, read from the checkout
+at PATH (``git clone https://github.com/wenet-e2e/WeTextProcessing``; nothing of it is copied
+here): agreement per category, every difference classified as ours wrong, theirs wrong or a
+convention with the rule of docs/itn.md that decides it (see ``wetext_suite.py``), throughput.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from qasr.text.itn.backends import BACKEND_NAMES, BackendUnavailable, get_backend  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wetext_suite  # noqa: E402
 
 CASES = ROOT / "tests" / "data" / "itn_cases.tsv"
 
@@ -213,13 +223,53 @@ def english(rounds: int) -> None:
         print(f"  miss: {text!r}: expected {expected!r}, got {got!r}")
 
 
+def suite_wetext(path: Path, rounds: int, date: str, time_style: str) -> None:
+    """The ``--suite wetext PATH`` report: agreement, classified differences, throughput."""
+    from qasr.text.itn import itn as itn_default
+
+    def itn(text: str) -> str:
+        return itn_default(text, date=date, time=time_style)
+
+    try:
+        cases, variants = wetext_suite.load_suite(path)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    files = len({c.where.split(":")[0] for c in cases})
+    print(f"WeTextProcessing Chinese ITN suite: {wetext_suite.find_data_dir(path)}")
+    print(f"python {sys.version.split()[0]}, {pin_one_core()}")
+    print(f"\n{len(cases)} cases in {files} files (their default configuration), ours"
+          f" (date={date!r}, time={time_style!r}) vs theirs:")  # fmt: skip
+    results = wetext_suite.compare(cases, itn)
+    wetext_suite.print_table(results)
+    wetext_suite.print_differences(results)
+    wetext_suite.print_variants(variants, itn)
+    corpus = [c[0] for c in load_cases(CASES)]
+    print(f"\nThroughput of ours (one core, best of {rounds}):")
+    for label, texts in (("suite", [c.spoken for c in cases]), ("corpus", corpus)):
+        rate = throughput(itn, texts, rounds)
+        print(f"  {label:<7} {len(texts):>5} sentences  {rate:>10,.0f} sentences/s"
+              f"  ({1e6 / rate:8.1f} us/sentence)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--suite", nargs=2, metavar=("NAME", "PATH"),
+                    help="compare with a peer's test suite instead: 'wetext PATH' (a checkout of"
+                         " wenet-e2e/WeTextProcessing)")  # fmt: skip
+    ap.add_argument("--itn-date", default="zh", help="our date style for --suite: zh (default) or iso")
+    ap.add_argument("--itn-time", default="padded",
+                    help="our clock style for --suite: padded (default) or unpadded")  # fmt: skip
     ap.add_argument("--cases", type=Path, default=CASES)
     ap.add_argument("--rounds", type=int, default=5, help="timing passes (best one is kept)")
     ap.add_argument("--show-misses", metavar="BACKEND", action="append", default=[],
                     help="list the cases BACKEND gets wrong (repeatable)")  # fmt: skip
     args = ap.parse_args()
+    if args.suite:
+        name, path = args.suite
+        if name != "wetext":
+            ap.error(f"unknown suite {name!r}; the one known is: wetext")
+        suite_wetext(Path(path), args.rounds, args.itn_date, args.itn_time)
+        return
 
     shown = args.cases.relative_to(ROOT) if args.cases.is_relative_to(ROOT) else args.cases
     print(f"qasr ITN benchmark: {shown}")

@@ -185,6 +185,16 @@ def test_text_commands_read_arguments_and_stdin() -> None:
     assert r.returncode == 2 and "valid targets" in r.stderr
 
 
+def test_text_itn_date_and_time_styles() -> None:
+    spoken = "二零二四年三月五号下午四点二十开会"
+    r = run_qasr(["text", "itn", "--itn-date", "iso", "--itn-time", "unpadded", spoken])
+    assert r.returncode == 0 and r.stdout == "2024-03-05下午4:20开会\n"
+    r = run_qasr(["text", "itn", spoken])
+    assert r.returncode == 0 and r.stdout == "2024年3月5号下午04:20开会\n"
+    r = run_qasr(["text", "itn", "--itn-date", "slash", spoken])
+    assert r.returncode == 2 and "choose one of: zh, iso" in r.stderr
+
+
 def test_unwritable_outputs_are_one_line_errors(env: dict[str, str], tmp_path: Path, wav_file: Path, asr_model_file: Path) -> None:
     a_file = tmp_path / "plain.txt"
     a_file.write_text("x")

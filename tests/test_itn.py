@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import os
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qasr.text.itn import BackendUnavailable, available_backends, itn, normalize_lang
+from qasr.text.itn import (
+    DATE_STYLES,
+    TIME_STYLES,
+    BackendUnavailable,
+    available_backends,
+    itn,
+    normalize_lang,
+)
 from qasr.text.itn.zh import NUMERAL_CHARS, itn_zh
 
 CASES_FILE = Path(__file__).parent / "data" / "itn_cases.tsv"
@@ -206,6 +215,80 @@ def _say(n: int) -> str:
         elif parts and rest:
             pad = True
     return parts
+
+
+# ------------------------------------------------------------------------- date and time styles
+_ISO = {"date": "iso"}
+_UNPADDED = {"time": "unpadded"}
+
+
+@pytest.mark.parametrize(
+    ("style", "text", "expected"),
+    [
+        (_ISO, "二零二四年三月五号开学", "2024-03-05开学"),
+        (_ISO, "两千零八年十月九号", "2008-10-09"),
+        (_ISO, "他在一九九九年十二月三十一日出生", "他在1999-12-31出生"),
+        (_ISO, "二〇二四年三月五號見", "2024-03-05見"),
+        (_ISO, "二零二四年五月一日星期三", "2024-05-01星期三"),
+        # partial dates, two-digit and ROC years keep their words; so does a day that is none
+        (_ISO, "二零二四年三月就开学", "2024年3月就开学"),
+        (_ISO, "三月五号见", "3月5号见"),
+        (_ISO, "八五年二月三日", "85年2月3日"),
+        (_ISO, "民國一百一十三年五月一日", "民國113年5月1日"),
+        (_ISO, "二零二三年二月二十九日", "2023年2月29日"),
+        # figures the model wrote are not ITN's to change
+        (_ISO, "我2024年3月5日到", "我2024年3月5日到"),
+        (_UNPADDED, "下午四点二十开会", "下午4:20开会"),
+        (_UNPADDED, "零点十分", "0:10"),
+        (_UNPADDED, "十四点二十分五秒", "14:20:05"),
+        (_UNPADDED, "晚上十點零五分", "晚上10:05"),
+        (_UNPADDED, "八点半", "8点半"),
+        (_UNPADDED, "会议08:30开始，九点十分结束", "会议08:30开始，9:10结束"),
+    ],
+)
+def test_styles(style: dict[str, str], text: str, expected: str) -> None:
+    assert itn(text, **style) == expected
+
+
+_ISO_OF_WRITTEN = re.compile(r"(?<!\d)(\d{4})年(\d{1,2})月(\d{1,2})[日号號](?!\d)")
+
+
+def _restyled(written: str) -> str:
+    """The documented default output, rewritten the way date="iso", time="unpadded" should write it."""
+
+    def iso(m: re.Match[str]) -> str:
+        try:
+            return datetime.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+        except ValueError:
+            return m.group()
+
+    return re.sub(r"(?<![\d:.])0(\d):(?=\d\d)", r"\1:", _ISO_OF_WRITTEN.sub(iso, written))
+
+
+def test_styles_change_dates_and_times_only() -> None:
+    """On every corpus case, the styled output is the default output with its dates/times restyled."""
+    for text, expected, _ in CASES:
+        if any(c.isdigit() for c in text):  # written by the model already: left as it is
+            continue
+        assert itn(text, date="iso", time="unpadded") == _restyled(expected), text
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(_NUMBERISH)
+def test_styled_output_is_idempotent(text: str) -> None:
+    once = itn(text, date="iso", time="unpadded")
+    assert itn(once, date="iso", time="unpadded") == once
+
+
+def test_unknown_styles_and_other_backends() -> None:
+    with pytest.raises(ValueError, match="zh, iso"):
+        itn("二零二四年三月五号", date="ISO-8601")
+    with pytest.raises(ValueError, match="padded, unpadded"):
+        itn("三点十分", time="12h")
+    with pytest.raises(ValueError, match="'ours'"):
+        itn("二零二四年三月五号", backend="cn2an", date="iso")
+    assert itn("three o'clock", lang="ja", time="unpadded") == "three o'clock"
+    assert DATE_STYLES[0] == "zh" and TIME_STYLES[0] == "padded"  # the documented defaults first
 
 
 # ----------------------------------------------------------------------------------------- API

@@ -34,14 +34,22 @@ def itn_cmd(
     text: List[str] = typer.Argument(None, help="Text to normalise (default: lines from stdin)."),
     lang: str = typer.Option("zh", "--lang", help="zh (Simplified or Traditional) or en."),
     backend: Optional[str] = typer.Option(None, "--backend", help="ours (default for zh), wetext, cn2an."),
+    itn_date: str = typer.Option("zh", "--itn-date", help="Dates: zh (2008年8月8日, as spoken) or iso (2008-08-08, full dates with a four-digit year only)."),
+    itn_time: str = typer.Option("padded", "--itn-time", help="Clock times: padded (08:05) or unpadded (8:05)."),
 ) -> None:
     """Inverse text normalisation: spoken numbers to written form (一三八零零一三八零零零 -> 13800138000)."""
     from qasr.errors import UsageError
     from qasr.text.itn import BackendUnavailable, itn
+    from qasr.text.itn.styles import check_styles
+
+    try:
+        check_styles(itn_date, itn_time)  # before reading stdin: a typo is an error at once
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     def one(line: str) -> str:
         try:
-            return itn(line, lang=lang, backend=backend)
+            return itn(line, lang=lang, backend=backend, date=itn_date, time=itn_time)
         except BackendUnavailable as exc:
             raise UsageError(str(exc)) from None
         except ValueError as exc:

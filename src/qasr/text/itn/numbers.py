@@ -58,7 +58,9 @@ def parse_int(s: str) -> int | None:
 
     Accepts the spoken abbreviations where a final digit stands for the next lower unit
     (一百二 = 120, 一千六 = 1600, 两万三 = 23000), 零 gaps (一千零五), and a leading 十 (十五).
-    Rejects runs of two numbers spoken back to back (八百一千, 九十九三) so callers can keep them.
+    Rejects runs of two numbers spoken back to back (八百一千, 九十九三) so callers can keep them,
+    and 两 as the last digit after a unit: nobody says 二十两 for 22 or 一百两 for 120 (they say
+    二十二, 一百二), so 二十两 is 二十 and the weight 两 (20两), 一百两个 is 一百 and 两个.
     """
     if not s:
         return None
@@ -73,6 +75,7 @@ def parse_int(s: str) -> int | None:
     wan = 0  # closed 万 group inside the current 亿 group
     section = 0  # value below 万 so far
     digit: int | None = None
+    digit_is_liang = False  # the pending digit is 两/兩
     last_unit = 0  # smallest unit used so far in this section (0: none yet)
     after_zero = False  # a 零 gap was spoken since the last unit
     last_big = 0  # value of the big unit right before (for 两万三)
@@ -90,6 +93,7 @@ def parse_int(s: str) -> int | None:
                     return None  # leading zero: a digit string, not a cardinal
                 after_zero = True
             digit = v
+            digit_is_liang = ch in "两兩"
             digit_after_big = prev_big
             prev_big = False
             continue
@@ -131,6 +135,8 @@ def parse_int(s: str) -> int | None:
     if digit is not None:
         if digit == 0:
             return None if (section or wan or total) else 0
+        if digit_is_liang and not after_zero:
+            return None  # 二十两, 两万两: the number, then the word 两
         if after_zero:
             section += digit
         elif last_unit:

@@ -5,6 +5,9 @@ no rule can see them (一五一十, 三七二十一, 十分感谢, 星期一); t
 of numerals together with the words that give it a meaning (百分之, 分之, 点 + minutes, 比) and
 one callback per match decides what to write, looking at the few characters around it. The rules
 and their examples are written down in ``docs/itn.md``; ``tests/data/itn_cases.tsv`` holds them.
+This module has the pass and the plain numbers (digit strings, cardinals, ranges, lone digits);
+:mod:`qasr.text.itn.forms` the numbers glued to 百分之, 分之, 点, 比...; :mod:`qasr.text.itn.context`
+the questions about the characters around a number that both ask.
 
 The design choice that matters most: a lone digit (一 to 九, 两) is only converted when something
 says it is a quantity to write in figures — a measure or money unit (五公斤, 两块钱), a date or
@@ -19,6 +22,41 @@ import re
 from collections.abc import Callable
 
 from qasr.text.itn import lexicon as lx
+from qasr.text.itn.context import (
+    ASCII_DIGIT,
+    CLASSIFIERS,
+    DIGIT_CHARS,
+    NUM_OR_DIGIT,
+    NUM_PATTERN,
+    NUMBODY_PATTERN,
+    NUMERAL_CHARS,
+    POINT,
+    PUA_WEEKDAY,
+    START_CHARS,
+    TEMPERATURE_BEFORE,
+    VAGUE_NEXT,
+    VAGUE_PREV,
+    after_chain_unit,
+    arith_neighbour,
+    hour_context,
+    letter_neighbour,
+    measure_at,
+    range_with_unit,
+    time_before,
+)
+from qasr.text.itn.forms import (
+    clock,
+    dash,
+    degrees,
+    dots,
+    fraction,
+    number_body,
+    percent,
+    permille,
+    score,
+)
+from qasr.text.itn.spoken import plain_digits
+from qasr.text.itn.styles import check_styles, iso_dates, unpad_clock
 from qasr.text.itn.numbers import (
     digit_string,
     format_int,
@@ -30,19 +68,7 @@ from qasr.text.itn.numbers import (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Character classes
-NUMERAL_CHARS = "零〇一二三四五六七八九两兩十百千万萬亿億幺"
-_START = "零〇一二三四五六七八九两兩十幺"  # a number starts with a digit or with 十
-_DSC = "零〇一二三四五六七八九幺"  # digits read one by one
-_NUM = f"[{_START}][{NUMERAL_CHARS}]*"
-_NUMBODY = f"{_NUM}(?:[点點][{_DSC}]+[万萬亿億]?)?"
-_NUM_OR_DIGIT = frozenset(NUMERAL_CHARS + "0123456789")
-_ASCII_DIGIT = frozenset("0123456789")
-_ASCII_LETTER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_SPACES = frozenset(" \u3000")
-_AFTER_SPACED_NAME = frozenset(" \u3000,.!?;:)]，。！？；：、）")  # iPhone 十五, / iPhone 四。
-_VAGUE_NEXT = frozenset("几幾来來")
-_VAGUE_PREV = frozenset("几幾数數")
+# Character classes (the shared ones are in qasr.text.itn.context)
 _MORE = frozenset("多余餘")
 _UNIT_CHARS = frozenset("十百千万萬亿億")
 _BIG_UNITS = frozenset("万萬亿億")
@@ -54,13 +80,19 @@ _NOUN_SHU = tuple(
          "个数", "少数", "多数", "指数", "参数", "函数", "无数", "页数", "字数", "件数", "台数"]
     )
 )
-_CLASSIFIERS = frozenset("个個位天年月周週次人名岁歲本件只隻条條张張下遍回")
 _SPANS = frozenset("年月天日周週时時")
-_ABBREV_DIGITS = frozenset("一二两兩三四五六七八九")
+# 一百一个 is "100 apiece" and 一百两个 "100 for two" (counts say 一, 两); 一百二个, 三百五人 are
+# the abbreviations 120个, 350人 (nobody counts 二个, and 五人 after a price is far rarer)
+_PER_ITEM_DIGITS = frozenset("一两兩")
 _BIG_OR_HUNDREDS = frozenset("百千万萬亿億")
 _KILO_UNITS = frozenset("克米瓦卡帕赫焦伏")  # 千克, 千米, 千瓦...: 千 belongs to the unit
+_LIANG = frozenset("两兩")
+_NOT_LIANG_HEAD = frozenset("一三两兩")  # 一两, 三两: "one or two", "two or three"; 两两: pairs
+# a percentage then 到/至: the number after it is a percentage too (百分之三十到四十 -> 30%到40%)
+_PERCENT_BEFORE_RE = re.compile(f"[百千]分之?{NUMBODY_PATTERN}(?:到|至)$")
+_PERCENT_WINDOW = 16
+_RANGE_WORDS = frozenset("到至")
 _WEEKDAY_START = ("星期", "礼拜", "禮拜", "周", "週")
-_POINT = frozenset("点點")
 
 #: Anything that could start a numeral; text without one of these is returned untouched at once.
 HAS_NUMERAL = re.compile(f"[{NUMERAL_CHARS}]")
@@ -68,7 +100,6 @@ HAS_NUMERAL = re.compile(f"[{NUMERAL_CHARS}]")
 # ---------------------------------------------------------------------------------------------
 # Protection of idioms and fixed words
 _PUA = 0xF0000  # placeholders: supplementary private-use plane, never produced by the model
-_PUA_WEEKDAY = 0xF8000  # weekdays get their own range: 周六七点 reads 七点 as a time
 _IDIOM_RE = re.compile(
     f"(?<![{NUMERAL_CHARS}0-9])(?:{lx.alternation(lx.IDIOMS)})(?![{NUMERAL_CHARS}0-9日号號])"
     # 十分 is "very" (十分感谢) unless it is minutes (八点十分), a fraction (十分之一),
@@ -83,11 +114,6 @@ _IDIOM_FIRST = re.compile(
     "[" + re.escape("".join(sorted({w[0] for w in lx.IDIOMS} | set("十星礼禮周週")))) + "]"
 )
 
-# 么 for 1 inside a digit string of three or more (text that went through OpenCC's s2twp)
-_YAO_RE = re.compile(
-    f"(?<![什怎那这這多要甚老])么(?=[{_DSC}么]{{2}})|(?<=[{_DSC}么])么(?=[{_DSC}么])"
-    f"|(?<=[{_DSC}么]{{2}})么"
-)
 
 # ---------------------------------------------------------------------------------------------
 # The one pass
@@ -98,59 +124,32 @@ _NOT_MORE = f"(?![{NUMERAL_CHARS}分秒点點])"
 
 _MASTER = re.compile(
     # percent, permille: 百分之六点三, 负的百分之二十, 百分百, 千分之五
-    f"(?P<pct>(?P<pneg>[负負]的?)?百分(?:之?(?P<pn>{_NUMBODY})|之?(?P<p100>百)))"
-    f"|(?P<pml>千分之(?P<mn>{_NUMBODY}))"
+    f"(?P<pct>(?P<pneg>[负負]的?)?百分(?:之?(?P<pn>{NUMBODY_PATTERN})|之?(?P<p100>百)))"
+    f"|(?P<pml>千分之(?P<mn>{NUMBODY_PATTERN}))"
     # fractions: 三分之二, 三又二分之一
-    f"|(?P<frac>(?P<fneg>[负負])?(?:(?P<whole>{_NUM})又)?(?P<den>{_NUM})分之(?P<nu>{_NUMBODY}))"
+    f"|(?P<frac>(?P<fneg>[负負])?(?:(?P<whole>{NUM_PATTERN})又)?(?P<den>{NUM_PATTERN})分之(?P<nu>{NUMBODY_PATTERN}))"
     # dotted digit strings: 幺二七点零点零点幺 (IP addresses, versions); 杠 in phone numbers
-    f"|(?P<dots>[{_DSC}]+(?:[点點][{_DSC}]+){{2,}})"
-    f"|(?P<dash>[{_DSC}]{{2,}}(?:[杠槓][{_DSC}]{{2,}})+)"
+    f"|(?P<dots>[{DIGIT_CHARS}]+(?:[点點][{DIGIT_CHARS}]+){{2,}})"
+    f"|(?P<dash>[{DIGIT_CHARS}]{{2,}}(?:[杠槓][{DIGIT_CHARS}]{{2,}})+)"
     # clock times: 九点二十一分, 十三点十分三十六秒, 八点三十, 八点零五, 八点半
     f"|(?P<time>(?P<h>{_HOUR})(?P<hp>[点點])(?:(?P<m>{_MIN})分(?:(?P<s>{_MIN})秒)?"
     f"|(?P<m2>{_MIN_TENS}){_NOT_MORE}|(?P<mz>零[一二三四五六七八九]){_NOT_MORE}"
     "|(?P<hw>半|[一二两兩三]刻|[钟鐘]|整)))"
     # degrees with a tenth: 三十七度五 (the tail only follows a head written as a figure)
-    f"|(?P<deg>(?P<dh>{_NUM})度(?P<dt>[{_DSC}]{{1,2}})(?![{NUMERAL_CHARS}0-9]))"
+    f"|(?P<deg>(?P<dh>{NUM_PATTERN})度(?P<dt>[{DIGIT_CHARS}]{{1,2}})(?![{NUMERAL_CHARS}0-9]))"
     # scores and ratios: 十七比十六
-    f"|(?P<score>(?P<sa>{_NUM})比(?P<sb>{_NUM}))"
+    f"|(?P<score>(?P<sa>{NUM_PATTERN})比(?P<sb>{NUM_PATTERN}))"
     # everything else: digit strings, cardinals, ranges, decimals, signs
-    f"|(?P<run>(?P<neg>正?[负負])?(?P<num>{_NUM})"
-    f"(?:[点點](?P<dec>[{_DSC}]+)(?P<big>[万萬亿億])?)?)"
+    f"|(?P<run>(?P<neg>正?[负負])?(?P<num>{NUM_PATTERN})"
+    f"(?:[点點](?P<dec>[{DIGIT_CHARS}]+)(?P<big>[万萬亿億])?)?)"
 )
 
 # Characters a _MASTER match can start with (see _sub_at).
-_MASTER_FIRST = re.compile(f"[{_START}负負正百千]")
+_MASTER_FIRST = re.compile(f"[{START_CHARS}负負正百千]")
 
-_MEASURE_RE = re.compile(lx.alternation(lx.MEASURE_UNITS))
-_MEASURE_NOT_RE = re.compile(lx.alternation(lx.MEASURE_NOT))
-# 块 is money only before 钱 or a further amount (三块五); 三块蛋糕 keeps its characters. 毛 and
-# 角 likewise before a further amount (两毛五), so both parts of the amount are figures.
-_MONEY_BLOCK_RE = re.compile(
-    f"[块塊](?=[钱錢毛角{NUMERAL_CHARS}0-9])|[毛角](?=[{NUMERAL_CHARS}0-9])"
-)
-_TIME_AFTER_RE = re.compile(lx.alternation(lx.TIME_AFTER))
-_TIME_AFTER_ONE_RE = re.compile(lx.alternation(lx.TIME_AFTER_ONE))
-_TIME_AFTER_ZERO_RE = re.compile(lx.alternation(lx.TIME_AFTER_ZERO_MINUTES))
-_TIME_BEFORE = tuple(lx.TIME_BEFORE)
-_TIME_BEFORE_ONE = tuple(lx.TIME_BEFORE_ONE)
-_TIME_BEFORE_NOT = tuple(lx.TIME_BEFORE_NOT)
 _CODE_BEFORE = tuple(lx.CODE_BEFORE)
-_SCORE_BEFORE_RE = re.compile(lx.alternation(lx.SCORE_BEFORE))
-_SCORE_AFTER_RE = re.compile(lx.alternation(lx.SCORE_AFTER))
-_OPS_RE = re.compile(f"(?:{lx.alternation(lx.ARITH_OPS)})(?=[负負]?(?:[{_START}0-9]|[百千]分))")
-_OPS_BEFORE = tuple(lx.ARITH_OPS)
-# a second number after 到/至/或 that carries a unit: 三到五公里 -> 3到5公里
-_RANGE_TAIL_RE = re.compile(
-    f"(?:到|至|或者?)[{_START}0-9][{NUMERAL_CHARS}0-9]*(?:[点點.][{_DSC}0-9]+)?(?![{NUMERAL_CHARS}0-9])"
-)
-_TEMPERATURE_BEFORE = tuple(
-    lx.both_scripts(
-        ["零下", "零上", "负", "气温", "温度", "体温", "高温", "低温", "降到", "升到", "降至", "升至",
-         "气温是", "温度是", "气温为", "温度为", "体温是", "摄氏", "华氏"]
-    )
-)
 _HOUR_SHI = frozenset("时時")
-_MONTH_AFTER_RE = re.compile(f"[{_START}0-9][{NUMERAL_CHARS}0-9]{{0,2}}月")
+_MONTH_AFTER_RE = re.compile(f"[{START_CHARS}0-9][{NUMERAL_CHARS}0-9]{{0,2}}月")
 _MATH_NEXT = frozenset("的是为為都和与與或乘加减減除等次开開平立，。、,.;；!！?？")
 _MATH_RE = re.compile(
     lx.alternation(
@@ -160,22 +159,8 @@ _MATH_RE = re.compile(
         )
     )
 )
-_MINUTES_AFTER_RE = re.compile(f"(?:[{_START}][{NUMERAL_CHARS}]*|[0-9]+)分")
-_SECONDS_AFTER_RE = re.compile(f"(?:[{_START}][{NUMERAL_CHARS}]*|[0-9]+)秒")
-_RANGE_TO_PERCENT_RE = re.compile("(?:到|至|或者?)[负負]?[百千]分之?")
-_RANGE_TAIL_UNITS = frozenset("月号號日点點")
-_RATING_BEFORE_RE = re.compile(
-    lx.alternation(
-        lx.both_scripts(
-            ["评分", "得分", "打分", "分数", "考了", "得了", "拿了", "打了", "平均", "雅思", "托福",
-             "豆瓣", "评价", "满分", "成绩", "绩点", "总分", "给了", "评为", "打出", "获得", "拿到"]
-        )
-    )
-)
-_RATING_AFTER_RE = re.compile(
-    lx.alternation(lx.both_scripts(["的好评", "的评分", "的高分", "的成绩", "高分", "好评", "的分数"]))
-)
-_RATING_WINDOW = 8
+_MINUTES_AFTER_RE = re.compile(f"(?:[{START_CHARS}][{NUMERAL_CHARS}]*|[0-9]+)分")
+_SECONDS_AFTER_RE = re.compile(f"(?:[{START_CHARS}][{NUMERAL_CHARS}]*|[0-9]+)秒")
 # words after which a lone digit or a pair is written as a figure because it is a count of a
 # year (八六年), a generation (九零后) or a month (三月)
 _YEAR = frozenset("年")
@@ -185,76 +170,8 @@ _DISCOUNT = frozenset("折")
 _YEAR_BEFORE = ("在", "于", "於", "是", "从", "從", "自", "到", "至", "早在", "直到")
 _DAY = frozenset("日号號")
 _ORDINAL = frozenset("第")
-_CLASSIFIER_AFTER_LETTER = frozenset("个個年天次月位只件本条條张張台臺部岁歲")
 
 
-def _measure_at(s: str, pos: int) -> bool:
-    """A measure/money/time unit starts at ``pos`` (五公斤, 两块钱, 三岁, 五分钟, 一号)."""
-    if _MEASURE_RE.match(s, pos):
-        return not _MEASURE_NOT_RE.match(s, pos)
-    return _MONEY_BLOCK_RE.match(s, pos) is not None
-
-
-def _after_chain_unit(s: str, start: int, end: int) -> bool:
-    """The run follows an amount and its unit: 十二块五, 一米八, 九秒八三 (not 两块一个)."""
-    if start >= 2 and s[start - 1] in lx.CHAIN_UNITS and _amount_at(s, start - 2):
-        return end >= len(s) or s[end] not in _CLASSIFIERS
-    return False
-
-
-def _amount_at(s: str, i: int) -> bool:
-    """``s[i]`` ends a number: a numeral or a figure, but not the minutes of a clock time."""
-    if i < 0 or s[i] not in _NUM_OR_DIGIT:
-        return False
-    while i >= 0 and s[i] in _ASCII_DIGIT:
-        i -= 1
-    return i < 0 or s[i] != ":"  # 02:08秒 closes a clock time, not an amount
-
-
-def _time_before(s: str, start: int, strict: bool) -> bool:
-    """A time-of-day word or a weekday ends right before ``start`` (下午三点, 到两点, 周六七点)."""
-    if start > 0 and ord(s[start - 1]) >= _PUA_WEEKDAY:
-        return True
-    if not s.endswith(_TIME_BEFORE_ONE if strict else _TIME_BEFORE, 0, start):
-        return False
-    return not s.endswith(_TIME_BEFORE_NOT, 0, start)
-
-
-def _letter_neighbour(s: str, start: int, end: int) -> bool:
-    """Numerals that belong to a Latin-letter name: gta五, iPhone 四s, A四纸, 五G, 三D."""
-    n = len(s)
-    nxt = s[end] if end < n else ""
-    if nxt in _ASCII_LETTER:
-        return True
-    if start > 0:
-        prev = s[start - 1]
-        if prev in _ASCII_LETTER:
-            if start < 2 or s[start - 2] not in _ASCII_LETTER:
-                return True  # a one-letter code: G一次列车, B二, A四
-            return nxt not in _CLASSIFIER_AFTER_LETTER  # iPhone一年 is "one year"
-        if prev in _SPACES and start > 1 and s[start - 2] in _ASCII_LETTER:
-            return nxt == "" or nxt in _AFTER_SPACED_NAME
-    return False
-
-
-def _arith_neighbour(s: str, start: int, end: int) -> bool:
-    """Spoken arithmetic: 一加一等于二 (the operator words stay)."""
-    if _OPS_RE.match(s, end):
-        return True
-    if s.endswith(_OPS_BEFORE, 0, start):
-        for op in _OPS_BEFORE:
-            if s.endswith(op, 0, start):
-                return _amount_at(s, start - len(op) - 1)
-    return False
-
-
-def _range_with_unit(s: str, end: int) -> bool:
-    """三到五公里, 一到三月: the first number of a range takes the unit of the second."""
-    m = _RANGE_TAIL_RE.match(s, end)
-    if m is None:
-        return _RANGE_TO_PERCENT_RE.match(s, end) is not None  # 三到百分之五
-    e = m.end()
-    return _measure_at(s, e) or (e < len(s) and s[e] in _RANGE_TAIL_UNITS)
 
 
 def _lone_digit(s: str, start: int, end: int, ch: str, neg: bool) -> str | None:
@@ -267,31 +184,31 @@ def _lone_digit(s: str, start: int, end: int, ch: str, neg: bool) -> str | None:
     if value is None:  # 幺 on its own (幺妹)
         return None
     if (value == 0 and nxt == "下") or nxt == "刻":
-        return None  # 零下 is "below zero"; 一刻, 三刻 are kept as words (see _clock)
+        return None  # 零下 is "below zero"; 一刻, 三刻 are kept as words (see clock)
     if start > 0 and s[start - 1] in _ORDINAL:
         return str(value)
-    if _measure_at(s, end):
+    if measure_at(s, end):
         return str(value)
     if nxt in _MONTH and value > 0 and ch not in "两兩":
         return str(value)
     if nxt in _DAY:
         if nxt != "日":  # 三号, 一号线
             return str(value)
-        if start > 0 and s[start - 1] == "月" and start > 1 and s[start - 2] in _NUM_OR_DIGIT:
+        if start > 0 and s[start - 1] == "月" and start > 1 and s[start - 2] in NUM_OR_DIGIT:
             return str(value)
-    if nxt in _POINT and _hour_context(s, start, end, value == 1):
+    if nxt in POINT and hour_context(s, start, end, value == 1):
         return str(value)
-    if nxt in _HOUR_SHI and (_time_before(s, start, False) or _MINUTES_AFTER_RE.match(s, end + 1)):
+    if nxt in _HOUR_SHI and (time_before(s, start, False) or _MINUTES_AFTER_RE.match(s, end + 1)):
         return str(value)  # 八时三十分 (news style): 8时30分
-    if nxt == "度" and s.endswith(_TEMPERATURE_BEFORE, 0, start):
+    if nxt == "度" and s.endswith(TEMPERATURE_BEFORE, 0, start):
         return str(value)  # 零下五度, 最高气温五度 (but 一度 "once" stays)
     if nxt == "分" and _SECONDS_AFTER_RE.match(s, end + 1):
         return str(value)  # 三分二十秒
-    if _after_chain_unit(s, start, end):
+    if after_chain_unit(s, start, end):
         return str(value)
-    if _letter_neighbour(s, start, end) or _arith_neighbour(s, start, end):
+    if letter_neighbour(s, start, end) or arith_neighbour(s, start, end):
         return str(value)
-    if _range_with_unit(s, end):
+    if range_with_unit(s, end):
         return str(value)
     if (nxt == "" or nxt in _MATH_NEXT) and _MATH_RE.search(s):
         return str(value)  # a math statement: 负二的绝对值是二, 二的平方是四
@@ -300,12 +217,6 @@ def _lone_digit(s: str, start: int, end: int, ch: str, neg: bool) -> str | None:
     return None
 
 
-def _hour_context(s: str, start: int, end: int, is_one: bool) -> bool:
-    """``X点`` with nothing after 点 is o'clock here (下午三点, 三点之前), not 三点建议."""
-    if _time_before(s, start, strict=is_one):
-        return True
-    pattern = _TIME_AFTER_ONE_RE if is_one else _TIME_AFTER_RE
-    return pattern.match(s, end + 1) is not None
 
 
 def _digit_pair(s: str, start: int, end: int, num: str, neg: bool) -> str | None:
@@ -313,7 +224,7 @@ def _digit_pair(s: str, start: int, end: int, num: str, neg: bool) -> str | None
     nxt = s[end] if end < len(s) else ""
     approx = is_approx_pair(num[0], num[1])
     if not is_digit_string(num):  # 一两, 两三: only ever "one or two", "two or three"
-        if approx and _measure_at(s, end):
+        if approx and measure_at(s, end):
             return f"{parse_int(num[0])}~{parse_int(num[1])}"
         return None
     if neg or "幺" in num:
@@ -328,15 +239,15 @@ def _digit_pair(s: str, start: int, end: int, num: str, neg: bool) -> str | None
         return None
     if nxt in _GENERATION and not approx:
         return digit_string(num)
-    if _after_chain_unit(s, start, end) or _letter_neighbour(s, start, end):
+    if after_chain_unit(s, start, end) or letter_neighbour(s, start, end):
         return digit_string(num)
     if nxt in _DISCOUNT and not approx:
         return digit_string(num)  # 八五折 -> 85折
-    if approx and _measure_at(s, end):
+    if approx and measure_at(s, end):
         return f"{parse_int(num[0])}~{parse_int(num[1])}"  # 五六公里 -> 5~6公里, as 五公里 -> 5公里
     if s.endswith(_CODE_BEFORE, 0, start):
         return digit_string(num)
-    if num[0] in "零〇" and nxt not in _CLASSIFIERS and not (start and s[start - 1] in _SPANS):
+    if num[0] in "零〇" and nxt not in CLASSIFIERS and not (start and s[start - 1] in _SPANS):
         return digit_string(num)  # 零七: a code; but 一年零三个月 is a span of time
     return None
 
@@ -346,7 +257,7 @@ def _after_figures(s: str, start: int) -> bool:
     i = start - 1
     while i >= 0 and s[i] in _BIG_UNITS:
         i -= 1
-    return i >= 0 and s[i] in _ASCII_DIGIT
+    return i >= 0 and s[i] in ASCII_DIGIT
 
 
 def _run(m: re.Match[str]) -> str:
@@ -358,6 +269,11 @@ def _run(m: re.Match[str]) -> str:
     neg = m.group("neg")
     sign = "" if not neg else ("±" if neg[0] == "正" else "-")
     dec = m.group("dec")
+    suffix = _percent_range_end(s, m.start(), end)
+    if suffix:
+        out = number_body(m.group()[len(neg or "") :], suffix)
+        if out is not None:
+            return sign + out
     if dec is not None:
         ip = int_part(num)
         if ip is None:
@@ -365,14 +281,14 @@ def _run(m: re.Match[str]) -> str:
         return f"{sign}{ip}.{digit_string(dec)}{m.group('big') or ''}"
     n = len(s)
     nxt = s[end] if end < n else ""
-    if (nxt in _ASCII_DIGIT or _after_figures(s, start)) and not (
+    if (nxt in ASCII_DIGIT or _after_figures(s, start)) and not (
         len(num) >= 3 and is_digit_string(num)
     ):
         # 10零, 5亿零: a stray word right after figures (or after 3万) stays a word, since
         # joining it to them would change the number
         return m.group()
-    if (nxt in _VAGUE_NEXT and num[-1] in _UNIT_CHARS) or (
-        start > 0 and s[start - 1] in _VAGUE_PREV and not s.endswith(_NOUN_SHU, 0, start)
+    if (nxt in VAGUE_NEXT and num[-1] in _UNIT_CHARS) or (
+        start > 0 and s[start - 1] in VAGUE_PREV and not s.endswith(_NOUN_SHU, 0, start)
     ):
         return m.group()  # 十几万, 几十万, 数十人: vague amounts stay words (倒数十秒 does not)
     if num == "十" and nxt in _MORE:
@@ -380,18 +296,22 @@ def _run(m: re.Match[str]) -> str:
     if len(num) == 1:
         out = _lone_digit(s, start, end, num, bool(neg)) if num != "十" else "10"
         return m.group() if out is None else sign + out
+    if num[-1] in _LIANG:
+        out = _weight_liang(s, num, end)
+        if out is not None:
+            return sign + out
     if is_digit_string(num) or (len(num) == 2 and num[0] in _PAIR_CHARS and num[1] in _PAIR_CHARS):
         if len(num) >= 3:
             return sign + digit_string(num)
         out = _digit_pair(s, start, end, num, bool(neg))
         return m.group() if out is None else sign + out
-    if nxt in _CLASSIFIERS and num[-1] in _ABBREV_DIGITS and num[-2] in _BIG_OR_HUNDREDS:
+    if nxt in CLASSIFIERS and num[-1] in _PER_ITEM_DIGITS and num[-2] in _BIG_OR_HUNDREDS:
         head = format_int(num[:-1])  # 一百一个 is 100 + 一个, not 110个
         if head is not None:
             return f"{sign}{head}{num[-1]}"
     if num[-1] == "千" and nxt in _KILO_UNITS and len(num) > 1:
-        head = format_int(num[:-1])  # 一千克 is 1千克 (a kilogram), 五千米 is 5千米
-        if head is not None and head.isdigit() and int(head) < 1000:
+        head = _kilo_head(num)  # 一千克 is 1千克 (a kilogram), 三四千米 is 3~4千米
+        if head is not None:
             return f"{sign}{head}千"
     out = format_range(num)
     if out is None:
@@ -403,6 +323,56 @@ def _run(m: re.Match[str]) -> str:
     return sign + out
 
 
+def _kilo_head(num: str) -> str | None:
+    """The number before the 千 of 千克/千米/千瓦 in ``num`` (which ends in that 千), or None.
+
+    千 belongs to the unit when what comes before it is a number below 1000 (五千米 -> 5千米), an
+    approximate pair or range (三四千米 -> 3~4千米, 十五六千瓦 -> 15~16千瓦), or a number 千 cannot
+    continue (一千五百千克 -> 1500千克); it belongs to the number in 一万五千米 (15000米).
+    """
+    head = num[:-1]
+    if len(head) == 2 and is_approx_pair(head[0], head[1]):
+        return f"{parse_int(head[0])}~{parse_int(head[1])}"
+    out = format_range(head)
+    if out is not None:
+        return out
+    out = format_int(head)
+    if out is None or not out.isdigit():
+        return None
+    return out if int(out) < 1000 or parse_int(num) is None else None
+
+
+def _weight_liang(s: str, num: str, end: int) -> str | None:
+    """二两, 十二两, 二十两 -> 2两, 12两, 20两: 两 is the weight (50 g), as 五斤 -> 5斤.
+
+    Not after 一 or 三 (一两天, 三两个人 are "one or two", "two or three"), nor before a
+    classifier or a further number (一百两个 is 一百 and 两个).
+    """
+    head = num[:-1]
+    nxt = s[end] if end < len(s) else ""
+    if (len(head) == 1 and head in _NOT_LIANG_HEAD) or nxt in NUM_OR_DIGIT or nxt in CLASSIFIERS:
+        return None
+    value = parse_int(head)
+    if not value:
+        return None
+    out = format_int(head) if len(head) > 1 else str(value)
+    return None if out is None else out + num[-1]
+
+
+def _percent_range_end(s: str, start: int, end: int) -> str:
+    """"%" (or "‰") when the number at ``start`` ends a range that began with a percentage.
+
+    百分之三到五 is 3% to 5%: writing 3%到5 would make the second end a plain 5.
+    Not when the second end has a unit of its own (百分之三到五个百分点).
+    """
+    if start == 0 or s[start - 1] not in _RANGE_WORDS:
+        return ""  # the common case, decided without a search
+    m = _PERCENT_BEFORE_RE.search(s, max(0, start - _PERCENT_WINDOW), start)
+    if m is None or measure_at(s, end) or (end < len(s) and s[end] in CLASSIFIERS | VAGUE_NEXT):
+        return ""
+    return "%" if m.group()[0] == "百" else "‰"
+
+
 def _split_run(num: str) -> str | None:
     """三百九十九三盒 -> 399三盒: a cardinal followed by one stray digit, which stays a word."""
     head, last = num[:-1], num[-1]
@@ -412,161 +382,18 @@ def _split_run(num: str) -> str | None:
     return None if out is None else out + last
 
 
-def _percent(m: re.Match[str]) -> str:
-    """百分之六点三 -> 6.3%, 负的百分之二十 -> -20%, 百分之三四十 -> 30%~40%, 百分之二十多 -> 20%多."""
-    neg = "-" if m.group("pneg") else ""
-    if m.group("p100"):
-        return f"{neg}100%"
-    s = m.string
-    end = m.end()
-    if end < len(s) and s[end] in _VAGUE_NEXT:
-        return m.group()  # 百分之十几
-    out = _number_body(m.group("pn"), "%")
-    return m.group() if out is None else neg + out
-
-
-def _permille(m: re.Match[str]) -> str:
-    """千分之五 -> 5‰."""
-    out = _number_body(m.group("mn"), "‰")
-    return m.group() if out is None else out
-
-
-def _number_body(body: str, suffix: str) -> str | None:
-    """The number after 百分之/千分之, with ``suffix`` after it (or after both ends of a range)."""
-    for p in "点點":
-        if p in body:
-            ip_s, _, frac = body.partition(p)
-            big = ""
-            if frac and frac[-1] in "万萬亿億":
-                frac, big = frac[:-1], frac[-1]
-            ip = int_part(ip_s)
-            if ip is None or not frac:
-                return None
-            return f"{ip}.{digit_string(frac)}{big}{suffix}"
-    rng = format_range(body, suffix)
-    if rng is not None:
-        return rng
-    v = parse_int(body)
-    if v is None:
-        if len(body) >= 2 and is_digit_string(body) and body[0] not in "零〇":
-            return digit_string(body) + suffix
-        return None
-    return f"{v}{suffix}"
-
-
-def _fraction(m: re.Match[str]) -> str:
-    """三分之二 -> 2/3, 三又二分之一 -> 3又1/2, 负三分之一 -> -1/3."""
-    den = parse_int(m.group("den"))
-    nu = _number_body(m.group("nu"), "")
-    if den is None or nu is None:
-        return m.group()
-    s = m.string
-    if m.end() < len(s) and s[m.end()] in _VAGUE_NEXT:
-        return m.group()
-    sign = "-" if m.group("fneg") else ""
-    whole = m.group("whole")
-    if whole is not None:
-        w = parse_int(whole)
-        if w is None:
-            return m.group()
-        return f"{sign}{w}又{nu}/{den}"
-    return f"{sign}{nu}/{den}"
-
-
-def _dots(m: re.Match[str]) -> str:
-    """幺二七点零点零点幺 -> 127.0.0.1 (IP addresses, version numbers)."""
-    return digit_string(m.group().replace("點", ".").replace("点", "."))
-
-
-def _dash(m: re.Match[str]) -> str:
-    """零二一杠六二三四五六七八 -> 021-62345678 (杠 is how a dash is read out)."""
-    return digit_string(m.group().replace("杠", "-").replace("槓", "-"))
-
-
-def _clock(m: re.Match[str]) -> str:
-    """09:21, 13:10:36; 8点半 and 8点一刻 keep their words (see docs/itn.md)."""
-    h = parse_int(m.group("h"))
-    assert h is not None  # the pattern only admits 0..24
-    hw = m.group("hw")
-    if hw is not None:
-        return f"{h}{m.group('hp')}{hw}"
-    s = m.string
-    start = m.start()
-    mz = m.group("mz")
-    if mz is not None:
-        # 八点零五: a time only with a time word around it; otherwise the decimal 8.05
-        if not (_time_before(s, start, strict=False) or _TIME_AFTER_ZERO_RE.match(s, m.end())):
-            return f"{h}.{digit_string(mz)}"
-        return f"{h:02d}:{parse_int(mz[1]):02d}"
-    mins_s = m.group("m") or m.group("m2")
-    mins = parse_int(mins_s.lstrip("零〇") or "零")
-    if mins is None or mins > 59:
-        return m.group()
-    secs_s = m.group("s")
-    if m.group("m") and secs_s is None and len(mins_s) == 1:
-        # 八点五分 in a rating (豆瓣评分八点五分) is 8.5 points, not 08:05
-        if _RATING_BEFORE_RE.search(s, max(0, start - _RATING_WINDOW), start) or (
-            _RATING_AFTER_RE.match(s, m.end())
-        ):
-            return f"{h}.{digit_string(mins_s)}分"
-    if secs_s is not None:
-        secs = parse_int(secs_s.lstrip("零〇") or "零")
-        if secs is None or secs > 59:
-            return m.group()
-        return f"{h:02d}:{mins:02d}:{secs:02d}"
-    return f"{h:02d}:{mins:02d}"
-
-
-def _degrees(m: re.Match[str]) -> str:
-    """三十七度五 -> 37度5; a lone digit before 度 is only a temperature in context (一度 = once)."""
-    head = m.group("dh")
-    s = m.string
-    start = m.start()
-    if (len(head) == 1 and head != "十" and not s.endswith(_TEMPERATURE_BEFORE, 0, start)) or (
-        start > 0 and s[start - 1] in _VAGUE_PREV
-    ):
-        return m.group()
-    value = parse_int(head)
-    if value is None:
-        return m.group()
-    return f"{value}度{digit_string(m.group('dt'))}"
-
-
-def _score(m: re.Match[str]) -> str:
-    """十七比十六 -> 17:16 in a match or ratio context, else 17比16 (the word stays)."""
-    a = _score_side(m.group("sa"))
-    b = _score_side(m.group("sb"))
-    if a is None or b is None:
-        return m.group()
-    s = m.string
-    start, end = m.start(), m.end()
-    if end < len(s) and s[end] in _VAGUE_NEXT:
-        return m.group()
-    if _SCORE_BEFORE_RE.search(s, max(0, start - 8), start) or _SCORE_AFTER_RE.match(s, end):
-        return f"{a}:{b}"
-    return f"{a}比{b}"
-
-
-def _score_side(num: str) -> str | None:
-    """One side of 比: a cardinal (十七) or a digit string; None if it is neither."""
-    v = parse_int(num)
-    if v is not None:
-        return str(v)
-    if is_digit_string(num):
-        return digit_string(num)
-    return None
 
 
 # One handler per named alternative of _MASTER.
 _HANDLERS = {
-    "pct": _percent,
-    "pml": _permille,
-    "frac": _fraction,
-    "dots": _dots,
-    "dash": _dash,
-    "time": _clock,
-    "deg": _degrees,
-    "score": _score,
+    "pct": percent,
+    "pml": permille,
+    "frac": fraction,
+    "dots": dots,
+    "dash": dash,
+    "time": clock,
+    "deg": degrees,
+    "score": score,
     "run": _run,
 }
 _GLUED_KINDS = frozenset(("pct", "pml", "frac", "dots", "dash", "time", "deg", "score"))
@@ -580,22 +407,35 @@ def _dispatch(m: re.Match[str]) -> str:
     return _HANDLERS[kind](m)  # type: ignore[index]
 
 
-def itn_zh(text: str) -> str:
-    """Chinese numerals in ``text`` written as figures; everything else exactly as it was."""
+def _dispatch_unpadded(m: re.Match[str]) -> str:
+    """_dispatch, with clock times written without the leading zero (``time="unpadded"``)."""
+    out = _dispatch(m)
+    return unpad_clock(out) if m.lastgroup == "time" else out
+
+
+def itn_zh(text: str, *, date: str = "zh", time: str = "padded") -> str:
+    """Chinese numerals in ``text`` written as figures; everything else exactly as it was.
+
+    ``date`` ("zh" or "iso") and ``time`` ("padded" or "unpadded") choose how dates and clock
+    times are written (:mod:`qasr.text.itn.styles`); the defaults are those of docs/itn.md.
+    """
+    if date != "zh" or time != "padded":
+        check_styles(date, time)
     if not HAS_NUMERAL.search(text):
         return text
     saved: dict[int, str] = {}
 
     def protect(m: re.Match[str]) -> str:
         word = m.group()
-        code = (_PUA_WEEKDAY if word.startswith(_WEEKDAY_START) else _PUA) + len(saved)
+        code = (PUA_WEEKDAY if word.startswith(_WEEKDAY_START) else _PUA) + len(saved)
         saved[code] = word
         return chr(code)
 
-    if "么" in text:  # OpenCC's s2twp writes 幺 as 么; 什么/怎么 are never next to digits
-        text = _YAO_RE.sub("幺", text)
+    text = plain_digits(text)  # 么, 洞, 拐, 柒... inside digit strings (see spoken.py)
     t = _sub_at(_IDIOM_FIRST, _IDIOM_RE, protect, text)
-    t = _sub_at(_MASTER_FIRST, _MASTER, _dispatch, t)
+    if date == "iso":
+        t = iso_dates(t)
+    t = _sub_at(_MASTER_FIRST, _MASTER, _dispatch if time == "padded" else _dispatch_unpadded, t)
     if saved:
         t = t.translate(saved)
     return t
