@@ -79,4 +79,19 @@ if [ -d ../shared/models ]; then
     EXTRA_ARGS=(-n 3 -a /data/clip.wav -m /shared/tiny-asr-a-q4_0.bin)
     run_experiment "qasr-exp-02:ci" "02-shared" -v "$(cd ../shared/models && pwd):/shared:ro"
 fi
+echo "== the qasr image as a server (qasr serve on the test double, host network, loopback only)"
+port=$(.venv/bin/python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+docker run -d --rm --name qasr-serve-ci --network host --user "$(id -u):$(id -g)" \
+    -v "$work/engine:/engine:ro" -e QASR_CHATLLM_LIB=/engine/libchatllm.so -v "$work/models:/models:ro" \
+    qasr:ci serve -m /models/asr.bin --host 127.0.0.1 --port "$port" >/dev/null
+trap 'docker rm -f qasr-serve-ci >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 60); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+    sleep 1
+done
+answer=$(curl -sf -F file=@"$work/data/clip.wav" -F model=qwen3-asr "http://127.0.0.1:$port/v1/audio/transcriptions") || {
+    echo "the server in the qasr image did not answer:" >&2; docker logs qasr-serve-ci >&2; exit 1; }
+echo "   POST /v1/audio/transcriptions -> $answer"
+echo "$answer" | grep -q '"text":"hello world from the test double"' || { echo "unexpected answer" >&2; exit 1; }
+docker rm -f qasr-serve-ci >/dev/null
 echo "== docker part took $((SECONDS - start)) s"

@@ -19,6 +19,7 @@ from qasr.cli import experiment as experiment_cmd
 from qasr.cli import lab as lab_cmd
 from qasr.cli import models as models_cmd
 from qasr.cli import text as text_cmd
+from qasr.cli import serve as serve_cmd
 from qasr.cli import stream as stream_cmd
 from qasr.cli import subtitles as subtitles_cmd
 from qasr.cli import transcribe as transcribe_cmd
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
 app.command("stream")(stream_cmd.stream)
+app.command("serve")(serve_cmd.serve)
 app.command("subtitles", no_args_is_help=True)(subtitles_cmd.subtitles)
 app.command("align", no_args_is_help=True)(align_cmd.align)
 app.add_typer(lab_cmd.app, name="lab")

@@ -126,3 +126,15 @@ def get_writer(name: str) -> SubtitleWriter:
         return WRITERS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown subtitle format {name!r}; choose one of: {', '.join(FORMATS)}") from None
+
+
+def render_timed_text(items: Sequence[tuple[str, float, float, str]], name: str, duration: float) -> str:
+    """Subtitles for timed texts (text, start, end, language) with no word times: each text's words
+    spread over its span (`even_alignment`), cut into cues by the default rules. For transcripts
+    of segments and for live finals; aligned word times go through `qasr.pipeline.longform` instead."""
+    from qasr.pipeline.align import even_alignment
+    from qasr.pipeline.subtitles import CueRules, cut, fix_timing
+
+    rules = CueRules()
+    cues = [c for text, start, end, lang in items if text.strip() for c in cut(even_alignment(text, start, end, lang), rules)]
+    return get_writer(name).render(fix_timing(cues, duration, rules), {})

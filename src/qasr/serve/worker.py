@@ -1,0 +1,115 @@
+"""A server worker: ``python -m qasr.serve.worker SPEC_JSON``. One model, one request at a time.
+
+The parent writes one JSON object per line on stdin and reads JSON lines from stdout:
+
+* on start: ``{"type": "ready", "pid", "load_seconds"}`` once the model is loaded, or
+  ``{"type": "fatal", "message", "exit_code"}`` and the process ends;
+* ``{"id", "op": "transcribe", "audio": PATH, "options": {...}, "stream": bool}``: PATH is raw
+  16 kHz float32 that the parent wrote after decoding and validating the upload (the engine never
+  sees a user's file). Answers: ``{"id", "type": "delta", "text"}`` while generating (stream only),
+  then ``{"id", "type": "result", "result": {...}}`` or ``{"id", "type": "error", "status", "message"}``;
+* ``{"id", "op": "stream"}``, then ``{"id", "op": "audio", "data": BASE64}`` lines (s16le 16 kHz
+  mono) and ``{"id", "op": "end"}``: live streaming; answers ``{"id", "type": "event", "event"}``
+  lines and ``{"id", "type": "done"}``.
+
+A worker never destroys its model (upstream aborts): it leaves memory by exiting, which the parent
+asks for by closing stdin. It ends with ``os._exit`` (upstream aborts at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import numpy as np
+
+
+def _send(out: TextIO, record: dict[str, Any]) -> None:
+    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _load(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from qasr.engine.model import Model
+    from qasr.pipeline.align import load_aligner
+
+    model = Model(spec["model"], language=spec.get("language"), threads=spec.get("threads"),
+                  max_length=spec.get("max_length"), engine=spec.get("engine"))  # fmt: skip
+    aligner = None
+    if spec.get("aligner"):
+        aligner = load_aligner(spec["aligner"], spec.get("language") or "English", threads=spec.get("threads"),
+                               max_length=spec.get("max_length"), engine=spec.get("engine"))  # fmt: skip
+    return model, aligner
+
+
+def _transcribe(model, aligner, request: dict[str, Any], out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    from qasr.pipeline.transcribe import TranscriptionStream
+
+    rid, options = request["id"], request.get("options") or {}
+    samples = np.fromfile(request["audio"], dtype="<f4")
+    job = TranscriptionStream(model, samples, load_seconds=0.0, context=options.get("context"), itn=bool(options.get("itn")),
+                              opencc=options.get("opencc"), aligner=aligner if options.get("words") else None)  # fmt: skip
+    for piece in job:
+        if request.get("stream"):
+            _send(out, {"id": rid, "type": "delta", "text": piece})
+    assert job.result is not None
+    _send(out, {"id": rid, "type": "result", "result": job.result.to_dict()})
+
+
+def _stream(model, request: dict[str, Any], lines: Iterator[str], out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    from qasr.pipeline.stream import StreamOptions, stream
+
+    rid, options = request["id"], request.get("options") or {}
+
+    def blocks() -> Iterator[np.ndarray]:
+        for line in lines:
+            message = json.loads(line)
+            if message.get("op") != "audio":
+                return
+            pcm = np.frombuffer(base64.b64decode(message["data"]), dtype="<i2")
+            yield pcm.astype(np.float32) / 32768.0
+
+    opts = StreamOptions(itn=bool(options.get("itn")), opencc=options.get("opencc"), context=options.get("context"))
+    for event in stream(model, blocks(), opts):
+        _send(out, {"id": rid, "type": "event", "event": event.to_dict()})
+    _send(out, {"id": rid, "type": "done"})
+
+
+def serve(spec: dict[str, Any], stdin: TextIO, out: TextIO) -> int:
+    from qasr.errors import QasrError
+
+    try:
+        model, aligner = _load(spec)
+    except QasrError as exc:
+        _send(out, {"type": "fatal", "message": str(exc), "exit_code": exc.exit_code})
+        return exc.exit_code
+    _send(out, {"type": "ready", "pid": os.getpid(), "load_seconds": round(model.load_seconds, 4)})
+    lines = iter(stdin.readline, "")
+    for line in lines:
+        request = json.loads(line)
+        try:
+            if request.get("op") == "stream":
+                _stream(model, request, lines, out)
+            else:
+                _transcribe(model, aligner, request, out)
+        except QasrError as exc:
+            status = 400 if exc.exit_code == 2 else 500
+            _send(out, {"id": request.get("id"), "type": "error", "status": status, "message": str(exc)})
+        except ValueError as exc:
+            _send(out, {"id": request.get("id"), "type": "error", "status": 400, "message": str(exc)})
+    return 0
+
+
+def main() -> None:
+    code = serve(json.loads(sys.argv[1]), sys.stdin, sys.stdout)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
