@@ -171,3 +171,49 @@ def test_pysilero_and_libchatllm_cannot_share_a_process_so_the_vad_runs_apart() 
     frames, mean, calls, starts, joined = r.stdout.split(" ", 4)
     assert int(frames) == 344 and float(mean) > 0.3
     assert int(calls) >= 3 and joined.strip().endswith("True")
+
+
+def test_a_file_streamed_end_to_end() -> None:
+    r = child(f"""
+        import json, os, sys
+        import qasr
+        from qasr.audio.sources import FileSource
+        from qasr.pipeline.stream import StreamOptions, stream
+        model = qasr.Model({str(MODEL)!r}, language="English")
+        events = [e.to_dict() for e in stream(model, FileSource({str(JFK)!r}, realtime=False), StreamOptions(step=1.0), live=False)]
+        print(json.dumps(events)); sys.stdout.flush(); os._exit(0)
+    """, timeout=300)
+    assert r.returncode == 0, r.stderr
+    events = json.loads(r.stdout)
+    finals = [e for e in events if e["type"] == "final"]
+    assert len(finals) >= 2 and any(e["type"] == "partial" for e in events)
+    assert all(f["text"] == "nev jaello nu" for f in finals)  # the planted chain, once per utterance
+    assert all(a["end"] <= b["start"] for a, b in zip(finals, finals[1:])) and finals[-1]["end"] <= 11.1
+
+
+def test_the_server_answers_the_openai_client_on_the_real_engine(tmp_path: Path) -> None:
+    openai = pytest.importorskip("openai")
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lib, _ = real_engine()  # type: ignore[misc]
+    proc = subprocess.Popen([sys.executable, "-m", "qasr", "serve", "-m", str(MODEL), "--port", str(port)],
+                            env={**os.environ, "QASR_CHATLLM_LIB": str(lib)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        with JFK.open("rb") as f:
+            verbose = client.audio.transcriptions.create(model="qwen3-asr", file=f, response_format="verbose_json")
+        assert verbose.text == "nev jaello nu" and verbose.duration == pytest.approx(11.0, abs=0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
