@@ -217,3 +217,22 @@ def test_the_server_answers_the_openai_client_on_the_real_engine(tmp_path: Path)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
+
+
+def test_one_engine_call_takes_500_s_and_aborts_from_504_s() -> None:
+    """Pins the measurement behind MAX_SECONDS_PER_CALL (8 min): upstream's audio encoder asserts."""
+    code = """
+        import os, sys
+        import numpy as np
+        from qasr.audio import from_array
+        from qasr.engine.model import Model
+        rng = np.random.default_rng(0)
+        m = Model({model!r}, language="English")
+        audio = from_array((0.05 * rng.standard_normal(16_000 * {seconds})).astype(np.float32), 16_000, max_seconds=None)
+        out = "".join(m.transcribe_raw(audio))
+        print("ok", out[:20]); sys.stdout.flush(); os._exit(0)
+    """
+    fits = child(code.format(model=str(MODEL), seconds=500), timeout=300)
+    assert fits.returncode == 0 and fits.stdout.startswith("ok"), fits.stderr[-500:]
+    too_long = child(code.format(model=str(MODEL), seconds=504), timeout=300)
+    assert too_long.returncode == -signal.SIGABRT and "GGML_ASSERT" in too_long.stderr

@@ -17,8 +17,11 @@ from qasr.errors import AudioError
 
 SAMPLE_RATE = 16_000
 MIN_SECONDS = 0.1
-# Qwen3-ASR in chatllm.cpp: 10,000 audio-embedding slots at 13 per second, about 12.8 minutes.
-MAX_SECONDS_PER_CALL = 12.8 * 60
+# The longest audio one engine call takes, 8 minutes. Measured with upstream chatllm.cpp 4a4310e and
+# tiny-asr-a (the real audio tower's config: max_source_positions 1500, conv_chunksize 500): 500 s
+# transcribes, 504 s and longer abort the process (ggml.c:2558 GGML_ASSERT(a->ne[d] == b->ne[d])).
+# The 10,000 audio-embedding slots (about 12.8 min at 13 per second) are not the binding limit.
+MAX_SECONDS_PER_CALL = 8 * 60
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def validate(samples: np.ndarray, source: str, max_seconds: float | None = MAX_S
     if max_seconds is not None and seconds > max_seconds:
         raise AudioError(
             f"audio is {seconds / 60:.1f} min long; one engine call takes at most {max_seconds / 60:.1f} min. "
-            f"Long audio needs VAD chunking (qasr subtitles splits it): {source}"
+            f"Longer audio is cut at pauses by qasr transcribe and qasr subtitles: {source}"
         )
 
 

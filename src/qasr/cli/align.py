@@ -29,7 +29,7 @@ def read_transcript(text: str) -> str:
 
 
 def align(
-    audio: Path = typer.Argument(..., help="Audio file (at most one engine call: about 12.8 minutes).", show_default=False),
+    audio: Path = typer.Argument(..., help="Audio file (at most one engine call: 8 minutes).", show_default=False),
     text: str = typer.Argument(..., help="The transcript, or the path of a UTF-8 text file holding it.", show_default=False),
     aligner: str = typer.Option(..., "--aligner", "-a", envvar="QASR_ALIGNER", help="Qwen3-ForcedAligner model: a file or a registry name.", show_default=False),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="srt, vtt, json, tsv or txt (default: from --output's suffix, else srt)."),

@@ -17,7 +17,7 @@ def transcribe(
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (e.g. English, Chinese); default: detect."),
     context: Optional[str] = typer.Option(None, "--context", "-c", help="Hint text for the model (names, terms), or @FILE to read it from a file."),
     aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model (file or registry name): adds word times to each segment."),
-    max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=2.0, help="Longest engine call in seconds; longer audio is cut at pauses (default: one call, 12.8 min)."),
+    max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=2.0, help="Longest engine call in seconds; longer audio is cut at pauses (default: one call, 8 min)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine (default: physical cores)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory (model default 65536)."),
     fmt: OutputFormat = typer.Option(OutputFormat.txt, "--format", "-f", help="Output format.", case_sensitive=False),

@@ -250,7 +250,7 @@ def transcribe(
     ``audio`` is a path, a `qasr.audio.Audio` or 16 kHz mono samples. ``context``: hint text (names,
     terms) for Qwen3-ASR's system turn. ``itn`` and ``opencc`` post-process the text (ITN first).
     ``aligner``: a ForcedAligner `Model` (``qasr.pipeline.align.load_aligner``) for word times.
-    ``max_chunk``: longest engine call in seconds (default and maximum: one call, 12.8 min).
+    ``max_chunk``: longest engine call in seconds (default and maximum: one call, 8 min).
 
     The 0.1 argument order ``transcribe(audio, model)`` still works, with a DeprecationWarning.
     """
