@@ -48,17 +48,21 @@ def _prepare(audio: object) -> Audio:
     return as_audio(audio)
 
 
-def _joined(parts: list[str]) -> str:
-    """Segment texts joined: no space between CJK characters, one space elsewhere."""
+def _joint(last: str, first: str) -> str:
+    """What goes between two segments' texts: nothing between CJK characters (or at a space), else a space."""
     from qasr.pipeline.align import is_cjk
 
+    if not last or not first or last.isspace() or first.isspace() or (is_cjk(last) and is_cjk(first)):
+        return ""
+    return " "
+
+
+def _joined(parts: list[str]) -> str:
+    """Segment texts joined by `_joint`."""
     out = ""
     for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        if out and not (is_cjk(out[-1]) and is_cjk(part[0])):
-            out += " "
-        out += part
+        if part:
+            out += _joint(out[-1:], part[0]) + part
     return out
 
 
@@ -118,8 +122,6 @@ class TranscriptionStream:
         return from_array(self.audio.samples[a:b], SAMPLE_RATE, source=f"{self.audio.source}@{start:.2f}s")
 
     def __iter__(self) -> Iterator[str]:
-        from qasr.pipeline.align import is_cjk
-
         last = ""  # the last character shown, to join segments as `_joined` does
         for start, end in self._plan():
             call = _Call(start, end)
@@ -134,21 +136,14 @@ class TranscriptionStream:
                 call.chunks.append(chunk)
                 shown = view.feed(chunk)
                 if shown:
-                    yield self._separated(shown, last, is_cjk) if opening else shown
+                    yield (_joint(last, shown[0]) if opening else "") + shown
                     last, opening = shown[-1], False
             tail = view.finish()
             if tail:
-                yield self._separated(tail, last, is_cjk) if opening else tail
+                yield (_joint(last, tail[0]) if opening else "") + tail
                 last = tail[-1]
             call.t_end = time.perf_counter()
         self.result = self._build()
-
-    @staticmethod
-    def _separated(text: str, last: str, is_cjk) -> str:  # type: ignore[no-untyped-def]
-        """The first text of a segment after another one gets a space, unless both sides are CJK."""
-        if last and not last.isspace() and text[:1] and not text[0].isspace() and not (is_cjk(last) and is_cjk(text[0])):
-            return " " + text
-        return text
 
     def _segment(self, i: int, call: _Call) -> tuple[Segment, ParsedTranscript, bool]:
         parsed = parse_asr_output("".join(call.chunks), self.model.language)
