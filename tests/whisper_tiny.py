@@ -11,7 +11,7 @@ block's output projection is zero (each block passes its input through), so the 
 state is the embedding of the previous token, and for the chain's tokens that embedding is a basis
 direction the projection maps to the next token with a large logit. Decoding is then deterministic
 for any audio: ``<|startoftranscript|>`` -> ``<|en|>`` (language detection),
-``<|transcribe|>`` -> ``<|0.00|>`` -> the words of `TEXT` -> ``<|1.00|>`` -> ``<|endoftext|>``.
+``<|transcribe|>`` -> ``<|0.00|>`` -> the words of ``text`` -> ``<|1.00|>`` -> ``<|endoftext|>``.
 
 Layout: the multilingual vocabulary of 51,865 tokens (CTranslate2 4.8 calls a Whisper model
 multilingual when the empty token is in its vocabulary, as it is in the multilingual ones), 99 languages, 1,501 timestamps, 80 mel bins, d_model 64, 2 + 2 layers.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: What the planted chain says, word by word (each word is one token with a leading space).
+#: What the planted chain says by default, word by word (each word is one token with a leading space).
 TEXT = "hello world from tiny whisper"
 
 D_MODEL, HEADS, LAYERS, FFN, N_MELS = 64, 2, 2, 256, 80
@@ -64,24 +64,29 @@ def _languages() -> list[str]:
     return [f"<|{code}|>" for code in LANGUAGES]
 
 
-def vocabulary() -> list[str]:
+def _word_tokens(text: str) -> list[str]:
+    """Each word of ``text`` with its leading space as one byte-level token (UTF-8 bytes as characters)."""
+    table = _byte_chars()
+    return ["".join(table[b] for b in (" " + word).encode("utf-8")) for word in text.split()]
+
+
+def vocabulary(text: str = TEXT) -> list[str]:
     """All 51,865 tokens in Whisper's order: text tokens, specials, languages, tasks, timestamps."""
     chars = _alphabet()
-    space = _byte_chars()[ord(" ")]
-    text = chars + [space + w for w in TEXT.split()]
-    fillers = (a + b for a in chars for b in chars)  # two-byte tokens, never produced by the chain
-    text += [next(fillers) for _ in range(N_TEXT - 1 - len(text))]
-    text.append("")  # a multilingual vocabulary's last text token is empty: CTranslate2 tells the kinds apart by it
+    text_tokens = chars + _word_tokens(text)
+    taken = set(text_tokens)
+    fillers = (a + b for a in chars for b in chars if a + b not in taken)  # never produced by the chain
+    text_tokens += [next(fillers) for _ in range(N_TEXT - 1 - len(text_tokens))]
+    text_tokens.append("")  # a multilingual vocabulary's last text token is empty: CTranslate2 tells the kinds apart by it
     stamps = [f"<|{i * 0.02:.2f}|>" for i in range(N_TIMESTAMPS)]
-    tokens = text + SPECIALS_BEFORE + _languages() + SPECIALS_AFTER + stamps
+    tokens = text_tokens + SPECIALS_BEFORE + _languages() + SPECIALS_AFTER + stamps
     assert len(tokens) == 51865, len(tokens)
     return tokens
 
 
-def _chain(ids: dict[str, int]) -> list[tuple[int, int]]:
+def _chain(ids: dict[str, int], text: str) -> list[tuple[int, int]]:
     """(token, the token that must follow it) for the planted transcript."""
-    space = _byte_chars()[ord(" ")]
-    path = ["<|transcribe|>", "<|0.00|>", *[space + w for w in TEXT.split()], "<|1.00|>", "<|endoftext|>"]
+    path = ["<|transcribe|>", "<|0.00|>", *_word_tokens(text), "<|1.00|>", "<|endoftext|>"]
     pairs = [(ids["<|startoftranscript|>"], ids["<|en|>"])]
     pairs += [(ids[a], ids[b]) for a, b in zip(path, path[1:])]
     return pairs
@@ -97,7 +102,7 @@ def _set_norm(spec) -> None:  # type: ignore[no-untyped-def]
     spec.beta = np.zeros(D_MODEL, np.float32)
 
 
-def _spec(tokens: list[str], seed: int):  # type: ignore[no-untyped-def]
+def _spec(tokens: list[str], text: str, seed: int):  # type: ignore[no-untyped-def]
     from ctranslate2.specs import whisper_spec
 
     rng = np.random.default_rng(seed)
@@ -130,11 +135,13 @@ def _spec(tokens: list[str], seed: int):  # type: ignore[no-untyped-def]
         _set_linear(layer.ffn.linear_1, rng, D_MODEL, FFN, zero=True)
     embeddings = rng.standard_normal((len(tokens), D_MODEL)).astype(np.float32)
     projection = (rng.standard_normal((len(tokens), D_MODEL)) * 0.01).astype(np.float32)
-    for k, (token, following) in enumerate(_chain(ids)):
+    chain = _chain(ids, text)
+    assert len(chain) <= D_MODEL, "one basis direction per chain link"
+    for k, (token, following) in enumerate(chain):
         embeddings[token] = 0.0
         embeddings[token, k] = 1.0
         projection[following] = 0.0
-    for k, (_token, following) in enumerate(_chain(ids)):
+    for k, (_token, following) in enumerate(chain):
         projection[following, k] = LOGIT / np.sqrt(D_MODEL)  # layer norm scales a basis vector by ~sqrt(d)
     dec.embeddings.weight = embeddings
     dec.position_encodings.encodings = np.zeros((448, D_MODEL), np.float32)
@@ -160,11 +167,14 @@ def _tokenizer(tokens: list[str]):  # type: ignore[no-untyped-def]
     return tok
 
 
-def build(out_dir: Path, *, seed: int = 0, quantization: str | None = "int8") -> Path:
-    """Write model.bin, config.json, vocabulary.json, tokenizer.json and preprocessor_config.json."""
+def build(out_dir: Path, *, text: str = TEXT, seed: int = 0, quantization: str | None = "int8") -> Path:
+    """Write model.bin, config.json, vocabulary.json, tokenizer.json and preprocessor_config.json.
+
+    The model says ``text`` (space-separated words, distinct, at most about 60) for any audio.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokens = vocabulary()
-    spec = _spec(tokens, seed)
+    tokens = vocabulary(text)
+    spec = _spec(tokens, text, seed)
     spec.validate()
     spec.optimize(quantization=quantization)
     spec.save(str(out_dir))

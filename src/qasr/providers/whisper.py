@@ -67,12 +67,16 @@ def _short(exc: BaseException, limit: int) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
-def _load(source: str, options: ProviderOptions):  # type: ignore[no-untyped-def]
-    """``WhisperModel`` on the CPU; each way this fails becomes one line of the right error class."""
+def _whisper_model_class():  # type: ignore[no-untyped-def]
     try:
         from faster_whisper import WhisperModel
     except ImportError as exc:
         raise EngineNotFound(f"faster-whisper is not installed ({exc.name or exc}): pip install 'qasr[whisper]'") from None
+    return WhisperModel
+
+
+def _load(WhisperModel, source: str, options: ProviderOptions):  # type: ignore[no-untyped-def]  # noqa: N803
+    """``WhisperModel`` on the CPU; each way this fails becomes one line of the right error class."""
     try:
         return WhisperModel(source, device="cpu", compute_type=options.compute_type, cpu_threads=options.threads or 0)
     except (OSError, RuntimeError, ValueError) as exc:
@@ -103,9 +107,10 @@ class FasterWhisperProvider:
 
             check_target(options.opencc)
         self.options = options
+        whisper_model = _whisper_model_class()  # a missing package is said first: no model would help
         self.source = model_source(options.whisper_model)
         t0 = time.perf_counter()
-        self.model: Any = _load(self.source, options)
+        self.model: Any = _load(whisper_model, self.source, options)
         self._load = LoadTimeOnce(time.perf_counter() - t0)
         self.language = self._language_code(options.language)
 
