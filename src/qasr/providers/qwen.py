@@ -39,13 +39,11 @@ class QwenChatllmProvider:
         load = dict(threads=options.threads, max_length=options.max_length, engine=options.engine)
         self.model: Model | None = Model(resolve_model(options.model), language=options.language, **load)  # type: ignore[arg-type]
         self.aligner: Model | None = None
-        seconds = self.model.load_seconds
         if options.aligner:
             from qasr.pipeline.align import load_aligner
 
             self.aligner = load_aligner(resolve_model(options.aligner), options.language or "English", **load)  # type: ignore[assignment]
-            seconds += self.aligner.load_seconds  # type: ignore[union-attr]
-        self._load = LoadTimeOnce(seconds)
+        self._load = LoadTimeOnce(self.model.load_seconds)  # the ASR model's, as `transcribe_files` reports it
 
     @property
     def load_seconds(self) -> float:
