@@ -256,6 +256,7 @@ def test_benchmark_on_shared_data_with_the_double(double_lib: Path, asr_model_fi
     assert r.returncode == 1 and "real-time" in r.stdout and "provider" in r.stdout.splitlines()[0]
 
 
+@pytest.mark.real_engine
 @requires_shared_data
 @requires_real_engine
 def test_benchmark_on_shared_data_with_the_real_engine(tiny_whisper: Path, tmp_path: Path) -> None:
