@@ -142,7 +142,7 @@ BAD_INPUTS = [
     ("bad format", lambda f: ["transcribe", str(f["good"]), "-m", str(f["model"]), "-f", "xml"], {}, 2, "Invalid value"),
     ("threads zero", lambda f: ["transcribe", str(f["good"]), "-m", str(f["model"]), "-t", "0"], {}, 2, "Invalid value"),
     ("stream with json", lambda f: ["transcribe", str(f["good"]), "-m", str(f["model"]), "--stream", "-f", "json"], {}, 2, "--stream works with"),
-    ("no model given", lambda f: ["transcribe", str(f["good"])], {}, 2, "Missing option"),
+    ("no model given", lambda f: ["transcribe", str(f["good"])], {}, 2, "qwen3-chatllm needs a Qwen3-ASR model: --model"),
     ("engine missing", lambda f: ["transcribe", str(f["good"]), "-m", str(f["model"])], {"QASR_CHATLLM_LIB": "/nonexistent/libchatllm.so"}, 3, "libchatllm not found; tried: /nonexistent/libchatllm.so"),
     ("engine not libchatllm", lambda f: ["transcribe", str(f["good"]), "-m", str(f["model"]), "--engine", str(f["empty_model"])], {}, 3, "cannot load"),
     ("engine error at load", lambda f: ["transcribe", str(f["good"]), "-m", str(f["model"])], {"QASR_DOUBLE_ERROR_AT": "start"}, 4, "injected error at start"),

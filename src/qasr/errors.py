@@ -65,3 +65,14 @@ class DownloadError(QasrError):
     def __init__(self, message: str, *, fatal: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal  # True: another source would not help (the local disk is the problem)
+
+
+class NoProviderAvailable(QasrError):
+    """``--provider auto`` tried every provider and none could start; the message gives each reason.
+
+    The exit code is the first provider's (3 when its engine was missing, 2 for a missing model...).
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

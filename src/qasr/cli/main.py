@@ -14,6 +14,7 @@ import sys
 import typer
 
 from qasr.cli import align as align_cmd
+from qasr.cli import benchmark as benchmark_cmd
 from qasr.cli import doctor as doctor_cmd
 from qasr.cli import experiment as experiment_cmd
 from qasr.cli import lab as lab_cmd
@@ -39,6 +40,7 @@ app.command("stream")(stream_cmd.stream)
 app.command("serve")(serve_cmd.serve)
 app.command("subtitles", no_args_is_help=True)(subtitles_cmd.subtitles)
 app.command("align", no_args_is_help=True)(align_cmd.align)
+app.command("benchmark", no_args_is_help=True)(benchmark_cmd.benchmark)
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(experiment_cmd.app, name="experiment")
 app.add_typer(text_cmd.app, name="text")

@@ -16,7 +16,13 @@ from typing import Any, Optional
 
 import typer
 
+from qasr.cli.provider_options import PROVIDER
+
 FORMATS = ("text", "jsonl")
+STREAM_PROVIDERS = ("qwen3-chatllm",)
+#: Why `qasr stream` takes only the engine: what ``--provider faster-whisper`` is told.
+ENGINE_ONLY = ("it re-decodes the open utterance every --step with its stable text forced as the start of the answer "
+               "(chatllm_set_ai_prefix), which the faster-whisper provider does not offer; use qasr transcribe --provider faster-whisper for files")  # fmt: skip
 
 
 class _Interruptible:
@@ -148,6 +154,7 @@ def stream(
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length (smaller uses less memory)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
+    provider: str = PROVIDER,
 ) -> None:
     """Transcribe live audio: partial results while someone speaks, a final one per utterance.
 
@@ -165,6 +172,9 @@ def stream(
         return
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    from qasr.providers import ProviderOptions, make_provider, providers_for
+
+    providers_for(provider, STREAM_PROVIDERS, ENGINE_ONLY)  # refuse faster-whisper before anything opens
     if not model:
         raise UsageError("give a model: --model FILE (or QASR_MODEL)")
     from qasr.audio.endpoint import EndpointOptions
@@ -180,11 +190,10 @@ def stream(
     finals = _FinalsFile(output) if output is not None else None
     src = _Interruptible(_source(source, device, pcm, rate, channels, realtime))
 
-    from qasr.engine.model import Model
-    from qasr.engine.registry import resolve_model
     from qasr.pipeline.stream import stream as run_stream
 
-    asr = Model(resolve_model(model), language=language, threads=threads, max_length=max_length, engine=engine)
+    wanted = ProviderOptions(model=model, language=language, threads=threads, max_length=max_length, engine=str(engine) if engine else None)
+    asr = make_provider(provider, wanted, allowed=STREAM_PROVIDERS, why=ENGINE_ONLY).model  # type: ignore[attr-defined]
     screen = _Screen() if fmt == "text" else None
     try:
         for event in run_stream(asr, src, options):

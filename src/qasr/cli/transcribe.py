@@ -1,4 +1,4 @@
-"""``qasr transcribe FILE...``: parse options, run `qasr.pipeline.batch`, print or write what it yields."""
+"""``qasr transcribe FILE...``: parse options, load a provider, run `qasr.pipeline.batch`, print or write what it yields."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import List, Optional
 import typer
 
 from qasr.cli.output import OutputFormat
+from qasr.cli.provider_options import PROVIDER, WHISPER_MODEL
 
 
 def transcribe(
     files: List[Path] = typer.Argument(..., help="Audio files (wav, flac, mp3, ogg, m4a, ...).", show_default=False),
-    model: str = typer.Option(..., "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file (chatllm.cpp format) or a registry name (qasr models list).", show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model (for qwen3-chatllm): a file (chatllm.cpp format) or a registry name (qasr models list).", show_default=False),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (e.g. English, Chinese); default: detect."),
     context: Optional[str] = typer.Option(None, "--context", "-c", help="Hint text for the model (names, terms), or @FILE to read it from a file."),
     aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model (file or registry name): adds word times to each segment."),
@@ -27,8 +28,10 @@ def transcribe(
     zh_tw: bool = typer.Option(False, "--zh-tw", help="Convert to Traditional Chinese with Taiwanese phrasing (OpenCC s2twp)."),
     opencc: Optional[str] = typer.Option(None, "--opencc", help="OpenCC conversion: s2twp, s2t, s2hk, t2s or none (overrides --zh-tw)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory (default: $QASR_CHATLLM_LIB, then ./chatllm.cpp)."),
+    provider: str = PROVIDER,
+    whisper_model: Optional[str] = WHISPER_MODEL,
 ) -> None:
-    """Transcribe audio files with Qwen3-ASR.
+    """Transcribe audio files with Qwen3-ASR (or faster-whisper: --provider).
 
     Exit codes: 0 ok, 2 usage or bad input, 3 engine missing, 4 engine error.
     """
@@ -47,22 +50,23 @@ def transcribe(
     conversion = check_opencc_option(opencc or ("s2twp" if zh_tw else None))
     hint = read_context(context)
 
-    from qasr.engine.model import Model
-    from qasr.engine.registry import resolve_model
-    from qasr.pipeline.align import load_aligner
+    from qasr.providers import ProviderOptions, make_provider
 
-    asr = Model(resolve_model(model), language=language, threads=threads, max_length=max_length, engine=engine)
-    words = None
-    if aligner is not None:
-        words = load_aligner(resolve_model(aligner), language or "English", threads=threads, max_length=max_length, engine=engine)
-    _run(asr, files, fmt=fmt, stream=stream, output_dir=output_dir,
-         options={"context": hint, "itn": itn, "opencc": conversion, "aligner": words, "max_chunk": max_chunk})  # fmt: skip
+    if aligner is not None and provider != "qwen3-chatllm":
+        raise UsageError("--aligner (word times from the ForcedAligner) works with --provider qwen3-chatllm only")
+    options = ProviderOptions(
+        model=model, whisper_model=whisper_model, language=language, context=hint, itn=itn, opencc=conversion,
+        threads=threads, aligner=aligner, max_chunk=max_chunk, max_length=max_length, engine=str(engine) if engine else None,
+    )  # fmt: skip
+    _run(make_provider(provider, options), files, fmt=fmt, stream=stream, output_dir=output_dir)
 
 
-def _run(model, files: List[Path], *, fmt: OutputFormat, stream: bool, output_dir: Optional[Path], options: dict) -> None:  # type: ignore[no-untyped-def]
+def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output_dir: Optional[Path]) -> None:  # type: ignore[no-untyped-def]
     """Render the batch's events: live text, one record per file, errors as one line each."""
+    from functools import partial
+
     from qasr.cli.output import dumps, emit, render, write_record
-    from qasr.pipeline.batch import FileDone, FileFailed, TextDelta, transcribe_files
+    from qasr.pipeline.batch import FileDone, FileFailed, TextDelta, run_streams
     from qasr.processes import peak_rss_bytes
     from qasr.progress import make_progress
 
@@ -74,7 +78,7 @@ def _run(model, files: List[Path], *, fmt: OutputFormat, stream: bool, output_di
     progress.start("files", len(files), label="transcribing")
     opened: set[str] = set()
     try:
-        for event in transcribe_files(model, [str(f) for f in files], stream_text=stream, **options):
+        for event in run_streams(((str(f), partial(provider.stream, str(f))) for f in files), stream_text=stream):
             if isinstance(event, TextDelta):
                 if fmt is OutputFormat.txt:
                     if many and event.source not in opened:
@@ -92,7 +96,7 @@ def _run(model, files: List[Path], *, fmt: OutputFormat, stream: bool, output_di
                 if not many:
                     raise typer.Exit(event.error.exit_code)
             else:
-                record = _record(event, peak_rss_bytes())
+                record = _record(event, peak_rss_bytes(), provider.name)
                 if stream and fmt is OutputFormat.txt:
                     _finish_live_text(event, many, event.source in opened)
             if output_dir is not None and "error" not in record:
@@ -109,10 +113,11 @@ def _run(model, files: List[Path], *, fmt: OutputFormat, stream: bool, output_di
         raise typer.Exit(first_error)
 
 
-def _record(event, peak: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The result as JSON, with the process's peak memory so far beside the file's own figures."""
+def _record(event, peak: int, provider: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The result as JSON, with the provider and the process's peak memory so far beside the file's own figures."""
     record = event.result.to_dict()
     record["source"] = event.source
+    record["provider"] = provider
     record["peak_rss_bytes"] = peak
     for warning in event.result.warnings:
         print(f"qasr: warning: {event.source}: {warning}", file=sys.stderr)

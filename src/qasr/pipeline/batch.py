@@ -4,14 +4,19 @@
 generated (`TextDelta`, when asked for) and then `FileDone` with the result, or `FileFailed` with
 the error that input met; one bad file never stops the others. What to print, which exit code to
 return and where to write are the caller's decisions.
+
+`run_streams` is the same loop over any recogniser: give it, per input, a function that opens a
+text stream (an iterable of text with a ``result`` once it ends, as `TranscriptionStream` is). A
+`qasr.providers` provider's ``stream`` method is such a function, which is how ``--provider`` reaches
+the batch without this layer knowing the providers.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from qasr.engine.model import Model
 from qasr.errors import QasrError
@@ -56,13 +61,26 @@ def transcribe_files(
     max_chunk: float | None = None,
 ) -> Iterator[BatchEvent]:
     """Transcribe each source in turn with ``model``; the model's load time counts for the first only."""
-    for i, source in enumerate(sources):
-        name = str(source)
+
+    def opener(i: int, source: str | os.PathLike[str]) -> Callable[[], TranscriptionStream]:
+        return lambda: TranscriptionStream(
+            model, source, load_seconds=model.load_seconds if i == 0 else 0.0, context=context,
+            itn=itn, opencc=opencc, aligner=aligner, max_chunk=max_chunk,
+        )  # fmt: skip
+
+    return run_streams(((str(s), opener(i, s)) for i, s in enumerate(sources)), stream_text=stream_text)
+
+
+def run_streams(jobs: Iterable[tuple[str, Callable[[], Any]]], *, stream_text: bool = False) -> Iterator[BatchEvent]:
+    """For each (name, open) pair: open the stream, pass its text on (``stream_text``), then its result.
+
+    ``open()`` returns an iterable of text pieces whose ``result`` attribute holds a
+    `TranscriptionResult` once the iteration has ended. A `QasrError` from opening or iterating
+    becomes that input's `FileFailed`; the next input still runs.
+    """
+    for name, open_stream in jobs:
         try:
-            job = TranscriptionStream(
-                model, source, load_seconds=model.load_seconds if i == 0 else 0.0, context=context,
-                itn=itn, opencc=opencc, aligner=aligner, max_chunk=max_chunk,
-            )  # fmt: skip
+            job = open_stream()
             for piece in job:
                 if stream_text:
                     yield TextDelta(name, piece)
