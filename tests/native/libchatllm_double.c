@@ -421,6 +421,26 @@ static void count_inference_call(void)
     }
 }
 
+/*
+ * Knobs that act only on aligner turns, so a two-model chain (ASR, then the aligner) can have a
+ * fault in one step: QASR_DOUBLE_ABORT_AT_ALIGN=k kills the k-th aligner turn of the process,
+ * QASR_DOUBLE_LEAK_ALIGN=N leaks N bytes per aligner turn (after the abort check, like CALL).
+ */
+static atomic_long g_aligner_turns;
+
+static void apply_aligner_knobs(void)
+{
+    long k = atomic_fetch_add(&g_aligner_turns, 1) + 1;
+    long long at = env_ll("QASR_DOUBLE_ABORT_AT_ALIGN");
+    if (at > 0 && at == k) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "qasr double: injected abort at aligner turn %ld\n", k);
+        say(msg);
+        abort();
+    }
+    leak_from_env("QASR_DOUBLE_LEAK_ALIGN");
+}
+
 /* QASR_DOUBLE_ABORT_AT_EXIT=1: like upstream's static destructors once a model was loaded. */
 static atomic_int g_any_started;
 
@@ -1038,6 +1058,7 @@ static int begin_turn(struct chatllm_obj *o)
 {
     if (atomic_exchange(&o->busy, 1)) return -1;
     atomic_store(&o->abort_requested, 0);
+    if (o->purpose == PURPOSE_ALIGNER) apply_aligner_knobs();
     apply_inference_knobs();
     if (error_injected_at("inference")) {
         emit(o, PRINTLN_ERROR, "injected error at inference");
