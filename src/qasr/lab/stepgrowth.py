@@ -82,9 +82,13 @@ def _explain(steps: dict[str, dict[str, Any]], leaking: list[str]) -> str:
         return f"{tag} {format_rate(found[metric]['slope_bytes_per_iter'])} ({metric})" if metric else f"{tag} n/a"
 
     shown = ", ".join(rate(tag) for tag in steps)
-    if leaking:
-        return f"the growth is in step {', '.join(leaking)}: {shown}"
-    return f"no step grows faster than T: {shown}"
+    if not leaking:
+        return f"no step grows faster than T: {shown}"
+    # A step that shrinks by more than T frees what an earlier one allocated: the leak is the net
+    # of the two, and where it was allocated is not certain (a buffer handed on is not a leak).
+    giving = [tag for tag, found in steps.items() if any(v["ci_high"] < -v["threshold"] for v in found.values())]
+    handed = f"; step {', '.join(giving)} gives back part of it, so some of it is memory handed from one step to the next" if giving else ""
+    return f"the growth is in step {', '.join(leaking)}: {shown}{handed}"
 
 
 def _figure(steps: dict[str, Any] | None, name: str, key: str) -> float | None:
