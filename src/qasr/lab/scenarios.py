@@ -239,7 +239,21 @@ class ChainRestart(Scenario):
 
     def setup(self) -> None:
         self.asr, self.load_seconds = self._create(self.models[0], ModelKind.ASR, ":setup:asr")
+        before = self._turn(self.asr, 1, ":setup:asr")
+        self._restart(self.asr, ":setup:asr")
         self.aligner, self.align_load_seconds = self._create(self.models[1], ModelKind.ALIGNER, ":setup:align")
+        after = self._turn(self.asr, 1, ":setup:check")
+        self._restart(self.asr, ":setup:check")
+        if before.text.strip() and not after.text.strip():
+            # Measured on upstream 4a4310e with our binding: the model loaded first then answers every
+            # turn with nothing, no error. A memory series of turns that do no work would mislead.
+            from qasr.errors import EngineError
+
+            raise EngineError(
+                "loading the aligner silenced the ASR model loaded before it in this process (it transcribed "
+                f"{before.text[:40]!r} before, nothing after): this engine cannot hold both models in one process; "
+                "use the chain scenario (a process per model)"
+            )
 
     def iteration(self, i: int) -> Outcome:
         outcome = self._turn(self.asr, i, ":asr")
