@@ -153,22 +153,34 @@ def test_memory_handed_from_one_step_to_the_next_is_said_so() -> None:
     assert "step B gives back" in found["explanation"]
 
 
-@pytest.mark.real_engine
-@requires_real_engine
-@pytest.mark.parametrize("scenario", ["chain", "chain-restart"])
-def test_twenty_chain_iterations_on_the_real_engine(scenario: str, tmp_path: Path) -> None:
+def _real_chain(scenario: str, tmp_path: Path, n: int) -> dict[str, object]:
     asr, aligner = SHARED_MODELS / "tiny-asr-a-q4_0.bin", SHARED_MODELS / "tiny-aligner-q4_0.bin"
     if not (asr.is_file() and aligner.is_file()):
         pytest.skip("tiny models not found")
     lib, _ = real_engine()  # type: ignore[misc]
     cfg = validate(RunConfig(scenario=scenario, model=str(asr), aligner=str(aligner), audio=[str(SHARED_DATA / "jfk.wav")],
-                             iterations=20, engine=str(lib), results_dir=str(tmp_path / "results"), peaks=False))  # fmt: skip
-    s = run(cfg, show_progress=False).summary
+                             iterations=n, engine=str(lib), results_dir=str(tmp_path / "results"), peaks=False))  # fmt: skip
+    return run(cfg, show_progress=False).summary
+
+
+@pytest.mark.real_engine
+@requires_real_engine
+def test_twenty_chain_iterations_on_the_real_engine(tmp_path: Path) -> None:
+    s = _real_chain("chain", tmp_path, 20)
     assert s["status"] == "completed", s.get("crash")
     assert s["iterations_completed"] == 20
     assert s["accuracy"]["first_text"] and s["timing"]["align_ms"]["n"] == 20
     assert s["verdicts"]["rss_anon"]["n_total"] == 20  # a verdict on the whole series
-    if scenario == "chain":
-        assert all(e["peak_rss_median"] > 10 * MIB for e in s["step_processes"].values())  # each step loaded a model
-    else:
-        assert set(s["growth_by_step"]["steps"]) == {"asr", "align"}
+    assert all(e["peak_rss_median"] > 10 * MIB for e in s["step_processes"].values())  # each step loaded a model
+
+
+@pytest.mark.real_engine
+@requires_real_engine
+def test_known_issue_two_models_cannot_share_a_process_upstream(tmp_path: Path) -> None:
+    # Upstream 4a4310e: loading the aligner silences the ASR model loaded before it (empty turns,
+    # no error). chain-restart checks this in setup; when upstream fixes it this test fails and
+    # docs/study.md, docs/lab.md and experiments/05's README must change with it.
+    s = _real_chain("chain-restart", tmp_path, 3)
+    assert s["status"] == "error" and s["iterations_completed"] == 0
+    assert "silenced the ASR model" in s["crash"]["error"]["message"]
+    assert s["crash"]["phase"] == "restart:setup:check"
