@@ -14,9 +14,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qasr.errors import UsageError
+
+if TYPE_CHECKING:
+    from qasr.lab.config import ScenarioSpec
 
 ENV_EXPERIMENTS = "QASR_EXPERIMENTS_DIR"
 ENV_HOME = "QASR_HOME"
@@ -115,10 +118,10 @@ def plan(experiment: Path, over: Overrides) -> dict[str, Any]:
     inputs["audio"] = over.audio or _audio(list(inputs.get("audio", [])), root)
     if over.iterations:
         inputs["iterations"] = over.iterations
-    runs = cfg.get("runs", [])
-    needs = {"model": any(not _uses_aligner(r) for r in runs) or bool(cfg.get("subtitles")),
-             "model_b": any(r.get("scenario") == "switch" for r in runs),
-             "aligner": any(_uses_aligner(r) for r in runs) or bool(cfg.get("subtitles"))}
+    specs = [_spec(r) for r in cfg.get("runs", [])]
+    needs = {"model": any(s is None or not s.uses_aligner for s in specs) or bool(cfg.get("subtitles")),
+             "model_b": any(s is not None and s.needs_model_b for s in specs),
+             "aligner": any(s is not None and (s.uses_aligner or s.needs_aligner) for s in specs) or bool(cfg.get("subtitles"))}
     for key, needed in needs.items():
         if needed:
             if not inputs.get(key):
@@ -127,8 +130,11 @@ def plan(experiment: Path, over: Overrides) -> dict[str, Any]:
     return {"name": experiment.name, "dir": str(experiment), "config": cfg, "inputs": inputs}
 
 
-def _uses_aligner(run: dict[str, Any]) -> bool:
-    return str(run.get("scenario", "")).startswith("aligner")
+def _spec(run: dict[str, Any]) -> ScenarioSpec | None:
+    """The lab scenario a run names (None if unknown: `validate` reports that when the run starts)."""
+    from qasr.lab.config import SCENARIOS
+
+    return SCENARIOS.get(str(run.get("scenario", "")))
 
 
 def run_experiment(experiment: Path, over: Overrides, *, show_progress: bool = True) -> dict[str, Any]:

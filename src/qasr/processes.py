@@ -7,7 +7,7 @@ destroyed, so a process boundary is the only way a model leaves memory, and a na
 costs one child, never the caller.
 
 Also here: `peak_rss_bytes`, a process's own peak resident set, read the same way for this process
-and for a child.
+and for a child, and `status_bytes` for any other ``/proc/PID/status`` figure.
 """
 
 from __future__ import annotations
@@ -25,19 +25,28 @@ from typing import IO, Any
 GRACE_SECONDS = 5.0
 
 
+def status_bytes(field: str, pid: int | str = "self") -> int | None:
+    """One ``kB`` figure of ``/proc/PID/status`` (``VmRSS``, ``RssAnon``, ``VmHWM``...) in bytes; None if unreadable."""
+    prefix = f"{field}:"
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(prefix):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_rss_bytes(pid: int | str = "self") -> int:
     """A process's own peak resident set (VmHWM; this process by default); 0 if it cannot be read.
 
     Not ``ru_maxrss``: Linux folds the parent's RSS at fork into a child's ``ru_maxrss`` across
     exec (measured: a child of a 410 MB parent reported 410 MB while its VmHWM was 8.7 MB).
     """
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    peak = status_bytes("VmHWM", pid)
+    if peak is not None:
+        return peak
     if pid == "self":
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
     return 0

@@ -406,19 +406,35 @@ static void apply_inference_knobs(void)
     noise_from_env();
 }
 
-/* QASR_DOUBLE_ABORT_AT_CALL=k: the k-th inference call of the process dies with SIGABRT. */
-static atomic_long g_inference_calls;
-
-static void count_inference_call(void)
+/* Count one more event on *counter; abort with "injected abort at WHAT k" when it is the knob's k-th. */
+static void abort_at_count(atomic_long *counter, const char *knob, const char *what)
 {
-    long k = atomic_fetch_add(&g_inference_calls, 1) + 1;
-    long long at = env_ll("QASR_DOUBLE_ABORT_AT_CALL");
+    long k = atomic_fetch_add(counter, 1) + 1;
+    long long at = env_ll(knob);
     if (at > 0 && at == k) {
         char msg[96];
-        snprintf(msg, sizeof msg, "qasr double: injected abort at call %ld\n", k);
+        snprintf(msg, sizeof msg, "qasr double: injected abort at %s %ld\n", what, k);
         say(msg);
         abort();
     }
+}
+
+/* QASR_DOUBLE_ABORT_AT_CALL=k: the k-th inference call of the process dies with SIGABRT. */
+static atomic_long g_inference_calls;
+
+static void count_inference_call(void) { abort_at_count(&g_inference_calls, "QASR_DOUBLE_ABORT_AT_CALL", "call"); }
+
+/*
+ * Knobs that act only on aligner turns, so a two-model chain (ASR, then the aligner) can have a
+ * fault in one step: QASR_DOUBLE_ABORT_AT_ALIGN=k kills the k-th aligner turn of the process,
+ * QASR_DOUBLE_LEAK_ALIGN=N leaks N bytes per aligner turn (after the abort check, like CALL).
+ */
+static atomic_long g_aligner_turns;
+
+static void apply_aligner_knobs(void)
+{
+    abort_at_count(&g_aligner_turns, "QASR_DOUBLE_ABORT_AT_ALIGN", "aligner turn");
+    leak_from_env("QASR_DOUBLE_LEAK_ALIGN");
 }
 
 /* QASR_DOUBLE_ABORT_AT_EXIT=1: like upstream's static destructors once a model was loaded. */
@@ -1038,6 +1054,7 @@ static int begin_turn(struct chatllm_obj *o)
 {
     if (atomic_exchange(&o->busy, 1)) return -1;
     atomic_store(&o->abort_requested, 0);
+    if (o->purpose == PURPOSE_ALIGNER) apply_aligner_knobs();
     apply_inference_knobs();
     if (error_injected_at("inference")) {
         emit(o, PRINTLN_ERROR, "injected error at inference");

@@ -10,7 +10,7 @@ import typer
 
 app = typer.Typer(help="The memory-leak lab: scenarios, verdicts, reports.", no_args_is_help=True, rich_markup_mode=None)
 
-SCENARIO_HELP = "reload | restart | switch | aligner-reload | aligner-restart | noclose"
+SCENARIO_HELP = "reload | restart | switch | aligner-reload | aligner-restart | noclose | chain | chain-restart"
 
 
 def _config(
@@ -107,7 +107,7 @@ def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-a
 # Shared options, spelled once.
 MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file.")
 MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
-ALIGNER = typer.Option(None, "--aligner", help="Qwen3-ForcedAligner model file (aligner-*).")
+ALIGNER = typer.Option(None, "--aligner", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
 AUDIO = typer.Option(..., "--audio", "-a", help="Audio file(s); iterations cycle through them.")
 REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (text or a file); default <audio>.txt.")
 ITERATIONS = typer.Option(100, "--iterations", "-n", min=1, help="Iterations (the verdict method wants >= 100).")

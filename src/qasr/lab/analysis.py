@@ -15,6 +15,7 @@ from typing import Any
 from qasr.lab.attribution import attribute
 from qasr.processes import describe_exit
 from qasr.lab.scenarios import default_threshold
+from qasr.lab.stepgrowth import combine, growth_by_step, residue_leader, step_processes
 from qasr.lab.verdict import SlopeVerdict, slope_verdict
 
 #: Metrics that get a verdict, the first one is the headline.
@@ -64,6 +65,9 @@ def load_records(path: Path) -> RunRecords:
             elif kind == "sample":
                 data.partial.setdefault("i", rec.get("i"))
                 data.partial.setdefault("phases", {})[rec.get("phase")] = rec.get("mem")
+            elif kind == "step":
+                data.partial.setdefault("i", rec.get("i"))
+                data.partial.setdefault("steps", {})[rec.get("step")] = rec.get("figures")
             elif kind == "turn":
                 data.partial.setdefault("i", rec.get("i"))
                 data.partial.setdefault("turns", []).append({"text": rec.get("text"), "seconds": rec.get("seconds")})
@@ -166,9 +170,10 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
     scenario = config["scenario"]
     its = records.iterations
     found, series = verdicts(records, scenario, config.get("threshold"))
-    attribution = None
+    attribution = by_step = None
     if found:
         thresholds = {m: v.threshold for m, v in found.items()}
+        by_step = growth_by_step(its, thresholds)
         trim = records.trim or {}
         attribution = attribute(series, thresholds, verdicts=found, trim_before=trim.get("before"), trim_after=trim.get("after")).to_dict()
 
@@ -190,6 +195,9 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
             "error": records.error,
         }
     verdict, verdict_reason = overall_verdict(found, (attribution or {}).get("kind"))
+    processes = step_processes(its, (records.meta or {}).get("models"), config.get("threshold"))
+    verdict, verdict_reason = combine(verdict, verdict_reason, processes)
+    extras = [it.get("extra") or {} for it in its]
     texts = [it.get("text") for it in its]
     return {
         "scenario": scenario,
@@ -210,6 +218,9 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
         "verdict_reason": verdict_reason,
         "verdicts": {m: v.to_dict() for m, v in found.items()},
         "attribution": attribution,
+        "growth_by_step": by_step,
+        "step_processes": processes,
+        "step_residue": residue_leader(processes),
         "trim": records.trim,
         "phase_deltas": phase_deltas(its),
         "setup": (records.setup or {}).get("phases"),
@@ -220,6 +231,8 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
             "ttft_ms": _stats([it.get("ttft_seconds") for it in its], 1000),
             "tokens_per_second": _stats([it.get("tokens_per_second") for it in its]),
             "rtf": _stats([it.get("rtf") for it in its]),
+            "align_ms": _stats([e.get("align_seconds") for e in extras], 1000),
+            "align_load_ms": _stats([e.get("align_load_seconds") for e in extras], 1000),
             "lab_overhead_ms": _stats([it.get("lab_overhead_seconds") for it in its], 1000),
             "peak_rss_bytes": _stats([it.get("peak_rss") for it in its]),
         },

@@ -51,11 +51,13 @@ class Probe:
         self.trim_each = trim_each
         self.iteration = 0
         self.phases: dict[str, dict[str, Any]] = {}
+        self.steps: dict[str, dict[str, Any]] = {}
         self.overhead = 0.0
 
     def begin(self, i: int) -> None:
         self.iteration = i
         self.phases = {}
+        self.steps = {}
         self.overhead = 0.0
 
     def enter(self, phase: str) -> None:
@@ -77,6 +79,11 @@ class Probe:
         # Also on disk at once: if the next engine call aborts, this iteration's phases survive.
         self.recorder.write({"type": "sample", "i": self.iteration, "phase": phase, "mem": record})
         self.overhead += time.perf_counter() - t0
+
+    def step(self, name: str, figures: dict[str, Any]) -> None:
+        """What a step's own process measured (the `chain` scenario), on disk before the next step starts."""
+        self.steps[name] = figures
+        self.recorder.write({"type": "step", "i": self.iteration, "step": name, "figures": figures})
 
     def turn(self, text: str, seconds: float) -> None:
         """The output of an engine turn, kept even if the iteration never finishes."""
@@ -133,6 +140,7 @@ def _iterate(cfg: RunConfig, scenario: Scenario, inputs: Inputs, probe: Probe, r
                 "same_as_first": outcome.text == first_text,
                 "peak_rss": peaks.peak() if peaks is not None else None,
                 "phases": probe.phases,
+                "steps": probe.steps or None,
                 "extra": outcome.extra,
             }
         )
@@ -165,6 +173,7 @@ def run(run_dir: Path) -> int:
             max_length=cfg.max_length,
             engine=cfg.engine,
             context=cfg.context,
+            workdir=str(run_dir),
         )
         models = cfg.model_paths()
         files = [inspect_model_file(m).to_dict() for m in models]

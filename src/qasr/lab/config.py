@@ -25,6 +25,8 @@ class ScenarioSpec:
     uses_aligner: bool = False
     needs_model_b: bool = False
     destroys: bool = False
+    #: An ASR model *and* an aligner (the ASR → aligner chain); scored on the ASR text.
+    needs_aligner: bool = False
 
 
 SCENARIOS: dict[str, ScenarioSpec] = {
@@ -36,6 +38,8 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         ScenarioSpec("aligner-reload", "every iteration: create the aligner, load, align, destroy", uses_aligner=True, destroys=True),
         ScenarioSpec("aligner-restart", "load the aligner once; every iteration: align, then restart()", uses_aligner=True),
         ScenarioSpec("noclose", "every iteration: create, load, transcribe; never destroy"),
+        ScenarioSpec("chain", "every iteration: transcribe in a fresh ASR process, then align that transcript in a fresh aligner process", needs_aligner=True),
+        ScenarioSpec("chain-restart", "load the ASR model and the aligner once; every iteration: transcribe, restart(), align the transcript, restart()", needs_aligner=True),
     )
 }
 
@@ -85,7 +89,8 @@ class RunConfig:
         """The model files this run loads, in order."""
         if self.spec.uses_aligner:
             return [self.aligner] if self.aligner else []
-        return [p for p in (self.model, self.model_b if self.spec.needs_model_b else None) if p]
+        second = self.model_b if self.spec.needs_model_b else self.aligner if self.spec.needs_aligner else None
+        return [p for p in (self.model, second) if p]
 
 
 def read_reference(value: str | None, audio: Path) -> str | None:
@@ -111,18 +116,16 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.iterations < 1:
         raise UsageError(f"iterations must be at least 1, got {cfg.iterations}")
     spec = cfg.spec
-    if spec.uses_aligner:
-        if not cfg.aligner:
-            raise UsageError(f"scenario {cfg.scenario} needs --aligner (a Qwen3-ForcedAligner model file)")
-        require_kind(inspect_model_file(cfg.aligner), ModelKind.ALIGNER)
-    else:
-        if not cfg.model:
-            raise UsageError(f"scenario {cfg.scenario} needs --model (a Qwen3-ASR model file)")
-        require_kind(inspect_model_file(cfg.model), ModelKind.ASR)
-        if spec.needs_model_b:
-            if not cfg.model_b:
-                raise UsageError(f"scenario {cfg.scenario} needs --model-b (a second Qwen3-ASR model file)")
-            require_kind(inspect_model_file(cfg.model_b), ModelKind.ASR)
+    wanted = [("aligner", ModelKind.ALIGNER, "a Qwen3-ForcedAligner model file")] if spec.uses_aligner else [
+        ("model", ModelKind.ASR, "a Qwen3-ASR model file"),
+        *([("model_b", ModelKind.ASR, "a second Qwen3-ASR model file")] if spec.needs_model_b else []),
+        *([("aligner", ModelKind.ALIGNER, "a Qwen3-ForcedAligner model file")] if spec.needs_aligner else []),
+    ]  # fmt: skip
+    for attr, kind, what in wanted:
+        path = getattr(cfg, attr)
+        if not path:
+            raise UsageError(f"scenario {cfg.scenario} needs --{attr.replace('_', '-')} ({what})")
+        require_kind(inspect_model_file(path), kind)
     if not cfg.audio:
         raise UsageError("give at least one --audio file")
     refs: list[str | None] = []

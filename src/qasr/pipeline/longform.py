@@ -192,6 +192,9 @@ class Worker:
     def __init__(self, phase: str, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.phase, self.workdir, self.env = phase, workdir, env
         self.peak_rss_bytes = 0
+        #: How the child ended and its last stderr lines (the lab reports a step that crashed).
+        self.returncode: int | None = None
+        self.stderr_tail: list[str] = []
 
     def run(self, on_record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Run the phase, feeding each result line to ``on_record`` as it appears; return its status."""
@@ -211,6 +214,7 @@ class Worker:
                     time.sleep(POLL_SECONDS)
             finally:
                 self.peak_rss_bytes = max(self.peak_rss_bytes, child.peak)
+                self.returncode, self.stderr_tail = child.returncode, child.stderr_tail(10)
         status_path = self.workdir / status_file(self.phase)
         if not status_path.exists():
             lines = child.stderr_tail(1)

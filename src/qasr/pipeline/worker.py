@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.errors import EXIT_ENGINE_ERROR, QasrError
-from qasr.processes import peak_rss_bytes
+from qasr.processes import peak_rss_bytes, status_bytes
 
 JOB_FILE = "job.json"
 AUDIO_FILE = "audio.f32"
@@ -130,12 +130,18 @@ def _chunks(job: Job, workdir: Path) -> Iterator[tuple[int, Any]]:
         yield i, np.fromfile(path, dtype="<f4", count=b - a, offset=4 * a).astype(np.float32)
 
 
+def resident() -> dict[str, int | None]:
+    """This process's resident set now (VmRSS, RssAnon): the lab's `chain` scenario records it per step."""
+    return {"rss": status_bytes("VmRSS"), "rss_anon": status_bytes("RssAnon")}
+
+
 def run_transcribe(job: Job, workdir: Path, out: ResultFile) -> Status:
     from qasr.engine.model import Model
     from qasr.pipeline.transcribe import TranscriptionStream
 
     spec = job.asr
     model = Model(spec.path, language=spec.language, threads=spec.threads, max_length=spec.max_length, engine=job.engine)
+    memory = {"loaded": resident()}
     done = {r["index"] for r in read_jsonl(workdir / RESULTS["transcribe"])}
     previous = ""
     for i, samples in _chunks(job, workdir):
@@ -149,10 +155,11 @@ def run_transcribe(job: Job, workdir: Path, out: ResultFile) -> Status:
         previous = result.text
         out.write({
             "index": i, "text": result.text, "language": result.language, "no_speech": result.no_speech,
-            "loops_repaired": result.loops_repaired, "tokens": result.figures.tokens,
+            "loops_repaired": result.loops_repaired, "tokens": result.figures.tokens, "ttft": result.figures.ttft_seconds,
             "seconds": result.figures.inference_seconds, "audio_seconds": result.figures.audio_seconds,
         })  # fmt: skip
-    return Status(True, "transcribe", peak_rss_bytes(), model.load_seconds, len(job.chunks))
+    memory["done"] = resident()
+    return Status(True, "transcribe", peak_rss_bytes(), model.load_seconds, len(job.chunks), extra={"memory": memory})
 
 
 def _aligner_language(job: Job, transcripts: list[dict[str, Any]]) -> str:
@@ -180,6 +187,7 @@ def run_align(job: Job, workdir: Path, out: ResultFile) -> Status:
     spec = job.aligner
     model = load_aligner(spec.path, _aligner_language(job, list(transcripts.values())),
                          threads=spec.threads, max_length=spec.max_length, engine=job.engine)  # fmt: skip
+    memory = {"loaded": resident()}
     done = {r["index"] for r in read_jsonl(workdir / RESULTS["align"])}
     for i, samples in _chunks(job, workdir):
         record = transcripts.get(i)
@@ -200,7 +208,8 @@ def run_align(job: Job, workdir: Path, out: ResultFile) -> Status:
             "seconds": round(time.perf_counter() - t0, 4),
             "units": [[u.text, u.start, u.end, u.char_start, u.char_end] for u in result.units],
         })  # fmt: skip
-    return Status(True, "align", peak_rss_bytes(), model.load_seconds, len(job.chunks))
+    memory["done"] = resident()
+    return Status(True, "align", peak_rss_bytes(), model.load_seconds, len(job.chunks), extra={"memory": memory})
 
 
 EXIT_TERMINATED = 128 + signal.SIGTERM

@@ -69,6 +69,40 @@ def _crash_section(crash: dict[str, Any], completed: int) -> list[str]:
     return lines
 
 
+def _steps_section(summary: dict[str, Any]) -> list[str]:
+    """Growth split by step (tagged phases) and, for `chain`, what each step's own process measured."""
+    lines: list[str] = []
+    by_step = summary.get("growth_by_step")
+    if by_step:
+        lines += ["## Growth by step", "", f"Attribution to a step: {by_step['explanation']}.", "",
+                  "| step | metric | verdict | slope | 95% low | 95% high |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for step, found in by_step["steps"].items():
+            for metric, v in found.items():
+                lines.append(f"| {step} | {metric} | **{v['verdict']}** | {_kib(v['slope_bytes_per_iter'])} | {_kib(v['ci_low'])} | {_kib(v['ci_high'])} |")
+        lines.append("")
+    processes = summary.get("step_processes")
+    if processes:
+        lines += ["## Step processes (one short-lived process per step and iteration)", "",
+                  "| step | peak RSS | RssAnon after turn | turn residue | load ms | wall ms | verdict on peak | verdict on RssAnon after turn |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for step, e in processes.items():
+            v = e["verdicts"]
+
+            def cell(key: str) -> str:
+                return f"**{v[key]['verdict']}** {_kib(v[key]['slope_bytes_per_iter'])}" if key in v else "n/a"
+
+            lines.append(
+                f"| {step} | {format_bytes(e.get('peak_rss_median'))} | {format_bytes(e.get('rss_anon_done_median'))} "
+                f"| {format_bytes(e.get('turn_residue_median'))} | {_fmt(e.get('load_ms_median'))} | {_fmt(e.get('wall_ms_median'))} "
+                f"| {cell('peak_rss')} | {cell('rss_anon_done')} |"
+            )
+        lines += ["", "Medians over iterations; slopes per iteration against T = " + format_bytes(next(iter(processes.values()))["threshold"]) + "."]
+        if summary.get("step_residue"):
+            lines += ["", f"Residue: {summary['step_residue']}."]
+        lines.append("")
+    return lines
+
+
 def render(summary: dict[str, Any]) -> str:
     cfg = summary.get("config", {})
     engine = summary.get("engine") or {}
@@ -150,6 +184,8 @@ def render(summary: dict[str, Any]) -> str:
             lines += [f"    - `{frame}`" for frame in row["stack"]]
         lines.append("")
 
+    lines += _steps_section(summary)
+
     deltas = summary.get("phase_deltas") or []
     if deltas:
         lines += ["## Per-phase deltas (median over iterations)", "", "| step | RssAnon | live heap | VmSize |", "|---|---|---|---|"]
@@ -158,7 +194,7 @@ def render(summary: dict[str, Any]) -> str:
         lines.append("")
 
     timing = summary.get("timing") or {}
-    rows = [(k, timing.get(k)) for k in ("wall_ms", "load_ms", "ttft_ms", "tokens_per_second", "rtf", "lab_overhead_ms")]
+    rows = [(k, timing.get(k)) for k in ("wall_ms", "load_ms", "ttft_ms", "tokens_per_second", "rtf", "align_ms", "align_load_ms", "lab_overhead_ms")]
     rows = [(k, s) for k, s in rows if s]
     if rows:
         lines += ["## Timing", "", "| figure | median | mean | p95 | n |", "|---|---|---|---|---|"]
