@@ -24,8 +24,8 @@ def main() -> int:
     args = parser.parse_args()
 
     model = qasr.Model(args.model)
-    aligner = qasr.load_aligner(args.aligner, "English") if args.aligner else None
-    result = qasr.transcribe(model, args.audio, context=args.context, aligner=aligner)
+    # The aligner is a model file: it runs in a process of its own (upstream cannot hold two models).
+    result = qasr.transcribe(model, args.audio, context=args.context, aligner=args.aligner)
     for segment in result.segments:
         print(f"[{segment.start:7.2f} -> {segment.end:7.2f}] {segment.text}")
         for word in segment.words or []:

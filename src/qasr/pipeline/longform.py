@@ -239,7 +239,8 @@ def _check_models(options: LongformOptions) -> None:
         aligner_language(options.language)
 
 
-def _units(record: dict[str, Any], text: str, language: str, seconds: float) -> Alignment:
+def units_from_record(record: dict[str, Any], text: str, language: str, seconds: float) -> Alignment:
+    """The alignment an align worker wrote for one chunk (times relative to the chunk)."""
     units = tuple(AlignedUnit(t, float(s), float(e), int(a), int(b)) for t, s, e, a, b in record["units"])
     return Alignment(text, units, language, seconds, repaired=int(record.get("repaired", 0)), clamped=int(record.get("clamped", 0)))
 
@@ -371,7 +372,7 @@ class _Run:
         i = record["index"]
         span, tr, r = self.chunks[i], self.transcripts.get(i, {}), self.result
         if "units" in record:
-            aligned = _units(record, tr.get("text", ""), record.get("language", ""), span.seconds).shifted(span.start)
+            aligned = units_from_record(record, tr.get("text", ""), record.get("language", ""), span.seconds).shifted(span.start)
             if aligned.unreliable:  # keep the even spread already written: it is no worse a guess
                 n = len(aligned.units)
                 r.unaligned.append({"index": i, "start": round(span.start, 3), "reason":

@@ -7,7 +7,9 @@ the transcript text as the engine generates it and fills ``result`` when the ite
 Audio that fits one engine call (and ``max_chunk``) is one call and one segment. Longer audio is cut
 at pauses by the VAD (`qasr.audio.vad`, run in a child process: pysilero's ggml and libchatllm's
 cannot share one) into chunks of at most ``max_chunk`` seconds; each chunk is one engine call and
-one segment, and the texts are joined. With an ``aligner`` model, each segment also gets word times.
+one segment, and the texts are joined. With an ``aligner`` model file, each segment also gets word
+times, from the ForcedAligner in a child process (`qasr.pipeline.align_child`): upstream cannot hold
+two models in one process.
 
 The context (hint text) goes into Qwen3-ASR's system turn for every call, cleaned of prompt markup
 first; a segment whose text only repeats the context is dropped (`qasr.text.context`).
@@ -19,6 +21,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array, load_audio
 from qasr.engine.model import Model
@@ -87,7 +90,7 @@ class TranscriptionStream:
         itn: bool = False,
         opencc: str | None = None,
         context: str | None = None,
-        aligner: Model | None = None,
+        aligner: str | os.PathLike[str] | Model | None = None,
         max_chunk: float | None = None,
         drop_echo: bool = True,
     ) -> None:
@@ -200,22 +203,23 @@ class TranscriptionStream:
         )
 
     def _align(self, segments: list[Segment], parsed: list[ParsedTranscript]) -> list[str]:
-        """Word times for each segment from the aligner, carried onto the final text; problems as warnings."""
-        from qasr.errors import QasrError
-        from qasr.pipeline.align import align
+        """Word times for each segment from the aligner (in its own process), carried onto the final
+        text; segments it cannot place get no words and a warning."""
+        from qasr.pipeline.align_child import align_segments
         from qasr.pipeline.textmap import apply
 
+        aligner = self.aligner
+        path = aligner.file.path if isinstance(aligner, Model) else Path(aligner)  # type: ignore[arg-type]
+        forced = aligner.language if isinstance(aligner, Model) else self.model.language
+        todo = [(s.start, s.end, s.asr_text, p.language) for s, p in zip(segments, parsed)]
+        found = align_segments(self.audio.samples, todo, path, language=forced, engine=self.model.engine.path)
         problems: list[str] = []
-        for segment, p in zip(segments, parsed):
+        for segment, alignment in zip(segments, found):
+            segment.words = []
             if not segment.asr_text:
-                segment.words = []
                 continue
-            try:
-                alignment = align(self.aligner, self._samples(segment.start, segment.end), segment.asr_text,
-                                  language=p.language or self.aligner.language)  # fmt: skip
-            except QasrError as exc:
-                segment.words = []
-                problems.append(f"segment {segment.id} ({segment.start:.1f}-{segment.end:.1f} s) not aligned: {exc}")
+            if isinstance(alignment, str):
+                problems.append(f"segment {segment.id} ({segment.start:.1f}-{segment.end:.1f} s) not aligned: {alignment}")
                 continue
             if segment.text != segment.asr_text:
                 alignment = apply(alignment, lambda _t, s=segment: s.text)
@@ -237,14 +241,15 @@ def transcribe(
     context: str | None = None,
     itn: bool = False,
     opencc: str | None = None,
-    aligner: Model | None = None,
+    aligner: str | os.PathLike[str] | Model | None = None,
     max_chunk: float | None = None,
 ) -> TranscriptionResult:
     """Transcribe one input with a loaded model: the public, one-call way (see the module doc).
 
     ``audio`` is a path, a `qasr.audio.Audio` or 16 kHz mono samples. ``context``: hint text (names,
     terms) for Qwen3-ASR's system turn. ``itn`` and ``opencc`` post-process the text (ITN first).
-    ``aligner``: a ForcedAligner `Model` (``qasr.pipeline.align.load_aligner``) for word times.
+    ``aligner``: a ForcedAligner model file for word times; it runs in a child process of its own
+    (upstream cannot hold two models in one process: the first one loaded goes silent).
     ``max_chunk``: longest engine call in seconds (default and maximum: one call, 8 min).
 
     The 0.1 argument order ``transcribe(audio, model)`` still works, with a DeprecationWarning.

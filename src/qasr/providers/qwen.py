@@ -14,6 +14,8 @@ child processes. ``destroy=True`` asks for the honest destroy (a fixed engine, o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Any
 
 from qasr.engine.model import Model
@@ -38,11 +40,13 @@ class QwenChatllmProvider:
         self.options, self._destroy = options, destroy
         load = dict(threads=options.threads, max_length=options.max_length, engine=options.engine)
         self.model: Model | None = Model(resolve_model(options.model), language=options.language, **load)  # type: ignore[arg-type]
-        self.aligner: Model | None = None
+        # The aligner is a file checked here and loaded in its own process per transcription
+        # (`qasr.pipeline.align_child`): upstream silences the first of two models in one process.
+        self.aligner: Path | None = None
         if options.aligner:
-            from qasr.pipeline.align import load_aligner
+            from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
 
-            self.aligner = load_aligner(resolve_model(options.aligner), options.language or "English", **load)  # type: ignore[assignment]
+            self.aligner = require_kind(inspect_model_file(resolve_model(options.aligner)), ModelKind.ALIGNER).path
         self._load = LoadTimeOnce(self.model.load_seconds)  # the ASR model's, as `transcribe_files` reports it
 
     @property
@@ -74,12 +78,12 @@ class QwenChatllmProvider:
             "model": str(model.file.path),
             "engine": str(engine.path),
             "is_test_double": engine.is_test_double,
-            "aligner": str(self.aligner.file.path) if self.aligner is not None else None,
+            "aligner": str(self.aligner) if self.aligner is not None else None,
         }
 
     def close(self) -> None:
         """Drop the models (destroying them only with ``destroy=True``: upstream aborts there)."""
-        models = [m for m in (self.aligner, self.model) if m is not None]
+        models = [self.model] if self.model is not None else []
         self.model = self.aligner = None
         if self._destroy:
             for m in models:

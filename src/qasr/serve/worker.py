@@ -35,15 +35,12 @@ def _send(out: TextIO, record: dict[str, Any]) -> None:
 
 def _load(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
     from qasr.engine.model import Model
-    from qasr.pipeline.align import load_aligner
 
     model = Model(spec["model"], language=spec.get("language"), threads=spec.get("threads"),
                   max_length=spec.get("max_length"), engine=spec.get("engine"))  # fmt: skip
-    aligner = None
-    if spec.get("aligner"):
-        aligner = load_aligner(spec["aligner"], spec.get("language") or "English", threads=spec.get("threads"),
-                               max_length=spec.get("max_length"), engine=spec.get("engine"))  # fmt: skip
-    return model, aligner
+    # The aligner runs in a process of its own per request (qasr.pipeline.align_child): upstream
+    # silences the first of two models loaded in one process.
+    return model, spec.get("aligner")
 
 
 def _transcribe(model, aligner, request: dict[str, Any], out: TextIO) -> None:  # type: ignore[no-untyped-def]
