@@ -4,9 +4,9 @@ The meta block carries the Hugging Face configs the engine reads at load time (c
 ``models/qwen.cpp`` and ``models/qwen_asr.cpp``, ``load_more``): ``config.json`` (the audio encoder's
 shape under ``thinker_config.audio_config``, ``support_languages``, the aligner's
 ``timestamp_segment_time``), ``preprocessor_config.json`` (mel parameters) and
-``tokenizer_config.json: added_tokens_decoder`` (special token ids by name). ``model_name`` is shown
-in the engine's banner. Our own key ``qasr_synthetic`` marks the file as random weights: the engine
-ignores unknown keys; `qasr.engine.modelfile` reads it.
+``tokenizer_config.json: added_tokens_decoder`` (special token ids by name). ``model_name`` (shown
+in the engine's banner) ends in ``-SYNTHETIC``. Our own key ``qasr_synthetic`` marks the file as
+random weights: the engine ignores unknown keys; `qasr.engine.modelfile` reads it.
 
 The config block (chatllm.cpp's Qwen3 ``Config`` as its converter writes it): model type, file
 version 1, ``BaseConfig`` (11 x i32), the Qwen3 fields (KV heads, head_dim, rope theta, no YaRN, no
@@ -19,10 +19,10 @@ from __future__ import annotations
 import struct
 
 from qasr import __version__
+from qasr.engine.modelfile import SYNTHETIC_META_KEY
 from qasr.engine.synth.shapes import Architecture
 from qasr.engine.synth.tokenizer import AUDIO_END, AUDIO_PAD, AUDIO_START, IM_END, TIMESTAMP, Vocabulary
 
-SYNTHETIC_KEY = "qasr_synthetic"
 MAX_LAYERS = 128
 MROPE_SECTION_MAX = 4
 MODEL_VERSION = 1
@@ -77,7 +77,7 @@ def meta(arch: Architecture, vocab: Vocabulary, dtype: str, seed: int, max_new_t
                              "single_word": False} for i, tok in enumerate(vocab.specials)}
     return {
         "model_name": display_name(arch, dtype),
-        SYNTHETIC_KEY: {
+        SYNTHETIC_META_KEY: {
             "synthetic": True,
             "architecture": arch.name,
             "quantization": dtype,
@@ -110,5 +110,3 @@ def config_block(arch: Architecture, quant: int) -> bytes:
         out += struct.pack("<i", arch.classify_num)
     return out
 
-
-__all__ = ["SYNTHETIC_KEY", "config_block", "display_name", "meta"]
