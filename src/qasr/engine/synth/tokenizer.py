@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 TYPE_NORMAL = 1
 TYPE_USER_DEFINED = 4
-MAX_TOKEN_CHARS = 9  # average 6.7 characters, about the real vocabulary's; section ~4.3 MB
+MAX_TOKEN_CHARS = 12  # the section comes to ~4.2 MB, as in the published files (see shapes.py)
 
 # Offsets from the first special id (151,643 in the real model). Names the engine does not use and
 # that we do not know for sure are placeholders.
@@ -54,6 +54,9 @@ def special_tokens(with_timestamp: bool) -> list[str]:
     return toks
 
 
+_SPACE = chr(0x120)  # "Ġ": the byte-level character of the space (byte 0x20)
+
+
 def byte_alphabet() -> list[str]:
     """The 256 byte-level characters in the order byte-level BPE vocabularies start with: the
     printable Latin-1 bytes as themselves, the others moved to U+0100 and up."""
@@ -72,28 +75,40 @@ class Vocabulary:
     tokens: list[str]  # BPE tokens, ids 0..base-1
     merges: list[tuple[str, str]]
     specials: list[str]  # ids base..
+    ascii_bytes: frozenset[int]  # ids below 256 whose byte is printable ASCII or the space
+
+    def emittable(self, rows: int) -> list[bool]:
+        """Per output row: may the model emit this id? Only tokens that decode to printable ASCII on
+        their own (every merge, and the printable single bytes), so each generated token reaches the
+        caller as its own text chunk instead of waiting in the engine for the rest of a UTF-8 sequence."""
+        n = len(self.tokens)
+        return [(i in self.ascii_bytes) if i < 256 else i < n for i in range(rows)]
 
 
 def build(base_vocab: int, with_timestamp: bool, seed: int) -> Vocabulary:
-    """256 byte tokens, then ``base_vocab - 256`` merges of earlier tokens (shorter ones preferred)."""
+    """256 byte tokens, then ``base_vocab - 256`` merges of earlier printable tokens (shorter ones
+    preferred), so every merged token is printable ASCII (``Ġ`` standing for the space)."""
     alphabet = byte_alphabet()
     if base_vocab < len(alphabet) + 1:
         raise ValueError(f"a byte-level vocabulary needs more than {len(alphabet)} tokens, got {base_vocab}")
+    ascii_ids = frozenset(i for i, ch in enumerate(alphabet) if "!" <= ch <= "~" or ch == _SPACE)
     rng = random.Random(seed)
     tokens = list(alphabet)
+    pool = [alphabet[i] for i in sorted(ascii_ids)]
     seen = set(tokens)
     merges: list[tuple[str, str]] = []
     while len(tokens) < base_vocab:
-        n = len(tokens)
-        left = tokens[int(n * rng.random() ** 2)]
-        right = tokens[int(n * rng.random() ** 3)]
+        n = len(pool)
+        left = pool[int(n * rng.random() ** 2)]
+        right = pool[int(n * rng.random() ** 3)]
         joined = left + right
         if len(joined) > MAX_TOKEN_CHARS or joined in seen:
             continue
         seen.add(joined)
         tokens.append(joined)
+        pool.append(joined)
         merges.append((left, right))
-    return Vocabulary(tokens, merges, special_tokens(with_timestamp))
+    return Vocabulary(tokens, merges, special_tokens(with_timestamp), ascii_ids)
 
 
 def _record(text: str) -> bytes:

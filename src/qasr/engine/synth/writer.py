@@ -12,10 +12,11 @@ activations finite through every layer) and random quant bytes, generated in chu
 a seeded ``numpy.random.Generator`` (same seed, same bytes). Memory stays bounded by one chunk plus
 the tokenizer.
 
-Decoding length: the output-head rows of every id outside the byte-level BPE range (all special
-tokens, ``<|im_end|>`` included, and the unassigned tail of the vocabulary) are zero, so their logit
-is 0 while the best of 151,643 random logits is several standard deviations above it; with the
-engine's default sampling (top-k 20) a stop token can never be drawn. A synthetic ASR model
+Decoding length: the output-head rows of every id that is not a printable-ASCII BPE token (all
+special tokens, ``<|im_end|>`` included, the unassigned tail of the vocabulary, and the single
+non-ASCII bytes) are zero, so their logit is 0 while the best of 151,000 random logits is several
+standard deviations above it; with the engine's default sampling (top-k 20) a stop token can never
+be drawn, and every generated token prints as its own text chunk. A synthetic ASR model
 therefore decodes until the caller's token cap (``chatllm_set_gen_max_tokens``, ``Model.transcribe(...,
 max_tokens=N)``, or ``main --max_new_tokens N``) or the context length: benchmarks get exactly the
 number of tokens they ask for.
@@ -109,8 +110,9 @@ def _std(spec: TensorSpec) -> float:
     return 0.05 if spec.init == "embedding" else 1.0 / float(np.sqrt(spec.fan_in))
 
 
-def _quant_chunks(spec: TensorSpec, rng: np.random.Generator, zero_rows_from: int | None):
-    """Yield the tensor's bytes in chunks of whole rows of blocks: [fp16 scale | quant bytes] each."""
+def _quant_chunks(spec: TensorSpec, rng: np.random.Generator, silent: np.ndarray | None):
+    """Yield the tensor's bytes in chunks of whole rows of blocks: [fp16 scale | quant bytes] each.
+    Rows where ``silent`` is true are zero (scale 0, quants at their zero point)."""
     rows, cols = spec.dims[0], spec.dims[-1]
     for d in spec.dims[1:-1]:
         rows *= d
@@ -125,14 +127,14 @@ def _quant_chunks(spec: TensorSpec, rng: np.random.Generator, zero_rows_from: in
         scales = (base_scale * (0.75 + 0.5 * rng.random(nb, dtype=np.float32))).astype(np.float16)
         out[:, :2] = scales.view(np.uint8).reshape(nb, 2)
         out[:, 2:] = np.frombuffer(rng.bytes(nb * (block_bytes - 2)), dtype=np.uint8).reshape(nb, block_bytes - 2)
-        if zero_rows_from is not None and first + n_rows > zero_rows_from:
-            cut = max(0, zero_rows_from - first) * per_row
-            out[cut:, :2] = 0
-            out[cut:, 2:] = _Q4_ZERO if spec.ggml_type == 2 else 0
+        if silent is not None:
+            mute = np.repeat(silent[first:first + n_rows], per_row)
+            out[mute, :2] = 0
+            out[mute, 2:] = _Q4_ZERO if spec.ggml_type == 2 else 0
         yield out
 
 
-def _write_tensor(f: BinaryIO, spec: TensorSpec, rng: np.random.Generator, zero_rows_from: int | None,
+def _write_tensor(f: BinaryIO, spec: TensorSpec, rng: np.random.Generator, silent: np.ndarray | None,
                   progress: Progress) -> None:
     f.write(_tensor_header(spec))
     _pad(f)
@@ -141,18 +143,46 @@ def _write_tensor(f: BinaryIO, spec: TensorSpec, rng: np.random.Generator, zero_
         f.write(values.tobytes())
         progress.advance(values.nbytes)
         return
-    for chunk in _quant_chunks(spec, rng, zero_rows_from):
+    for chunk in _quant_chunks(spec, rng, silent):
         f.write(memoryview(chunk).cast("B"))
         progress.advance(chunk.nbytes)
 
 
-def _sections(arch: Architecture, quant: int, dtype: str, seed: int) -> tuple[bytes, bytes, bytes]:
+@dataclass(frozen=True)
+class Plan:
+    """Everything but the weights, and the exact size of the file they make."""
+
+    meta: bytes
+    config: bytes
+    tokenizer: bytes
+    specs: list[TensorSpec]
+    silent_rows: np.ndarray | None  # output-head rows to zero (ASR); None for the aligner's class head
+
+    @property
+    def off_tensors(self) -> int:
+        return 20 + len(self.meta) + len(self.config) + len(self.tokenizer)
+
+    @property
+    def file_bytes(self) -> int:
+        pos = self.off_tensors
+        for spec in self.specs:
+            pos += len(_tensor_header(spec))
+            pos += -pos % TENSOR_ALIGNMENT + spec.nbytes
+        return pos
+
+
+def plan(arch: Architecture, dtype: str = "q4_0", seed: int = 0) -> Plan:
+    """Lay out a synthetic file without writing it (the tokenizer is built: about a second at full size)."""
+    if dtype not in QUANT_TYPES:
+        raise UsageError(f"synthetic models are written as {' or '.join(QUANT_TYPES)}, not {dtype!r}")
+    quant = QUANT_TYPES[dtype]
     vocab = tokenizer.build(arch.base_vocab, with_timestamp=bool(arch.classify_num), seed=seed)
     if arch.base_vocab + len(vocab.specials) > arch.text.vocab_size:
         raise ValueError(f"{arch.name}: {arch.base_vocab + len(vocab.specials)} tokens do not fit {arch.text.vocab_size} rows")
     meta = json.dumps(meta_block.meta(arch, vocab, dtype, seed, DECODING_NOTE), ensure_ascii=False).encode()
     meta += b"\0" * (-(len(meta) + 20) % TENSOR_ALIGNMENT)
-    return meta, meta_block.config_block(arch, quant), tokenizer.section(vocab)
+    silent = None if arch.classify_num else ~np.array(vocab.emittable(arch.head_rows), dtype=bool)
+    return Plan(meta, meta_block.config_block(arch, quant), tokenizer.section(vocab), tensors(arch, quant), silent)
 
 
 def write_model(arch: Architecture, path: str | os.PathLike[str], *, dtype: str = "q4_0", seed: int = 0,
@@ -160,37 +190,32 @@ def write_model(arch: Architecture, path: str | os.PathLike[str], *, dtype: str 
     """Write ``arch`` with random weights as ``dtype`` (q4_0 or q8_0) to ``path`` (replaced atomically)."""
     from qasr.engine.download import SilentProgress
 
-    if dtype not in QUANT_TYPES:
-        raise UsageError(f"synthetic models are written as {' or '.join(QUANT_TYPES)}, not {dtype!r}")
-    quant = QUANT_TYPES[dtype]
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"cannot write {target}: it is a directory")
     progress = progress or SilentProgress()
-    specs = tensors(arch, quant)
     t0 = time.perf_counter()
-    meta, config, tok = _sections(arch, quant, dtype, seed)
-    total = 20 + len(meta) + len(config) + len(tok) + sum(s.nbytes for s in specs)
+    layout = plan(arch, dtype, seed)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror}") from None
     rng = np.random.default_rng(seed)
-    zero_from = arch.base_vocab if not arch.classify_num else None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(b"ggmm" + struct.pack("<IIII", 1, 0, 0, 0) + meta)
+            f.write(b"ggmm" + struct.pack("<IIII", 1, 0, 0, 0) + layout.meta)
             off_config = f.tell()
-            f.write(config)
+            f.write(layout.config)
             off_tokenizer = f.tell()
-            f.write(tok)
-            off_tensors = f.tell()
-            progress.start(total, off_tensors)
-            for spec in specs:
-                _write_tensor(f, spec, rng, zero_from if spec.init == "head" else None, progress)
+            f.write(layout.tokenizer)
+            progress.start(layout.file_bytes, f.tell())
+            for spec in layout.specs:
+                _write_tensor(f, spec, rng, layout.silent_rows if spec.init == "head" else None, progress)
             size = f.tell()
+            if size != layout.file_bytes:
+                raise RuntimeError(f"wrote {size} bytes, planned {layout.file_bytes}")  # a writer bug, never data
             f.seek(8)
-            f.write(struct.pack("<III", off_config, off_tokenizer, off_tensors))
+            f.write(struct.pack("<III", off_config, off_tokenizer, layout.off_tensors))
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException as exc:
@@ -203,5 +228,6 @@ def write_model(arch: Architecture, path: str | os.PathLike[str], *, dtype: str 
         raise
     finally:
         progress.stop()
-    return SynthResult(target, arch.name, dtype, seed, size, sum(s.nbytes for s in specs), len(tok), len(specs),
-                       sum(s.elements for s in specs), time.perf_counter() - t0)
+    specs = layout.specs
+    return SynthResult(target, arch.name, dtype, seed, size, sum(s.nbytes for s in specs), len(layout.tokenizer),
+                       len(specs), sum(s.elements for s in specs), time.perf_counter() - t0)
