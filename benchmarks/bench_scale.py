@@ -47,7 +47,7 @@ def child(args: argparse.Namespace) -> None:
 
     from qasr.audio.decode import as_audio
     from qasr.engine.model import Model
-    from qasr.lab.sample import read_status
+    from qasr.lab.memory import read_status
 
     samples = clip(as_audio(args.audio).samples, args.duration)
     out: dict[str, object] = {"audio_seconds": len(samples) / 16000}

@@ -124,7 +124,19 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     c = write_model(TINY_ASR, tmp_path / "c.bin", seed=4).path
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (a, b, c)]
     assert digest[0] == digest[1] != digest[2]
-    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+    assert not list(tmp_path.glob(".*.part"))  # no temporary file left behind
+
+
+def test_an_interrupted_write_leaves_nothing(tmp_path: Path) -> None:
+    class Stop:
+        def start(self, total: int | None, done: int) -> None: ...
+        def advance(self, n: int) -> None:
+            raise KeyboardInterrupt
+        def stop(self) -> None: ...
+
+    with pytest.raises(KeyboardInterrupt):
+        write_model(TINY_ASR, tmp_path / "x.synthetic.bin", progress=Stop())
+    assert not list(tmp_path.iterdir())
 
 
 def test_meta_carries_what_the_engine_reads(tiny: Path) -> None:
