@@ -160,7 +160,10 @@ def synth(
     path = output or catalog.default_path(model, directory)
     if path.exists() and not force:
         raise UsageError(f"{path} exists; use --force to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {path.parent}: {exc.strerror}") from None
     bar = download.make_progress(None, f"synth {model.name}")
     result = write_model(arch, path, dtype=dtype, seed=seed, progress=bar)
     info = inspect_model_file(result.path)  # what every later command will see
