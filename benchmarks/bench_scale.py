@@ -14,13 +14,17 @@ duration, one fresh child process that loads the model through qasr and transcri
 * load time (``chatllm_start``), VmRSS / VmSize / VmHWM after load, VmHWM after the transcription;
 * TTFT: from the call to the first text chunk (ffmpeg shim, mel, audio encoder, prefill, one token);
 * decode tokens/s: (chunks - 1) / (last chunk - first chunk); one chunk is one token for these models;
-* RTF: the transcription's wall time / the audio's duration;
+* RTF: the transcription's wall time / the audio's duration (with exactly ``--tokens`` decoded);
+  ``rtf@speech`` is derived: TTFT plus ``--speech-tokens`` tokens per audio second at the measured
+  decode rate, what a real transcript of that length would cost;
 * the child's whole wall time against chatllm.cpp's own ``main`` doing the same work in the same run
   (``-m MODEL -p WAV -n THREADS --max_length L --max_new_tokens N``, the staged WAV served by qasr's
   ffmpeg shim for both): our overhead as a ratio (goal: at most 1.02 at real scale). main's peak RSS
   is its rusage maximum (it is exec'd from this small process).
 
-``--memory-max-lengths`` adds load-only children that show what ``--max_length`` does to memory.
+``busy`` is the most runnable threads on the whole machine (all containers), averaged over a run,
+ours included: about N for N engine threads means nothing else ran; ``--wait-quiet S`` waits up to S
+seconds before each run for the machine to go idle. ``--memory-max-lengths`` adds load-only children that show what ``--max_length`` does to memory.
 Audio longer than the clip is the clip repeated. Everything runs on the machine as it is: say in
 the figures what else was running.
 """
@@ -85,6 +89,48 @@ def clip(samples, seconds: float):  # type: ignore[no-untyped-def]
 
 # --- the parent --------------------------------------------------------------------------------
 
+def runnable() -> int:
+    """Threads running or runnable on the whole machine now (/proc/loadavg, not per container)."""
+    with open("/proc/loadavg") as f:
+        return int(f.read().split()[3].split("/")[0])
+
+
+class Busy:
+    """Samples the machine's runnable threads every 0.25 s while a run goes on (ours included)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            self.samples.append(runnable() - 1)  # minus this sampler
+
+    def __enter__(self) -> "Busy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.samples) if self.samples else None
+
+
+def wait_quiet(limit: float) -> float:
+    """Wait up to ``limit`` seconds until nothing else runs (8 samples in a row over 2 s); the wait."""
+    t0, calm = time.perf_counter(), 0
+    while limit > 0 and time.perf_counter() - t0 < limit and calm < 8:
+        calm = calm + 1 if runnable() <= 1 else 0
+        time.sleep(0.25)
+    return time.perf_counter() - t0
+
+
 def run_child(model: Path, audio: str, duration: float, threads: int, max_length: int, tokens: int) -> tuple[dict, float]:
     cmd = [sys.executable, __file__, "--child", "--model", str(model), "--audio", audio, "--duration", str(duration),
            "--threads", str(threads), "--max-length", str(max_length), "--tokens", str(tokens)]
@@ -144,6 +190,15 @@ def find_main(explicit: str | None) -> Path | None:
     return None
 
 
+def speech_rtf(med: dict, duration: float, tokens_per_second: float) -> float | None:
+    """The RTF a real transcript would have: TTFT plus decoding ``tokens_per_second`` tokens per
+    second of audio at the measured rate (derived, not measured)."""
+    ttft, rate = med.get("ttft_seconds"), med.get("decode_tokens_per_second")
+    if not ttft or not rate or duration <= 0:
+        return None
+    return (ttft + max(0.0, tokens_per_second * duration - 1) / rate) / duration
+
+
 def mib(v: object) -> str:
     return f"{v / MIB:8.1f}" if isinstance(v, (int, float)) else f"{'-':>8}"
 
@@ -169,7 +224,11 @@ def main() -> None:
     parser.add_argument("--no-main", action="store_true", help="skip the engine CLI comparison")
     parser.add_argument("--repeats", type=int, default=1, help="runs per row; medians are printed")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speech-tokens", type=float, default=3.5,
+                        help="tokens per second of speech for the derived rtf@speech column (English: about 3.5)")
     parser.add_argument("--jsonl", help="also append every record to this JSON-lines file")
+    parser.add_argument("--wait-quiet", type=float, default=0.0,
+                        help="before each run, wait up to this many seconds for the machine to have nothing else running")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=float, default=5.0, help=argparse.SUPPRESS)
@@ -198,19 +257,25 @@ def main() -> None:
         print(f"\n## {name}: {path.name}  {path.stat().st_size:,} B", flush=True)
         emit({"model": name, "path": str(path), "file_bytes": path.stat().st_size})
         print("thr  max_len  audio_s  load_s  rss_load  vm_load   ttft_s  dec_tok/s    rtf  peak_MiB  ours_s  main_s  ratio"
-              "  main_MiB", flush=True)
+              "  main_MiB  rtf@speech", flush=True)
         for threads in ints(args.threads):
             for max_length in ints(args.max_lengths):
                 for duration in [float(d) for d in args.durations.split(",") if d.strip()]:
-                    rows, walls, mains, main_peaks = [], [], [], []
+                    rows, walls, mains, main_peaks, busy, waited = [], [], [], [], [], 0.0
                     for _ in range(args.repeats):
-                        row, wall = run_child(path, args.audio, duration, threads, max_length, args.tokens)
+                        waited += wait_quiet(args.wait_quiet)
+                        with Busy() as b:
+                            row, wall = run_child(path, args.audio, duration, threads, max_length, args.tokens)
                         rows.append(row)
                         walls.append(wall)
+                        busy.append(b.mean)
                         if engine_main:
-                            w, peak = run_main(engine_main, path, args.audio, duration, threads, max_length, args.tokens)
+                            waited += wait_quiet(args.wait_quiet)
+                            with Busy() as b:
+                                w, peak = run_main(engine_main, path, args.audio, duration, threads, max_length, args.tokens)
                             mains.append(w)
                             main_peaks.append(peak)
+                            busy.append(b.mean)
                     med = {k: statistics.median([r[k] for r in rows if isinstance(r.get(k), (int, float))])
                            for k in rows[0] if all(isinstance(r.get(k), (int, float)) for r in rows)}
                     ours = statistics.median(walls)
@@ -218,14 +283,18 @@ def main() -> None:
                     record = {"model": name, "threads": threads, "max_length": max_length, "duration": duration,
                               **med, "ours_wall": ours, "main_wall": theirs,
                               "ratio": ours / theirs if theirs else None,
-                              "main_peak_rss": max(main_peaks) if main_peaks else None, "runs": rows}
+                              "main_peak_rss": max(main_peaks) if main_peaks else None,
+                              "rtf_at_speech_rate": speech_rtf(med, duration, args.speech_tokens),
+                              "runs": rows, "ours_walls": walls, "main_walls": mains,
+                              "busy_threads": busy, "waited_seconds": waited}
                     emit(record)
                     print(f"{threads:3d}  {max_length:7d}  {med.get('audio_seconds', 0):7.1f}  {num(med.get('load_seconds'), '6.2f')}"
                           f"  {mib(med.get('rss_after_load'))}  {mib(med.get('vm_size_after_load'))}"
                           f"  {num(med.get('ttft_seconds'))}  {num(med.get('decode_tokens_per_second'), '9.2f')}"
                           f"  {num(med.get('rtf'), '5.2f')}  {mib(med.get('hwm_after_run'))}  {ours:6.1f}"
                           f"  {num(theirs, '6.1f')}  {num(record['ratio'], '5.3f')}  {mib(record['main_peak_rss'])}"
-                          f"   chunks={med.get('chunks')}", flush=True)
+                          f"  {num(record['rtf_at_speech_rate'], '9.2f')}   chunks={med.get('chunks')}"
+                          f" busy={max((x for x in busy if x is not None), default=0):.1f}", flush=True)
         for max_length in ints(args.memory_max_lengths):
             row, _ = run_child(path, args.audio, 0, ints(args.threads)[0], max_length, args.tokens)
             emit({"model": name, "memory_only": True, "max_length": max_length, **row})
