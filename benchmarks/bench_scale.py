@@ -64,7 +64,7 @@ def child(args: argparse.Namespace) -> None:
     if args.duration > 0:
         times = []
         t0 = time.perf_counter()
-        for _ in m.transcribe(np.asarray(samples), max_tokens=args.tokens):
+        for _ in m.transcribe_raw(np.asarray(samples), max_tokens=args.tokens):
             times.append(time.perf_counter())
         total = time.perf_counter() - t0
         n = len(times)

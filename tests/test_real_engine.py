@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, SHARED_MODELS, engine_child, requires_real_engine, run_qasr
+from conftest import SHARED_DATA, SHARED_MODELS, engine_child, real_engine, requires_real_engine, run_qasr
 
 pytestmark = [pytest.mark.real_engine, requires_real_engine]
 

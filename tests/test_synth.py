@@ -128,11 +128,11 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_write_leaves_nothing(tmp_path: Path) -> None:
-    class Stop:
-        def start(self, total: int | None, done: int) -> None: ...
-        def advance(self, n: int) -> None:
+    from qasr.progress import SilentProgress
+
+    class Stop(SilentProgress):
+        def advance(self, key: str, amount: float = 1) -> None:
             raise KeyboardInterrupt
-        def stop(self) -> None: ...
 
     with pytest.raises(KeyboardInterrupt):
         write_model(TINY_ASR, tmp_path / "x.synthetic.bin", progress=Stop())
@@ -277,10 +277,10 @@ def test_real_engine_loads_and_decodes_exactly_n_tokens(tiny: Path, tiny_aligner
         m = Model({str(tiny)!r}, max_length=1024)
         counts = []
         for n in (5, 40):
-            counts.append(len(list(m.transcribe({str(wav)!r}, max_tokens=n))))
+            counts.append(len(list(m.transcribe_raw({str(wav)!r}, max_tokens=n))))
         cursor = m.engine.lib.chatllm_get_cursor(m._handle())
         al = Model({str(tiny_aligner)!r}, kind=ModelKind.ALIGNER, settings={{"format": "json"}})
-        words = json.loads("".join(al.align({str(wav)!r}, "and so my fellow americans")))
+        words = json.loads("".join(al.align_raw({str(wav)!r}, "and so my fellow americans")))
         print(json.dumps({{"counts": counts, "cursor": cursor, "info": m.info.raw, "words": words}}))
         sys.stdout.flush(); os._exit(0)
     """)

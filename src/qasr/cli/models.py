@@ -149,11 +149,12 @@ def synth(
     The file is marked synthetic in its metadata and name; models list and doctor label it.
     Exit codes: 0 ok, 2 unknown name, unsupported quantization, or an existing file without --force.
     """
-    from qasr.engine import download, registry
+    from qasr.engine import registry
     from qasr.engine.modelfile import inspect_model_file
     from qasr.engine.synth import catalog, write_model
     from qasr.errors import UsageError
     from qasr.lab.units import format_bytes
+    from qasr.progress import make_progress
 
     model, arch, dtype = catalog.resolve(name)
     directory = registry.models_dir(models_dir)
@@ -164,8 +165,8 @@ def synth(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {path.parent}: {exc.strerror}") from None
-    bar = download.make_progress(None, f"synth {model.name}")
-    result = write_model(arch, path, dtype=dtype, seed=seed, progress=bar)
+    bar = make_progress(None, "bytes")
+    result = write_model(arch, path, dtype=dtype, seed=seed, progress=bar, label=f"synth {model.name}")
     info = inspect_model_file(result.path)  # what every later command will see
     if as_json:
         print(json.dumps({**result.to_dict(), "name": model.name, "header": info.to_dict()}, indent=2))

@@ -17,7 +17,7 @@ special tokens, ``<|im_end|>`` included, the unassigned tail of the vocabulary, 
 non-ASCII bytes) are zero, so their logit is 0 while the best of 151,000 random logits is several
 standard deviations above it; with the engine's default sampling (top-k 20) a stop token can never
 be drawn, and every generated token prints as its own text chunk. A synthetic ASR model
-therefore decodes until the caller's token cap (``chatllm_set_gen_max_tokens``, ``Model.transcribe(...,
+therefore decodes until the caller's token cap (``chatllm_set_gen_max_tokens``, ``Model.transcribe_raw(...,
 max_tokens=N)``, or ``main --max_new_tokens N``) or the context length: benchmarks get exactly the
 number of tokens they ask for.
 
@@ -33,7 +33,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import numpy as np
 
@@ -52,19 +52,15 @@ from qasr.engine.synth.shapes import (
 )
 from qasr.errors import UsageError
 from qasr.fileio import atomic_file
+from qasr.progress import Progress, SilentProgress
 
 CHUNK_BYTES = 8 << 20
+PROGRESS_KEY = "synth"
 DECODING_NOTE = ("never stops by itself (stop-token head rows are zero): cap it with chatllm_set_gen_max_tokens "
                  "or main --max_new_tokens")
 # Standard deviation of a uniformly random quant value: int8 for q8_0, (nibble - 8) for q4_0.
 _QUANT_STD = {8: float(np.sqrt((256**2 - 1) / 12)), 2: float(np.sqrt((16**2 - 1) / 12))}
 _Q4_ZERO = 0x88  # two nibbles of 8: the value 0
-
-
-class Progress(Protocol):
-    def start(self, total: int | None, done: int) -> None: ...
-    def advance(self, n: int) -> None: ...
-    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -142,11 +138,11 @@ def _write_tensor(f: BinaryIO, spec: TensorSpec, rng: np.random.Generator, silen
     if spec.ggml_type in (F32, F16):
         values = _float_values(spec, rng).astype(np.float32 if spec.ggml_type == F32 else np.float16)
         f.write(values.tobytes())
-        progress.advance(values.nbytes)
+        progress.advance(PROGRESS_KEY, values.nbytes)
         return
     for chunk in _quant_chunks(spec, rng, silent):
         f.write(memoryview(chunk).cast("B"))
-        progress.advance(chunk.nbytes)
+        progress.advance(PROGRESS_KEY, chunk.nbytes)
 
 
 @dataclass(frozen=True)
@@ -187,10 +183,9 @@ def plan(arch: Architecture, dtype: str = "q4_0", seed: int = 0) -> Plan:
 
 
 def write_model(arch: Architecture, path: str | os.PathLike[str], *, dtype: str = "q4_0", seed: int = 0,
-                progress: Progress | None = None) -> SynthResult:
-    """Write ``arch`` with random weights as ``dtype`` (q4_0 or q8_0) to ``path`` (replaced atomically)."""
-    from qasr.engine.download import SilentProgress
-
+                progress: Progress | None = None, label: str | None = None) -> SynthResult:
+    """Write ``arch`` with random weights as ``dtype`` (q4_0 or q8_0) to ``path`` (replaced atomically);
+    ``progress`` counts bytes (`qasr.progress`, task ``"synth"``)."""
     target = Path(path)
     progress = progress or SilentProgress()
     t0 = time.perf_counter()
@@ -204,7 +199,7 @@ def write_model(arch: Architecture, path: str | os.PathLike[str], *, dtype: str 
             f.write(layout.config)
             off_tokenizer = f.tell()
             f.write(layout.tokenizer)
-            progress.start(layout.file_bytes, f.tell())
+            progress.start(PROGRESS_KEY, layout.file_bytes, label=label or target.name, done=f.tell())
             for spec in layout.specs:
                 _write_tensor(f, spec, rng, layout.silent_rows if spec.init == "head" else None, progress)
             size = f.tell()
