@@ -83,6 +83,16 @@ def real_engine() -> tuple[Path, Path] | None:
     return Path(lib), model
 
 
+def engine_child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a child process with the real engine (upstream aborts at interpreter exit
+    once a model was loaded, so the code ends with ``os._exit`` itself)."""
+    import textwrap
+
+    env = {**os.environ, "QASR_CHATLLM_LIB": os.environ.get("QASR_CHATLLM_LIB", "")}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
 requires_real_engine = pytest.mark.skipif(
     real_engine() is None,
     reason="needs a real libchatllm: set QASR_CHATLLM_LIB to upstream's libchatllm.so, and ../shared/models must exist",

@@ -257,3 +257,11 @@ def test_two_threads_closing_destroy_once(engine: Path, asr_model_file: Path, mo
     for t in threads:
         t.join()
     assert len(calls) == 1 and calls[0] is not None
+
+
+def test_threads_are_passed_as_threads_not_temperature(engine: Path, asr_model_file: Path) -> None:
+    # Upstream main.cpp: "-t, --temp T" is the sampling temperature; threads are "-n, --threads N".
+    with Model(asr_model_file, threads=2, max_length=512) as m:
+        words = m._params(2, 512, (), {})
+    assert words[words.index("--threads") + 1] == "2"
+    assert "-t" not in words and words[words.index("--max_length") + 1] == "512"

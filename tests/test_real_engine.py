@@ -12,11 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, SHARED_MODELS, real_engine, requires_real_engine, run_qasr
+from conftest import SHARED_DATA, SHARED_MODELS, engine_child, real_engine, requires_real_engine, run_qasr
 
 pytestmark = [pytest.mark.real_engine, requires_real_engine]
 
@@ -24,11 +23,7 @@ MODEL = SHARED_MODELS / "tiny-asr-a-q4_0.bin"
 JFK = SHARED_DATA / "jfk.wav"
 
 
-def child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run Python code in a child process with the real engine; the code ends with os._exit itself."""
-    lib, _ = real_engine()  # type: ignore[misc]
-    env = {**os.environ, "QASR_CHATLLM_LIB": str(lib)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=timeout)
+child = engine_child
 
 
 def test_cli_json_has_all_fields() -> None:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile
 import srt
-from conftest import SHARED_DATA, SHARED_MODELS, real_engine, requires_real_engine, requires_shared_data, run_qasr
+from conftest import SHARED_DATA, SHARED_MODELS, engine_child, requires_real_engine, requires_shared_data, run_qasr
 
 pytestmark = [pytest.mark.real_engine, requires_real_engine, requires_shared_data]
 
@@ -39,10 +38,7 @@ def _shared_files() -> None:
             pytest.skip(f"{path} is absent")
 
 
-def child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    lib, _ = real_engine()  # type: ignore[misc]
-    env = {**os.environ, "QASR_CHATLLM_LIB": str(lib)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=timeout)
+child = engine_child
 
 
 def check_cues(text: str, duration: float) -> list[srt.Subtitle]:

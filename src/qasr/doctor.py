@@ -260,7 +260,8 @@ def check_ffmpeg(opts: Options) -> Iterable[Check]:
 
 
 def check_models(opts: Options) -> Iterable[Check]:
-    """The models directory, and every registry model by size and header (headers only)."""
+    """The models directory, every registry model by size and header (headers only), and any synthetic
+    model there, labelled as such."""
     from qasr.engine import registry
 
     directory = registry.models_dir(opts.models_dir)
@@ -283,6 +284,14 @@ def check_models(opts: Options) -> Iterable[Check]:
         else:
             partial = f"; {state.partial_bytes:,} bytes downloaded so far" if state.partial_bytes else ""
             yield _bad(name, Status.MISSING, f"not downloaded{partial}", f"qasr models pull {model.name}", local=state.to_dict())
+    for synth in registry.synthetic_files(directory):
+        name = f"SYNTHETIC {synth.path.name}"
+        if synth.info is None:
+            yield _bad(name, Status.BROKEN, synth.problem or "invalid", f"rm {synth.path}  (or: qasr models synth NAME --force)",
+                       synthetic=True, local=synth.to_dict())
+        else:
+            yield _ok(name, f"{synth.path} ({synth.info.file_bytes:,} bytes): random weights, published shapes; "
+                      "for measurements only, never for transcripts", synthetic=True, local=synth.to_dict())
 
 
 def check_optional_tools(opts: Options) -> Iterable[Check]:

@@ -1,4 +1,5 @@
-"""``qasr models list|pull|path``: the published model files, downloaded and located by name."""
+"""``qasr models list|pull|path|synth``: the published model files, downloaded and located by name,
+and synthetic (random-weight) stand-ins with the published shapes for measurements."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Published Qwen3-ASR / ForcedAligner files: list, download, locate.", no_args_is_help=True,
+app = typer.Typer(help="Published Qwen3-ASR / ForcedAligner files: list, download, locate, synthesize.", no_args_is_help=True,
                   rich_markup_mode=None)
 
 _DIR_HELP = "Models directory (default: $QASR_MODELS_DIR, then ./models)."
@@ -41,23 +42,42 @@ def list_models(
 
     directory = registry.models_dir(models_dir)
     states = [registry.local_state(m, directory) for m in registry.MODELS]
+    synthetic = registry.synthetic_files(directory)
     defaults = set(registry.DEFAULTS.values())
     if as_json:
         rows = [{**s.model.to_dict(), "default": s.model.name in defaults, "local": s.to_dict()} for s in states]
-        print(json.dumps({"models_dir": str(directory), "models": rows}, indent=2))
+        print(json.dumps({"models_dir": str(directory), "models": rows, "synthetic": [f.to_dict() for f in synthetic]},
+                         indent=2))
         return
     table = [("NAME", "KIND", "QUANT", "PARAMS", "SIZE", "LOCAL")]
     for s in states:
         m = s.model
         table.append((m.name + (" *" if m.name in defaults else ""), m.kind.value, m.quantization, m.parameters,
                       _size(m, s), _local(s)))
+    table.extend(_synthetic_row(f) for f in synthetic)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     print(f"\nmodels dir: {directory}   (* default; download with: qasr models pull NAME)")
+    if synthetic:
+        print("SYNTHETIC: random weights with the published shapes, for speed and memory measurements only")
     for s in states:
         if s.problem:
             print(f"{s.model.name}: {s.problem}", file=sys.stderr)
+    for f in synthetic:
+        if f.problem:
+            print(f"{f.path.name}: {f.problem}", file=sys.stderr)
+
+
+def _synthetic_row(f) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    from qasr.lab.units import format_bytes
+
+    if f.info is None:
+        return (f.path.name, "?", "?", "?", "?", "SYNTHETIC, invalid")
+    i = f.info
+    params = f"{i.num_layers}L x {i.hidden_size}"  # decoder layers x width
+    return (f.path.name, i.kind.value, i.dtype, params, format_bytes(i.file_bytes, precision=2, binary=False),
+            "SYNTHETIC (random weights)")
 
 
 @app.command("path")
@@ -109,4 +129,48 @@ def pull(
         how += ", the server ignored the resume request so it started over" if got.restarted else ""
         print(f"{model.name}: {format_bytes(got.size, binary=False)} in {got.seconds:.1f} s{how}; "
               "size and header checked", file=sys.stderr)
+    print(result.path)
+
+
+@app.command("synth")
+def synth(
+    name: str = typer.Argument(..., help="A registry name with q4_0 or q8_0 weights, e.g. qwen3-asr-0.6b-q4_0.",
+                               show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Where to write (default: MODELS_DIR/NAME.synthetic.bin)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same bytes."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help=_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document about the file instead of its path."),
+) -> None:
+    """Write a SYNTHETIC model: random weights with the published shapes, for speed and memory figures.
+
+    Its transcripts are meaningless and it never stops decoding by itself (cap it with max tokens).
+    The file is marked synthetic in its metadata and name; models list and doctor label it.
+    Exit codes: 0 ok, 2 unknown name, unsupported quantization, or an existing file without --force.
+    """
+    from qasr.engine import registry
+    from qasr.engine.modelfile import inspect_model_file
+    from qasr.engine.synth import catalog, write_model
+    from qasr.errors import UsageError
+    from qasr.lab.units import format_bytes
+    from qasr.progress import make_progress
+
+    model, arch, dtype = catalog.resolve(name)
+    directory = registry.models_dir(models_dir)
+    path = output or catalog.default_path(model, directory)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; use --force to replace it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {path.parent}: {exc.strerror}") from None
+    bar = make_progress(None, "bytes")
+    result = write_model(arch, path, dtype=dtype, seed=seed, progress=bar, label=f"synth {model.name}")
+    info = inspect_model_file(result.path)  # what every later command will see
+    if as_json:
+        print(json.dumps({**result.to_dict(), "name": model.name, "header": info.to_dict()}, indent=2))
+        return
+    print(f"{model.name}: SYNTHETIC {arch.name} {dtype}, {format_bytes(result.file_bytes, binary=False)}, "
+          f"{result.parameters:,} parameters, seed {seed}, in {result.seconds:.1f} s", file=sys.stderr)
     print(result.path)

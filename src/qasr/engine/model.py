@@ -220,7 +220,7 @@ class Model:
         for key, value in settings.items():
             words += ["--set", key, value]
         if threads is not None:
-            words += ["-t", str(threads)]
+            words += ["--threads", str(threads)]  # upstream's -t is the temperature, not threads
         if max_length is not None:
             words += ["--max_length", str(max_length)]
         return words + list(extra)

@@ -5,7 +5,8 @@ chatllm.cpp aborts or reads out of bounds on a truncated or foreign file, so eve
 ``src/chat.cpp: ModelLoader::load_all_tensors``) is:
 
 * ``b"ggmm"``, ``u32 version`` (1), ``u32 offset_config``, ``u32 offset_tokenizer``, ``u32 offset_tensors``;
-* a NUL-padded JSON "meta" block up to ``offset_config`` (the Hugging Face configs, model name);
+* a NUL-padded JSON "meta" block up to ``offset_config`` (the Hugging Face configs, model name; files
+  written by ``qasr models synth`` also carry ``"qasr_synthetic": {"synthetic": true, ...}``);
 * at ``offset_config``: ``i32 model_type``, ``i32 model_version``, then ``BaseConfig`` (11 x i32);
 * at ``offset_tensors`` to the end of the file, one record per tensor: ``i32 name_len``, name,
   ``i32 ndim``, ``ndim x i32`` dims (outermost first), ``i32 ggml_type``, padding to 16 bytes, data.
@@ -27,6 +28,8 @@ from qasr.errors import ModelFileError
 GGMM_MAGIC = b"ggmm"
 GGMM_VERSION = 1
 TENSOR_ALIGNMENT = 16
+SYNTHETIC_META_KEY = "qasr_synthetic"  # written by qasr.engine.synth: random weights, real shapes
+SYNTHETIC_SUFFIX = ".synthetic.bin"
 
 # Model type ids from chatllm.cpp (src/models_priv.h, models/qwen.cpp).
 MODEL_TYPE_QWEN3_ASR = 0x1000010F
@@ -89,6 +92,7 @@ class ModelFileInfo:
     tensor_count: int
     weight_bytes: int
     languages: tuple[str, ...] = field(default_factory=tuple)
+    synthetic: bool = False  # random weights (qasr models synth): for measurements, never for transcripts
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view (paths and enums as strings)."""
@@ -107,6 +111,7 @@ class ModelFileInfo:
             "tensor_count": self.tensor_count,
             "weight_bytes": self.weight_bytes,
             "languages": list(self.languages),
+            "synthetic": self.synthetic,
         }
 
 
@@ -160,6 +165,12 @@ def _languages(meta: dict) -> tuple[str, ...]:
         if isinstance(langs, list):
             return tuple(str(x) for x in langs)
     return ()
+
+
+def _is_synthetic(meta: dict, path: Path) -> bool:
+    """Marked in the metadata, or named like one (a file renamed away from its suffix keeps its mark)."""
+    mark = meta.get(SYNTHETIC_META_KEY)
+    return (isinstance(mark, dict) and bool(mark.get("synthetic"))) or path.name.endswith(SYNTHETIC_SUFFIX)
 
 
 def inspect_model_file(path: str | os.PathLike[str]) -> ModelFileInfo:
@@ -244,6 +255,7 @@ def inspect_model_file(path: str | os.PathLike[str]) -> ModelFileInfo:
         tensor_count=count,
         weight_bytes=weights,
         languages=_languages(meta),
+        synthetic=_is_synthetic(meta, p),
     )
 
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
+from qasr.engine.modelfile import SYNTHETIC_SUFFIX, ModelFileInfo, ModelKind, inspect_model_file, require_kind
 from qasr.errors import ModelFileError, UsageError
 
 ENV_MODELS_DIR = "QASR_MODELS_DIR"
@@ -198,6 +198,8 @@ def check_file(path: Path, model: RegistryModel, size: int | None) -> None:
     """Raise `ModelFileError` unless ``path`` has a sound header, the right kind and the expected size
     (in that order: "this is a GGUF file" helps more than "wrong size")."""
     info = require_kind(inspect_model_file(path), model.kind)
+    if info.synthetic:
+        raise ModelFileError(f"{path} is a SYNTHETIC model (random weights, qasr models synth), not the published {model.name}")
     if size is not None and info.file_bytes != size:
         raise ModelFileError(f"{path} has {info.file_bytes:,} bytes, {model.name} has {size:,}")
 
@@ -221,6 +223,31 @@ def local_state(model: RegistryModel, directory: Path | None = None) -> LocalSta
     except OSError as exc:
         return LocalState(model, path, True, False, f"cannot read {path}: {exc.strerror}", None, partial)
     return LocalState(model, path, True, True, None, size, partial)
+
+
+@dataclass(frozen=True)
+class SyntheticFile:
+    """A ``*.synthetic.bin`` file in the models directory (written by ``qasr models synth``)."""
+
+    path: Path
+    info: ModelFileInfo | None
+    problem: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": str(self.path), "synthetic": True, "valid": self.info is not None, "problem": self.problem,
+                "info": self.info.to_dict() if self.info else None}
+
+
+def synthetic_files(directory: Path | None = None) -> list[SyntheticFile]:
+    """Every synthetic model file in the models directory, checked by header (never the weights)."""
+    directory = directory or models_dir()
+    found = []
+    for path in sorted(directory.glob(f"*{SYNTHETIC_SUFFIX}")) if directory.is_dir() else []:
+        try:
+            found.append(SyntheticFile(path, inspect_model_file(path), None))
+        except ModelFileError as exc:
+            found.append(SyntheticFile(path, None, str(exc)))
+    return found
 
 
 def resolve_model(name_or_path: str | os.PathLike[str], directory: Path | None = None) -> Path:
