@@ -103,7 +103,7 @@ def validate(samples: np.ndarray, source: str, max_seconds: float | None = MAX_S
     if max_seconds is not None and seconds > max_seconds:
         raise AudioError(
             f"audio is {seconds / 60:.1f} min long; one engine call takes at most {max_seconds / 60:.1f} min. "
-            f"Longer audio is cut at pauses by qasr transcribe and qasr subtitles: {source}"
+            f"Longer audio needs VAD chunking, which qasr transcribe and qasr subtitles do: {source}"
         )
 
 
