@@ -65,7 +65,7 @@ class ChainSteps:
 
     def __init__(self, workdir: Path, asr: str, aligner: str, *, language: str | None, threads: int | None,
                  max_length: int | None, engine: str | None) -> None:  # fmt: skip
-        from qasr.pipeline.worker import ModelSpec
+        from qasr.pipeline.jobfile import ModelSpec
 
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
@@ -75,7 +75,7 @@ class ChainSteps:
 
     def prepare(self, audio: Audio) -> None:
         """Hand the clip to the steps (rewritten only when it changes) and forget the last iteration's results."""
-        from qasr.pipeline.worker import AUDIO_FILE, RESULTS, Job, status_file
+        from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job, status_file
 
         if audio is not self._audio:
             audio.samples.astype("<f4").tofile(self.workdir / AUDIO_FILE)
@@ -88,7 +88,7 @@ class ChainSteps:
     def run(self, step: str) -> StepResult:
         """Run one step's process to its end. Raises `StepCrashed`, or the step's own qasr error."""
         from qasr.pipeline.longform import Worker
-        from qasr.pipeline.worker import status_file
+        from qasr.pipeline.jobfile import status_file
 
         records: list[dict[str, Any]] = []
         worker = Worker(STEPS[step], self.workdir)

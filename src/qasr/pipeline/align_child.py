@@ -22,7 +22,7 @@ import numpy as np
 from qasr.errors import QasrError
 from qasr.pipeline.align import Alignment
 from qasr.pipeline.longform import Worker, units_from_record
-from qasr.pipeline.worker import AUDIO_FILE, RESULTS, Job, ModelSpec
+from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job, ModelSpec
 
 #: (start, end, transcript, language) of one segment, in seconds of the audio.
 SegmentText = tuple[float, float, str, "str | None"]

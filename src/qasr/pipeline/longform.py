@@ -38,7 +38,7 @@ from qasr.progress import Progress
 from qasr.pipeline.align import AlignedUnit, Alignment, aligner_language, even_alignment
 from qasr.pipeline.subtitles import Cue, CueRules, cut, fix_timing
 from qasr.pipeline.textmap import apply
-from qasr.pipeline.worker import AUDIO_FILE, RESULTS, Job, ModelSpec, status_file
+from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job, ModelSpec, status_file
 from qasr.pipeline.writers import SubtitleWriter, write_atomic
 
 #: Replaces the VAD in tests: (samples, options) -> (speech spans, chunks), in seconds.
