@@ -72,6 +72,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--step", type=float, default=1.0)
+    parser.add_argument("--min-silence", type=int, default=300, help="ms of silence that close an utterance")
     parser.add_argument("--no-prefix", action="store_true", help="local agreement instead of forced prefixes")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
@@ -93,8 +94,10 @@ def main() -> int:
         print(f"model       : {args.model}")
         print(f"stream      : {seconds / 60:.1f} min of audio ({', '.join(CLIPS)} with 1.5 s gaps), "
               f"{'real-time pace' if args.realtime else 'as fast as it decodes'}, step {args.step} s, "
-              f"{'local agreement' if args.no_prefix else 'forced prefixes'}\n")  # fmt: skip
-        options = StreamOptions(step=args.step, prefix=not args.no_prefix)
+              f"{'local agreement' if args.no_prefix else 'forced prefixes'}, min silence {args.min_silence} ms\n")  # fmt: skip
+        from qasr.audio.endpoint import EndpointOptions
+
+        options = StreamOptions(step=args.step, prefix=not args.no_prefix, endpoint=EndpointOptions(min_silence=args.min_silence / 1000))
         wall0, cpu0 = time.monotonic(), cpu_seconds()
         events = list(stream(model, FileSource(str(path), realtime=args.realtime), options, live=args.realtime))
         wall, cpu = time.monotonic() - wall0, cpu_seconds() - cpu0

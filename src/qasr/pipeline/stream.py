@@ -135,8 +135,8 @@ class _Session:
     # -- audio kept ---------------------------------------------------------------------------
 
     def add(self, block: np.ndarray) -> None:
-        if self.t0 is None:
-            self.t0 = self.clock.now()
+        if self.t0 is None:  # wall time at audio time 0: the first block was whole when it arrived
+            self.t0 = self.clock.now() - len(block) / SAMPLE_RATE
         self.audio = np.concatenate([self.audio, np.asarray(block, np.float32)])
         self.heard += len(block)
         keep_from = self.open.start if self.open else self.heard - int(SAMPLE_RATE * (self.options.endpoint.pad + 0.5))
