@@ -72,7 +72,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--step", type=float, default=1.0)
-    parser.add_argument("--min-silence", type=int, default=300, help="ms of silence that close an utterance")
+    parser.add_argument("--min-silence", type=int, default=200, help="ms of silence that close an utterance")
     parser.add_argument("--no-prefix", action="store_true", help="local agreement instead of forced prefixes")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()

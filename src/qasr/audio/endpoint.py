@@ -29,7 +29,7 @@ class EndpointOptions:
 
     threshold: float = 0.5
     neg_threshold: float | None = None  # default: threshold - 0.15 (Silero's own rule)
-    min_silence: float = 0.3
+    min_silence: float = 0.2
     max_utterance: float = 20.0
     pad: float = 0.1
     min_speech: float = 0.1

@@ -143,7 +143,7 @@ def stream(
     channels: int = typer.Option(1, "--channels", help="stdin channels (interleaved; downmixed)."),
     realtime: bool = typer.Option(True, "--realtime/--no-realtime", help="Play a file at real-time pace, or as fast as it decodes."),
     step: float = typer.Option(1.0, "--step", help="Seconds of audio between partial results."),
-    min_silence: int = typer.Option(300, "--min-silence", help="Milliseconds of silence that end an utterance."),
+    min_silence: int = typer.Option(200, "--min-silence", help="Milliseconds of silence that end an utterance."),
     max_utterance: float = typer.Option(20.0, "--max-utterance", help="Longest utterance in seconds; longer ones are cut at the quietest point."),
     prefix: bool = typer.Option(True, "--prefix/--no-prefix", help="Force the stable text as the start of each re-decode (Qwen3-ASR's recipe)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text (a live line on a terminal) or jsonl (one event per line)."),
