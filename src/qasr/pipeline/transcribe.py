@@ -53,11 +53,11 @@ def _prepare(audio: object) -> Audio:
 
 def _joint(last: str, first: str) -> str:
     """What goes between two segments' texts: nothing between CJK characters (or at a space), else a space."""
+    if not last or not first or last.isspace() or first.isspace():
+        return ""  # (checked first: a single segment never pays for importing the aligner's module)
     from qasr.pipeline.align import is_cjk
 
-    if not last or not first or last.isspace() or first.isspace() or (is_cjk(last) and is_cjk(first)):
-        return ""
-    return " "
+    return "" if is_cjk(last) and is_cjk(first) else " "
 
 
 def _joined(parts: list[str]) -> str:
