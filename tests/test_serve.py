@@ -282,3 +282,31 @@ def test_serve_refuses_a_bad_model_in_one_line(double_lib: Path, tmp_path: Path)
     r = subprocess.run([sys.executable, "-m", "qasr", "serve", "-m", str(bad), "--port", str(free_port())],
                        capture_output=True, text=True, env=double_env(double_lib), timeout=60)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_serve_with_faster_whisper_and_auto_fallback(double_lib: Path, asr_model_file: Path, clip: Path, tmp_path: Path) -> None:
+    pytest.importorskip("faster_whisper")
+    from whisper_tiny import TEXT, build
+
+    whisper = build(tmp_path / "tiny-whisper")
+    server = Server(["--provider", "faster-whisper", "--whisper-model", str(whisper)], double_env(double_lib))
+    try:
+        client = server.client()
+        with clip.open("rb") as f:
+            assert client.audio.transcriptions.create(model="m", file=f).text == TEXT
+        with clip.open("rb") as f:
+            srt = client.audio.transcriptions.create(model="m", file=f, response_format="srt")
+        assert "-->" in srt and TEXT.split()[0] in srt
+        with clip.open("rb") as f, pytest.raises(openai.BadRequestError, match="word timestamps need"):
+            client.audio.transcriptions.create(model="m", file=f, response_format="verbose_json", timestamp_granularities=["word"])
+    finally:
+        server.stop()
+    # auto: the engine cannot be found, so the workers fall back to faster-whisper
+    env = double_env(double_lib)
+    env["QASR_CHATLLM_LIB"] = str(tmp_path / "no-such-libchatllm.so")
+    server = Server(["-m", str(asr_model_file), "--provider", "auto", "--whisper-model", str(whisper)], env)
+    try:
+        with clip.open("rb") as f:
+            assert server.client().audio.transcriptions.create(model="m", file=f).text == TEXT
+    finally:
+        server.stop()

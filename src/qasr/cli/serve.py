@@ -9,7 +9,9 @@ import typer
 
 
 def serve(
-    model: str = typer.Option(..., "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file or a registry name."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file or a registry name."),
+    provider: str = typer.Option("qwen3-chatllm", "--provider", help="qwen3-chatllm, faster-whisper, or auto (the first that starts; auto:A,B for an order)."),
+    whisper_model: Optional[str] = typer.Option(None, "--whisper-model", help="faster-whisper model directory (for --provider faster-whisper or auto)."),
     aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model: enables word timestamps."),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language for every request; default: detect."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
@@ -42,7 +44,9 @@ def serve(
         upload_limit = parse_size(max_upload)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    asr = require_kind(inspect_model_file(resolve_model(model)), ModelKind.ASR)
+    asr = require_kind(inspect_model_file(resolve_model(model)), ModelKind.ASR) if model else None
+    if asr is None and provider == "qwen3-chatllm":
+        raise UsageError("give a model: --model FILE (or QASR_MODEL), or --provider faster-whisper --whisper-model DIR")
     aligner_path = None
     if aligner:
         aligner_path = require_kind(inspect_model_file(resolve_model(aligner)), ModelKind.ALIGNER).path
@@ -50,8 +54,9 @@ def serve(
         # ggml's threads spin while they wait: more threads than cores in all makes every request
         # slower (measured: 2 workers x 2 threads on 2 cores served 1.8 requests/s, p50 2 s).
         threads = max(1, (os.cpu_count() or 1) // workers)
-    spec = {"model": str(asr.path), "aligner": str(aligner_path) if aligner_path else None, "language": language,
-            "threads": threads, "max_length": max_length, "engine": str(engine) if engine else None}  # fmt: skip
+    spec = {"model": str(asr.path) if asr else None, "aligner": str(aligner_path) if aligner_path else None, "language": language,
+            "threads": threads, "max_length": max_length, "engine": str(engine) if engine else None,
+            "provider": provider, "whisper_model": whisper_model}  # fmt: skip
 
     import uvicorn
 
@@ -67,10 +72,11 @@ def serve(
             err = QasrError(f"the workers could not start: {exc}")
             err.exit_code = exc.exit_code
             raise err from None
-        options = ServeOptions(asr.name, api_key=api_key, max_upload=upload_limit, has_aligner=aligner_path is not None,
-                               languages=tuple(asr.languages))  # fmt: skip
+        name = asr.name if asr else Path(whisper_model or "faster-whisper").name
+        options = ServeOptions(name, api_key=api_key, max_upload=upload_limit, has_aligner=aligner_path is not None,
+                               languages=tuple(asr.languages) if asr else ())  # fmt: skip
         config = uvicorn.Config(create_app(pool, options), host=host, port=port, log_level="warning", lifespan="on")
-        print(f"qasr serve: http://{host}:{port}/ ({workers} worker(s), model {asr.name})", flush=True)
+        print(f"qasr serve: http://{host}:{port}/ ({workers} worker(s), {pool.provider or provider}, model {name})", flush=True)
         await uvicorn.Server(config).serve()
 
     asyncio.run(run())

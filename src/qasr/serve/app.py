@@ -210,6 +210,9 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
                 if answer["type"] == "done":
                     break
                 try:
+                    if answer["type"] == "error":  # the worker cannot stream: say why, and end
+                        await ws.send_json({"type": "error", "error": {"message": answer.get("message"), "code": "cannot_stream"}})
+                        break
                     await ws.send_json(answer.get("event") or answer)
                 except (WebSocketDisconnect, RuntimeError):
                     pass  # the browser left: keep draining until the worker is done

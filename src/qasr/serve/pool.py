@@ -80,6 +80,7 @@ class WorkerPool:
         self._logs = tempfile.TemporaryDirectory(prefix="qasr-serve-")
         self.fatal: str | None = None
         self.fatal_code = 4
+        self.provider: str | None = None  # what the workers run, as their first ready line says
 
     @property
     def waiting(self) -> int:
@@ -111,6 +112,7 @@ class WorkerPool:
             self.fatal_code = int(message.get("exit_code") or 4)
             return
         worker.ready, worker.load_seconds = True, float(message.get("load_seconds") or 0.0)
+        self.provider = message.get("provider") or self.provider
         self._idle.put_nowait(worker)
 
     async def acquire(self) -> Worker:

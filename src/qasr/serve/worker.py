@@ -34,8 +34,19 @@ def _send(out: TextIO, record: dict[str, Any]) -> None:
 
 
 def _load(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """(engine Model or another provider, aligner file). ``provider``: as `qasr.providers.make_provider`."""
     from qasr.engine.model import Model
 
+    if spec.get("provider") not in (None, "qwen3-chatllm"):
+        from qasr.providers import ProviderOptions, make_provider
+
+        chosen = make_provider(spec["provider"], ProviderOptions(
+            model=spec.get("model"), whisper_model=spec.get("whisper_model"), language=spec.get("language"),
+            threads=spec.get("threads"), max_length=spec.get("max_length"), engine=spec.get("engine")))  # fmt: skip
+        if chosen.name != "qwen3-chatllm":
+            return chosen, None  # another recogniser: requests go through its own interface
+        model = chosen.model  # type: ignore[attr-defined]
+        return model, spec.get("aligner")
     model = Model(spec["model"], language=spec.get("language"), threads=spec.get("threads"),
                   max_length=spec.get("max_length"), engine=spec.get("engine"))  # fmt: skip
     # The aligner runs in a process of its own per request (qasr.pipeline.align_child): upstream
@@ -44,10 +55,14 @@ def _load(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 
 def _transcribe(model, aligner, request: dict[str, Any], out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    from qasr.engine.model import Model
     from qasr.pipeline.transcribe import TranscriptionStream
 
     rid, options = request["id"], request.get("options") or {}
     samples = np.fromfile(request["audio"], dtype="<f4")
+    if not isinstance(model, Model):  # another provider: its text, then the same ITN / OpenCC
+        _other(model, samples, request, out)
+        return
     job = TranscriptionStream(model, samples, load_seconds=0.0, context=options.get("context"), itn=bool(options.get("itn")),
                               opencc=options.get("opencc"), aligner=aligner if options.get("words") else None)  # fmt: skip
     for piece in job:
@@ -57,10 +72,39 @@ def _transcribe(model, aligner, request: dict[str, Any], out: TextIO) -> None:  
     _send(out, {"id": rid, "type": "result", "result": job.result.to_dict()})
 
 
+def _other(provider, samples: np.ndarray, request: dict[str, Any], out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """A request served by a provider other than ours (faster-whisper): no word times, no context."""
+    from qasr.errors import UsageError
+    from qasr.text.post import postprocess
+
+    options = request.get("options") or {}
+    if options.get("words"):
+        raise UsageError(f"word timestamps need qwen3-chatllm with an aligner; this server runs {provider.name}")
+    stream = provider.stream(samples)
+    for piece in stream:
+        if request.get("stream"):
+            _send(out, {"id": request["id"], "type": "delta", "text": piece})
+    record = stream.result.to_dict()
+    final = postprocess(record["text"], itn=bool(options.get("itn")), opencc=options.get("opencc"), language=record.get("language"))
+    if final != record["text"]:
+        record["text"] = final
+        for segment in record.get("segments") or []:
+            segment["text"] = postprocess(segment["text"], itn=bool(options.get("itn")), opencc=options.get("opencc"), language=record.get("language"))
+    _send(out, {"id": request["id"], "type": "result", "result": record})
+
+
 def _stream(model, request: dict[str, Any], lines: Iterator[str], out: TextIO) -> None:  # type: ignore[no-untyped-def]
     from qasr.pipeline.stream import StreamOptions, stream
 
     rid, options = request["id"], request.get("options") or {}
+    from qasr.engine.model import Model
+    from qasr.errors import UsageError
+
+    if not isinstance(model, Model):
+        for line in lines:  # drain what the parent sends until the end of the stream
+            if json.loads(line).get("op") != "audio":
+                break
+        raise UsageError(f"live streaming needs qwen3-chatllm (it re-decodes with forced prefixes); this server runs {model.name}")
 
     def blocks() -> Iterator[np.ndarray]:
         for line in lines:
@@ -84,7 +128,8 @@ def serve(spec: dict[str, Any], stdin: TextIO, out: TextIO) -> int:
     except QasrError as exc:
         _send(out, {"type": "fatal", "message": str(exc), "exit_code": exc.exit_code})
         return exc.exit_code
-    _send(out, {"type": "ready", "pid": os.getpid(), "load_seconds": round(model.load_seconds, 4)})
+    _send(out, {"type": "ready", "pid": os.getpid(), "load_seconds": round(model.load_seconds, 4),
+                "provider": getattr(model, "name", "qwen3-chatllm")})
     lines = iter(stdin.readline, "")
     for line in lines:
         request = json.loads(line)
