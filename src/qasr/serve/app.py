@@ -29,8 +29,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from qasr.serve.formats import ISO_LANGUAGES, RESPONSE_FORMATS, render
+from qasr.serve.formats import RESPONSE_FORMATS, render
 from qasr.serve.metrics import Metrics
+from qasr.text.languages import CODE_TO_NAME
 from qasr.serve.pool import QueueFull, WorkerDied, WorkerPool
 
 
@@ -111,7 +112,7 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
         if words and not options.has_aligner:
             return error(400, "word timestamps need the server started with an aligner (qasr serve -a ALIGNER)", param="timestamp_granularities[]")
         language = str(form.get("language") or "")
-        if language and language.lower() not in ISO_LANGUAGES and language.capitalize() not in options.languages:
+        if language and language.lower() not in CODE_TO_NAME and language.capitalize() not in options.languages:
             return error(400, f"unsupported language {language!r}", param="language")
         opencc = str(form.get("opencc") or "") or None
         if opencc:

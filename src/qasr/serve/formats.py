@@ -6,17 +6,6 @@ from typing import Any
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
-#: ISO 639-1 codes OpenAI clients send, to the names Qwen3-ASR lists (its 30 languages).
-ISO_LANGUAGES = {
-    "zh": "Chinese", "en": "English", "yue": "Cantonese", "ar": "Arabic", "de": "German", "fr": "French",
-    "es": "Spanish", "pt": "Portuguese", "id": "Indonesian", "it": "Italian", "ko": "Korean", "ru": "Russian",
-    "th": "Thai", "vi": "Vietnamese", "ja": "Japanese", "tr": "Turkish", "hi": "Hindi", "ms": "Malay",
-    "nl": "Dutch", "sv": "Swedish", "da": "Danish", "fi": "Finnish", "pl": "Polish", "cs": "Czech",
-    "fil": "Filipino", "tl": "Filipino", "fa": "Persian", "el": "Greek", "hu": "Hungarian", "mk": "Macedonian",
-    "ro": "Romanian",
-}  # fmt: skip
-
-
 def _items(record: dict[str, Any]) -> list[tuple[str, float, float, str]]:
     lang = record.get("language") or ""
     return [(s["text"], s["start"], s["end"], lang) for s in record.get("segments") or []]
