@@ -231,3 +231,13 @@ def test_one_engine_call_takes_500_s_and_aborts_from_504_s() -> None:
     assert fits.returncode == 0 and fits.stdout.startswith("ok"), fits.stderr[-500:]
     too_long = child(code.format(model=str(MODEL), seconds=504), timeout=300)
     assert too_long.returncode == -signal.SIGABRT and "GGML_ASSERT" in too_long.stderr
+
+
+def test_transcribe_with_an_aligner_keeps_the_asr_text() -> None:
+    """Upstream silences the first of two models in one process: the aligner runs in its own."""
+    r = run_qasr(["transcribe", str(JFK), "-m", str(MODEL), "-a", str(SHARED_MODELS / "tiny-aligner-q4_0.bin"), "-f", "json"],
+                 {**os.environ})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["text"] == "nev jaello nu"
+    assert [w["text"] for w in data["segments"][0]["words"]] == ["nev", "jaello", "nu"]
