@@ -257,3 +257,17 @@ def test_the_context_a_run_used_is_recorded_and_reaches_the_engine(double_lib: P
     assert len(its) == 6 and all(r["extra"]["context_echo"] and r["text"] == "" for r in its)  # kept across restarts
     assert "Qwen chatllm lab terms" in "".join(r["extra"]["raw_text"] for r in its)
     assert "Context (system prompt): `Qwen chatllm lab terms`" in (outcome.run_dir / "report.md").read_text()
+
+
+def test_a_token_cap_reaches_every_turn(double_lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Synthetic models never stop by themselves: the lab caps each turn (--max-tokens)."""
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    for key in list(os.environ):
+        if key.startswith("QASR_DOUBLE_"):
+            monkeypatch.delenv(key)
+    cfg = validate(RunConfig(scenario="restart", model=str(write_model(tmp_path / "asr.bin")), audio=[str(audio)], iterations=5,
+                             engine=str(double_lib), results_dir=str(tmp_path / "results"), peaks=False, max_tokens=3))  # fmt: skip
+    outcome = run(cfg, show_progress=False)
+    records = [json.loads(line) for line in (outcome.run_dir / "samples.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in records if r["type"] == "iteration"] == [3] * 5

@@ -30,6 +30,7 @@ def _config(
     peaks: bool,
     threshold: Optional[str] = None,
     context: Optional[str] = None,
+    max_tokens: Optional[int] = None,
 ):  # type: ignore[no-untyped-def]
     from qasr.cli.options import read_context
     from qasr.errors import UsageError
@@ -54,6 +55,7 @@ def _config(
             engine=str(engine) if engine else None,
             language=language,
             context=read_context(context),
+            max_tokens=max_tokens,
             threads=threads,
             max_length=max_length,
             results_dir=str(results),
@@ -113,6 +115,7 @@ REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (te
 ITERATIONS = typer.Option(100, "--iterations", "-n", min=1, help="Iterations (the verdict method wants >= 100).")
 ENGINE = typer.Option(None, "--engine", help="libchatllm.so or its directory.")
 LANGUAGE = typer.Option(None, "--language", "-l", help="Force a language.")
+MAX_TOKENS = typer.Option(None, "--max-tokens", min=1, help="Tokens each turn may generate (synthetic models never stop by themselves).")
 CONTEXT = typer.Option(None, "--context", "-c", help="Hint text for the model's system turn (or @FILE), recorded with the run.")
 THREADS = typer.Option(None, "--threads", "-t", min=1, help="Engine threads.")
 MAX_LENGTH = typer.Option(None, "--max-length", min=256, help="Context length (shrinks the per-model buffer).")
@@ -139,6 +142,7 @@ def run_cmd(
     engine: Optional[Path] = ENGINE,
     language: Optional[str] = LANGUAGE,
     context: Optional[str] = CONTEXT,
+    max_tokens: Optional[int] = MAX_TOKENS,
     threads: Optional[int] = THREADS,
     max_length: Optional[int] = MAX_LENGTH,
     results: Path = RESULTS,
@@ -153,7 +157,7 @@ def run_cmd(
     """
     from qasr.lab.runner import run
 
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold, context)
+    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold, context, max_tokens)
     if trace_native:
         from dataclasses import replace
 

@@ -173,6 +173,7 @@ def run(run_dir: Path) -> int:
             max_length=cfg.max_length,
             engine=cfg.engine,
             context=cfg.context,
+            max_tokens=cfg.max_tokens,
             workdir=str(run_dir),
         )
         models = cfg.model_paths()

@@ -72,6 +72,8 @@ class RunConfig:
     postprocess: dict | None = None
     #: Bytes per iteration for every metric's verdict, instead of the scenario's defaults (GUIDE §4.5).
     threshold: int | None = None
+    #: Tokens each engine turn may generate (None: until the model stops; synthetic models never do).
+    max_tokens: int | None = None
     results_dir: str = "results"
 
     @property

@@ -47,6 +47,7 @@ class Inputs:
     max_length: int | None = None
     engine: str | None = None
     context: str | None = None
+    max_tokens: int | None = None
     #: Where a scenario may keep files for its own child processes (the run directory).
     workdir: str | None = None
 
@@ -86,7 +87,7 @@ def _load(path: str, inputs: Inputs, kind: ModelKind) -> Model:
     return model
 
 
-def _infer(model: Model, audio: Audio, reference: str | None, context: str | None = None) -> Outcome:
+def _infer(model: Model, audio: Audio, reference: str | None, context: str | None = None, max_tokens: int | None = None) -> Outcome:
     """One turn, without a restart first (the scenario decides about restarts)."""
     if model.file.kind is ModelKind.ALIGNER:
         t0 = time.perf_counter()
@@ -96,7 +97,7 @@ def _infer(model: Model, audio: Audio, reference: str | None, context: str | Non
     from qasr.pipeline.transcribe import TranscriptionStream
 
     # fresh=False: the scenario decides about restarts; the context is already the system prompt.
-    result = TranscriptionStream(model, audio, load_seconds=0.0, fresh=False, context=context).run()
+    result = TranscriptionStream(model, audio, load_seconds=0.0, fresh=False, context=context, max_tokens=max_tokens).run()
     figures = result.figures
     return Outcome(
         text=result.text,
@@ -144,7 +145,7 @@ class Scenario:
         audio, reference = self.inputs.pick(i)
         self.probe.enter(f"infer{tag}")
         t0 = time.perf_counter()
-        outcome = _infer(model, audio, reference if text is None else text, self.inputs.context)
+        outcome = _infer(model, audio, reference if text is None else text, self.inputs.context, self.inputs.max_tokens)
         self.probe.turn(outcome.text, time.perf_counter() - t0)
         self.probe.sample(f"inferred{tag}", full=last)
         return outcome

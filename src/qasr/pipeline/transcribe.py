@@ -93,12 +93,14 @@ class TranscriptionStream:
         aligner: str | os.PathLike[str] | Model | None = None,
         max_chunk: float | None = None,
         drop_echo: bool = True,
+        max_tokens: int | None = None,
     ) -> None:
         if opencc:
             check_target(opencc)  # an unknown target fails before any engine call
         self.model, self.fresh, self.itn, self.opencc, self.aligner = model, fresh, itn, opencc, aligner
         self.context = clean_context(context)
         self.drop_echo = drop_echo
+        self.max_tokens = max_tokens  # a cap on each engine call's tokens (synthetic models never stop)
         self.max_chunk = min(max_chunk or MAX_SECONDS_PER_CALL, MAX_SECONDS_PER_CALL)
         self.audio: Audio = _prepare(audio)
         self.raw_chunks: list[str] = []
@@ -133,7 +135,8 @@ class TranscriptionStream:
             context = None if not self.fresh else (self.context or "")
             opening = True  # the first text of this segment, which may need a space after the last one
             call.t0 = time.perf_counter()
-            for chunk in self.model.transcribe_raw(self._samples(start, end), fresh=self.fresh, context=context):
+            for chunk in self.model.transcribe_raw(self._samples(start, end), fresh=self.fresh, context=context,
+                                                   max_tokens=self.max_tokens):  # fmt: skip
                 if call.first is None:
                     call.first = time.perf_counter()
                 call.chunks.append(chunk)
