@@ -74,27 +74,18 @@ class _FinalsFile:
         if not path.parent.is_dir():
             raise UsageError(f"output directory does not exist: {path.parent}")
         self.finals: list[dict[str, Any]] = []
-        self.doc = None
-        if self.kind != "jsonl":
-            from qasr.pipeline.longform import SubtitleDocument
-            from qasr.pipeline.subtitles import CueRules
-            from qasr.pipeline.writers import get_writer
-
-            self.doc = SubtitleDocument(path, get_writer(self.kind), 0.0, CueRules(), {})
 
     def add(self, event: Any) -> None:
         from qasr.fileio import write_atomic
+        from qasr.pipeline.writers import render_timed_text
 
         self.finals.append(event.to_dict())
-        if self.doc is None:
-            write_atomic(self.path, "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in self.finals))
-            return
-        from qasr.pipeline.align import even_alignment
-
-        if event.text:
-            self.doc.put(len(self.finals), even_alignment(event.text, event.start, event.end, event.language or ""))
-        self.doc.duration = max(self.doc.duration, event.end)
-        self.doc.write()
+        if self.kind == "jsonl":
+            text = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in self.finals)
+        else:
+            items = [(f["text"], f["start"], f["end"], f["language"] or "") for f in self.finals]
+            text = render_timed_text(items, self.kind, max(f["end"] for f in self.finals))
+        write_atomic(self.path, text)
 
 
 class _Screen:
