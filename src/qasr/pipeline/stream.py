@@ -107,7 +107,7 @@ def _tokens(chunks: list[str], prefix: str) -> tuple[str | None, list[str]]:
             started = True
             continue  # the caller's fixed tokens stand for it
         if not started:
-            head, tag, tail = chunk.partition(ASR_TEXT_TAG)
+            _, tag, tail = chunk.partition(ASR_TEXT_TAG)
             if tag:
                 started = True
                 if tail:
@@ -166,9 +166,15 @@ class _Session:
             u.language = u.language or language.strip()
         return (u.fixed + tokens if prefix else tokens), took, "".join(chunks)
 
+    def lag(self) -> float | None:
+        """Seconds the stream is behind real time (None when the source is not live)."""
+        if not self.live or self.t0 is None:
+            return None
+        return (self.clock.now() - self.t0) - self.heard / SAMPLE_RATE
+
     def _event(self, kind: str, u: _Utterance, end: int, stable: str, unstable: str, text: str, took: float, echo: bool = False) -> StreamEvent:
         heard = self.heard / SAMPLE_RATE
-        lag = (self.clock.now() - (self.t0 or 0.0)) - heard if self.live else None
+        lag = self.lag()
         return StreamEvent(kind, u.index, round(u.start / SAMPLE_RATE, 3), round(end / SAMPLE_RATE, 3), stable, unstable, text,
                            u.language, round(heard, 3), None if lag is None else round(lag, 3), round(took, 4), echo)  # fmt: skip
 
@@ -223,7 +229,8 @@ class _Session:
         if u is None or judged < self.next_partial:
             return
         self.next_partial = judged + int(self.options.step * SAMPLE_RATE)
-        if self.live and self.t0 is not None and (self.clock.now() - self.t0) - self.heard / SAMPLE_RATE > self.options.step:
+        lag = self.lag()
+        if lag is not None and lag > self.options.step:
             return  # behind real time: skip this partial and catch up (finals are never skipped)
         yield self.partial(u, judged)
 
