@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -82,15 +83,24 @@ class _Upload:
 def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
     metrics = Metrics(pool)
 
+    def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """The route behind the API key (every route but /health and the page, which holds no data)."""
+
+        async def route(request: Request) -> Response:
+            if not _authorized(options.api_key, request.headers.get("authorization")):
+                return error(401, "missing or wrong API key (Authorization: Bearer ...)", "invalid_api_key", code="invalid_api_key")
+            return await handler(request)
+
+        return route
+
     async def transcriptions(request: Request) -> Response:
         started = time.perf_counter()
         response = await _transcriptions(request)
         metrics.observe(response.status_code, time.perf_counter() - started)
         return response
 
+    @guarded
     async def _transcriptions(request: Request) -> Response:
-        if not _authorized(options.api_key, request.headers.get("authorization")):
-            return error(401, "missing or wrong API key (Authorization: Bearer ...)", "invalid_api_key", code="invalid_api_key")
         length = int(request.headers.get("content-length") or 0)
         if length > options.max_upload + 65536:
             return error(413, f"upload too large: {length:,} bytes; the limit is {options.max_upload:,}", code="file_too_large")
@@ -228,18 +238,16 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
             except (WebSocketDisconnect, RuntimeError):
                 pass
 
+    @guarded
     async def models(request: Request) -> Response:
-        if not _authorized(options.api_key, request.headers.get("authorization")):
-            return error(401, "missing or wrong API key", "invalid_api_key", code="invalid_api_key")
         return JSONResponse({"object": "list", "data": [{"id": options.model_name, "object": "model", "created": 0, "owned_by": "qasr"}]})
 
     async def health(_: Request) -> Response:
         ready = sum(w.ready for w in pool.workers.values())
         return JSONResponse({"status": "ok" if ready else "starting", "workers": ready}, 200 if ready else 503)
 
+    @guarded
     async def metrics_route(request: Request) -> Response:
-        if not _authorized(options.api_key, request.headers.get("authorization")):
-            return error(401, "missing or wrong API key", "invalid_api_key", code="invalid_api_key")
         body, media = metrics.render()
         return Response(body, media_type=media)
 
