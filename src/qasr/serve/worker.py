@@ -55,42 +55,38 @@ def _load(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 
 def _transcribe(model, aligner, request: dict[str, Any], out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """One transcription: text deltas while generating (when asked), then the result record.
+
+    ``model`` is our engine `Model`, or another provider (faster-whisper), whose text then gets the
+    same ITN / OpenCC here; it has no word times and no context.
+    """
     from qasr.engine.model import Model
+    from qasr.errors import UsageError
     from qasr.pipeline.transcribe import TranscriptionStream
+    from qasr.text.post import postprocess
 
     rid, options = request["id"], request.get("options") or {}
+    itn, opencc = bool(options.get("itn")), options.get("opencc")
     samples = np.fromfile(request["audio"], dtype="<f4")
-    if not isinstance(model, Model):  # another provider: its text, then the same ITN / OpenCC
-        _other(model, samples, request, out)
-        return
-    job = TranscriptionStream(model, samples, load_seconds=0.0, context=options.get("context"), itn=bool(options.get("itn")),
-                              opencc=options.get("opencc"), aligner=aligner if options.get("words") else None)  # fmt: skip
+    ours = isinstance(model, Model)
+    if ours:
+        job = TranscriptionStream(model, samples, load_seconds=0.0, context=options.get("context"), itn=itn, opencc=opencc,
+                                  aligner=aligner if options.get("words") else None)  # fmt: skip
+    elif options.get("words"):
+        raise UsageError(f"word timestamps need qwen3-chatllm with an aligner; this server runs {model.name}")
+    else:
+        job = model.stream(samples)
     for piece in job:
         if request.get("stream"):
             _send(out, {"id": rid, "type": "delta", "text": piece})
     assert job.result is not None
-    _send(out, {"id": rid, "type": "result", "result": job.result.to_dict()})
-
-
-def _other(provider, samples: np.ndarray, request: dict[str, Any], out: TextIO) -> None:  # type: ignore[no-untyped-def]
-    """A request served by a provider other than ours (faster-whisper): no word times, no context."""
-    from qasr.errors import UsageError
-    from qasr.text.post import postprocess
-
-    options = request.get("options") or {}
-    if options.get("words"):
-        raise UsageError(f"word timestamps need qwen3-chatllm with an aligner; this server runs {provider.name}")
-    stream = provider.stream(samples)
-    for piece in stream:
-        if request.get("stream"):
-            _send(out, {"id": request["id"], "type": "delta", "text": piece})
-    record = stream.result.to_dict()
-    final = postprocess(record["text"], itn=bool(options.get("itn")), opencc=options.get("opencc"), language=record.get("language"))
-    if final != record["text"]:
-        record["text"] = final
+    record = job.result.to_dict()
+    if not ours:
+        lang = record.get("language")
+        record["text"] = postprocess(record["text"], itn=itn, opencc=opencc, language=lang)
         for segment in record.get("segments") or []:
-            segment["text"] = postprocess(segment["text"], itn=bool(options.get("itn")), opencc=options.get("opencc"), language=record.get("language"))
-    _send(out, {"id": request["id"], "type": "result", "result": record})
+            segment["text"] = postprocess(segment["text"], itn=itn, opencc=opencc, language=lang)
+    _send(out, {"id": rid, "type": "result", "result": record})
 
 
 def _stream(model, request: dict[str, Any], lines: Iterator[str], out: TextIO) -> None:  # type: ignore[no-untyped-def]
