@@ -420,3 +420,27 @@ def test_abort_at_exit_is_skipped_by_os_exit(lib_path, tmp_path):
     """
     proc = run_child(lib_path, body, QASR_DOUBLE_ABORT_AT_EXIT="1")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_compiled_in_defaults_apply_and_the_environment_wins(tmp_path):
+    build = _load_build_module().build_double
+    variant = build(tmp_path / "variant", {"text": "bonjour", "abort_in_destroy": "1"})
+    assert build(tmp_path / "variant", {"text": "bonjour", "abort_in_destroy": "1"}) == variant  # cached
+    body = f"""
+        from pathlib import Path
+        model = smoke.write_model(Path({str(tmp_path)!r}) / "m.bin", smoke.MODEL_TYPE_ASR)
+        wav = smoke.write_wav(Path({str(tmp_path)!r}) / "a.wav", 0.1)
+        s = smoke.Session(lib, model)
+        s.ask('{{{{audio:%s}}}}' % wav)
+        print("|".join(s.chunks()), flush=True)
+        s.close()
+        print("survived", flush=True)
+    """
+    baked = run_child(variant, body)
+    assert baked.returncode == -6 and "free(): invalid pointer" in baked.stderr
+    assert baked.stdout.splitlines() == ["language| English|<asr_text>|bonjour"]
+    overridden = run_child(variant, body, QASR_DOUBLE_ABORT_IN_DESTROY="0", QASR_DOUBLE_TEXT="hi")
+    assert overridden.returncode == 0, overridden.stderr
+    assert overridden.stdout.splitlines() == ["language| English|<asr_text>|hi", "survived"]
+    with pytest.raises(ValueError):
+        build(tmp_path / "bad", {"text": "two words"})

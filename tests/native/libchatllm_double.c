@@ -13,7 +13,8 @@
  *   - aligner turns print one JSON chunk of evenly spread 80 ms-binned word timestamps.
  *
  * Everything else is injected through QASR_DOUBLE_* environment variables, read with getenv()
- * at the moment of each call so a test can change them between calls.  See README.md.
+ * at the moment of each call so a test can change them between calls, or compiled in as
+ * defaults (-DQASR_DOUBLE_DEFAULTS).  See README.md.
  *
  * Written from the header, not from upstream's implementation.
  */
@@ -211,10 +212,49 @@ static int is_blank(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '
 
 /* ---- injected behaviour: environment knobs, read at the moment of each call */
 
+/*
+ * Compiled-in defaults, for a build that must behave differently from another one under the same
+ * environment (the lab's engine matrix runs two "engines" side by side):
+ *   cc -DQASR_DOUBLE_DEFAULTS='"QASR_DOUBLE_ABORT_IN_DESTROY=1 QASR_DOUBLE_LEAK_RESTART=65536"' ...
+ * Space-separated NAME=VALUE words (values without spaces). The environment still wins.
+ */
+#ifndef QASR_DOUBLE_DEFAULTS
+#define QASR_DOUBLE_DEFAULTS ""
+#endif
+
+static pthread_once_t g_defaults_once = PTHREAD_ONCE_INIT;
+static char *g_defaults; /* a writable copy: words split in place into NAME\0VALUE\0 pairs */
+static size_t g_defaults_len;
+
+static void parse_defaults(void)
+{
+    g_defaults_len = strlen(QASR_DOUBLE_DEFAULTS);
+    g_defaults = g_defaults_len ? strdup(QASR_DOUBLE_DEFAULTS) : NULL;
+    for (size_t i = 0; g_defaults && i < g_defaults_len; i++)
+        if (g_defaults[i] == ' ' || g_defaults[i] == '=') g_defaults[i] = '\0';
+}
+
+/* The knob's value: the environment's, else the compiled-in default, else NULL. */
+static const char *knob(const char *name)
+{
+    const char *v = getenv(name);
+    if (v) return v;
+    pthread_once(&g_defaults_once, parse_defaults);
+    for (size_t i = 0; g_defaults && i < g_defaults_len;) {
+        const char *key = g_defaults + i;
+        size_t klen = strlen(key);
+        if (!klen) { i++; continue; }
+        const char *value = key + klen + 1;
+        if (!strcmp(key, name)) return value;
+        i += klen + 1 + strlen(value) + 1;
+    }
+    return NULL;
+}
+
 /* A non-negative decimal integer, or 0 when unset or malformed. */
 static long long env_ll(const char *name)
 {
-    const char *v = getenv(name);
+    const char *v = knob(name);
     if (!v || !*v) return 0;
     char *end = NULL;
     long long x = strtoll(v, &end, 10);
@@ -225,13 +265,13 @@ static long long env_ll(const char *name)
 /* A flag is on when set to anything but "" or "0". */
 static int env_flag(const char *name)
 {
-    const char *v = getenv(name);
+    const char *v = knob(name);
     return v && *v && strcmp(v, "0") != 0;
 }
 
 static int error_injected_at(const char *where)
 {
-    const char *v = getenv("QASR_DOUBLE_ERROR_AT");
+    const char *v = knob("QASR_DOUBLE_ERROR_AT");
     return v && strcmp(v, where) == 0;
 }
 
@@ -820,7 +860,7 @@ static void audio_words(int fd, unsigned long long total, struct strv *out)
             free(raw);
             if (!x) return;
             unsigned long long frame = rate / 100, frames = n / frame;
-            double floor_rms = getenv("QASR_DOUBLE_WORDS_RMS") ? atof(getenv("QASR_DOUBLE_WORDS_RMS")) : 0.01;
+            double floor_rms = knob("QASR_DOUBLE_WORDS_RMS") ? atof(knob("QASR_DOUBLE_WORDS_RMS")) : 0.01;
             long long start = -1, last_loud = -1;
             for (unsigned long long f = 0; f <= frames; f++) {
                 int loud = 0;
@@ -894,13 +934,13 @@ static unsigned long long base64_prefix(const char *b64, unsigned char *out, siz
 
 static void asr_chunks(const struct chatllm_obj *o, struct strv *out)
 {
-    const char *lang = getenv("QASR_DOUBLE_LANGUAGE");
-    int by_audio = getenv("QASR_DOUBLE_WORDS") && !strcmp(getenv("QASR_DOUBLE_WORDS"), "audio");
+    const char *lang = knob("QASR_DOUBLE_LANGUAGE");
+    int by_audio = knob("QASR_DOUBLE_WORDS") && !strcmp(knob("QASR_DOUBLE_WORDS"), "audio");
     struct strv words = {0};
     if (by_audio) {
         for (size_t i = 0; i < o->heard.n; i++) strv_push(&words, o->heard.v[i]);
     } else {
-        const char *text = getenv("QASR_DOUBLE_TEXT");
+        const char *text = knob("QASR_DOUBLE_TEXT");
         if (!text) text = DEFAULT_TEXT;
         if (env_flag("QASR_DOUBLE_ECHO_CONTEXT") && o->sys_prompt && o->sys_prompt[0]) text = o->sys_prompt;
         for (const char *p = text; *p;) {
@@ -1112,7 +1152,7 @@ int chatllm_user_input(struct chatllm_obj *obj, const char *utf8_str)
     long long duration_ms = wav_duration_ms(&src);
     strv_free(&obj->heard);
     memset(&obj->heard, 0, sizeof obj->heard);
-    if (getenv("QASR_DOUBLE_WORDS") && !strcmp(getenv("QASR_DOUBLE_WORDS"), "audio"))
+    if (knob("QASR_DOUBLE_WORDS") && !strcmp(knob("QASR_DOUBLE_WORDS"), "audio"))
         audio_words(fd, (unsigned long long)st.st_size, &obj->heard);
     close(fd);
     free(path);
