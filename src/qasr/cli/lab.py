@@ -77,7 +77,9 @@ def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-a
         print(f"  verdict: {summary['verdict']} ({summary.get('verdict_reason')})")
     crash = summary.get("crash")
     if crash:
-        print(f"  ended by {crash.get('signal_name') or 'exit ' + str(crash.get('exit_code'))} in iteration {crash.get('iteration')}, phase {crash.get('phase')}")
+        from qasr.lab.analysis import crash_text
+
+        print(f"  ended by {crash_text(crash)}")
         for line in (crash.get("stderr_tail") or [])[-3:]:
             print(f"    stderr: {line}")
     for metric, v in (summary.get("verdicts") or {}).items():
@@ -181,30 +183,41 @@ def matrix_cmd(
     audio: List[Path] = AUDIO,
     reference: List[str] = REFERENCE,
     iterations: int = ITERATIONS,
-    allocators: str = typer.Option("glibc,arena2,trim,jemalloc", "--allocators", help="Comma-separated allocators."),
-    engine: Optional[Path] = ENGINE,
+    allocators: Optional[str] = typer.Option(
+        None, "--allocators", help="Comma-separated allocators (default: glibc,arena2,trim,jemalloc; only glibc with several --engine)."),
+    engines: List[str] = typer.Option(
+        [], "--engine", help="libchatllm.so or its directory, as [LABEL=]PATH; repeat it to compare builds (rows: engines x allocators)."),
     language: Optional[str] = LANGUAGE,
     context: Optional[str] = CONTEXT,
+    max_tokens: Optional[int] = MAX_TOKENS,
     threads: Optional[int] = THREADS,
     max_length: Optional[int] = MAX_LENGTH,
     results: Path = RESULTS,
     peaks: bool = PEAKS,
     as_json: bool = JSON_OUT,
 ) -> None:
-    """Run one scenario under each allocator and tabulate the slopes (results/matrix/...)."""
+    """Run one scenario on each engine under each allocator and tabulate the slopes (results/matrix/...).
+
+    With several --engine builds and no --allocators, each build runs under glibc only.
+    Every engine and allocator is checked before the first run.
+    """
     from qasr.errors import UsageError
     from qasr.lab.config import ALLOCATORS
+    from qasr.lab.engines import resolve_engines
     from qasr.lab.matrix import render, run_matrix
     from qasr.lab.runner import find_jemalloc
 
-    chosen = tuple(a.strip() for a in allocators.split(",") if a.strip())
+    builds = resolve_engines(list(engines))  # fail before the first run, not after three
+    default = "glibc" if len(builds) > 1 else ",".join(ALLOCATORS)
+    chosen = tuple(a.strip() for a in (allocators if allocators is not None else default).split(",") if a.strip())
     unknown = [a for a in chosen if a not in ALLOCATORS]
     if unknown or not chosen:
         raise UsageError(f"unknown allocator(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALLOCATORS)}")
     if "jemalloc" in chosen:
-        find_jemalloc()  # fail before the first run, not after three
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, "glibc", engine, language, threads, max_length, results, peaks, context=context)
-    out, rows = run_matrix(cfg, chosen, show_progress=not as_json)
+        find_jemalloc()
+    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, "glibc", None, language, threads, max_length,
+                  results, peaks, context=context, max_tokens=max_tokens)
+    out, rows = run_matrix(cfg, chosen, engines=builds, show_progress=not as_json)
     if as_json:
         print(json.dumps({"dir": str(out), "rows": rows}, indent=2, default=str))
     else:

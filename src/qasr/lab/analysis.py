@@ -165,6 +165,12 @@ def overall_verdict(found: dict[str, SlopeVerdict], attribution_kind: str | None
     return "INCONCLUSIVE", "at least one of RssAnon and the live heap is inconclusive"
 
 
+def crash_text(crash: dict[str, Any]) -> str:
+    """How a run ended early, in one phrase: ``SIGABRT in iteration 1, phase destroy``."""
+    how = crash.get("signal_name") or f"exit {crash.get('exit_code')}"
+    return f"{how} in iteration {crash.get('iteration')}, phase {crash.get('phase')}"
+
+
 def summarize(records: RunRecords, config: dict[str, Any], returncode: int | None, stderr_tail: list[str]) -> dict[str, Any]:
     """Everything the reports show, as one JSON-ready dict."""
     scenario = config["scenario"]

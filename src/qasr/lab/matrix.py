@@ -1,8 +1,10 @@
-"""One scenario under each allocator, slopes side by side (``qasr lab matrix``).
+"""One scenario on each engine build under each allocator, side by side (``qasr lab matrix``).
 
 Allocator retention looks like a leak on RSS alone; running the same scenario under glibc, two
 arenas, per-iteration ``malloc_trim`` and jemalloc separates what the program holds from what the
-allocator keeps.
+allocator keeps. The same table with several libchatllm builds as rows answers the other question a
+fix raises: does this build still leak, or still abort, where that one did? Rows are engines x
+allocators, each a normal lab run with its own run directory.
 """
 
 from __future__ import annotations
@@ -13,29 +15,53 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from qasr.lab.analysis import crash_text
 from qasr.lab.config import ALLOCATORS, RunConfig
-from qasr.lab.runner import RunOutcome, run
+from qasr.lab.engines import EngineBuild, resolve_engines
+from qasr.lab.runner import RunOutcome, run, unique_dir
 
 
-def run_matrix(cfg: RunConfig, allocators: tuple[str, ...] = ALLOCATORS, *, show_progress: bool = True) -> tuple[Path, list[dict[str, Any]]]:
+def _row(engine: EngineBuild, allocator: str, outcome: RunOutcome) -> dict[str, Any]:
+    """What the table shows of one run, and what matrix.json keeps of it."""
+    s = outcome.summary
+    v = s.get("verdicts", {})
+    wall = ((s.get("timing") or {}).get("wall_ms") or {}).get("median")
+    return {
+        "engine": engine.label,
+        "engine_path": str(engine.path),
+        "engine_identity": engine.to_dict(),
+        "allocator": allocator,
+        "status": s["status"],
+        "crash": s.get("crash") and {k: s["crash"].get(k) for k in ("signal_name", "exit_code", "iteration", "phase")},
+        "iterations": s["iterations_completed"],
+        "run_dir": str(outcome.run_dir),
+        "rss_anon": v.get("rss_anon"),
+        "heap_live": v.get("heap_live"),
+        "attribution": (s.get("attribution") or {}).get("kind"),
+        "verdict": s.get("verdict"),
+        "median_seconds_per_iteration": round(wall / 1000, 4) if isinstance(wall, (int, float)) else None,
+    }
+
+
+def run_matrix(
+    cfg: RunConfig,
+    allocators: tuple[str, ...] = ALLOCATORS,
+    *,
+    engines: list[EngineBuild] | None = None,
+    show_progress: bool = True,
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Run ``cfg`` once per engine and allocator; write matrix.json and matrix.md; return (dir, rows).
+
+    ``engines`` default to the one ``cfg.engine`` names (or the default engine), resolved before
+    the first run.
+    """
+    builds = engines or resolve_engines([cfg.engine] if cfg.engine else [])
     rows: list[dict[str, Any]] = []
-    for allocator in allocators:
-        outcome: RunOutcome = run(replace(cfg, allocator=allocator), show_progress=show_progress)
-        s = outcome.summary
-        v = s.get("verdicts", {})
-        rows.append(
-            {
-                "allocator": allocator,
-                "status": s["status"],
-                "iterations": s["iterations_completed"],
-                "run_dir": str(outcome.run_dir),
-                "rss_anon": v.get("rss_anon"),
-                "heap_live": v.get("heap_live"),
-                "attribution": (s.get("attribution") or {}).get("kind"),
-            }
-        )
-    out = Path(cfg.results_dir) / "matrix" / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.scenario}"
-    out.mkdir(parents=True, exist_ok=True)
+    for engine in builds:
+        for allocator in allocators:
+            outcome = run(replace(cfg, allocator=allocator, engine=str(engine.path)), show_progress=show_progress)
+            rows.append(_row(engine, allocator, outcome))
+    out = unique_dir(Path(cfg.results_dir) / "matrix" / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.scenario}")
     (out / "matrix.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
     (out / "matrix.md").write_text(render(cfg.scenario, rows), encoding="utf-8")
     return out, rows
@@ -47,17 +73,32 @@ def _cell(v: dict[str, Any] | None) -> str:
     return f"{v['verdict']} {v['slope_bytes_per_iter'] / 1024:+,.1f} KiB [{v['ci_low'] / 1024:+,.1f}, {v['ci_high'] / 1024:+,.1f}]"
 
 
+def _status(r: dict[str, Any]) -> str:
+    return f"{r['status']}: {crash_text(r['crash'])}" if r.get("crash") else r["status"]
+
+
+def _seconds(r: dict[str, Any]) -> str:
+    s = r.get("median_seconds_per_iteration")
+    return "n/a" if s is None else f"{s:.3f}"
+
+
 def render(scenario: str, rows: list[dict[str, Any]]) -> str:
+    """matrix.md: one row per engine and allocator, then the engines' identities."""
+    engines = {r["engine"]: r.get("engine_identity") or {} for r in rows}
+    title = "Engine matrix" if len(engines) > 1 else "Allocator matrix"
     lines = [
-        f"# Allocator matrix: `{scenario}`",
+        f"# {title}: `{scenario}`",
         "",
-        "| allocator | status | iterations | RssAnon slope/iter | live-heap slope/iter | attribution | run |",
-        "|---|---|---|---|---|---|---|",
+        "| engine | allocator | status | iterations | RssAnon slope/iter | live-heap slope/iter | attribution | median s/iter | run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['allocator']} | {r['status']} | {r['iterations']} | {_cell(r['rss_anon'])} | {_cell(r['heap_live'])} "
-            f"| {r['attribution'] or 'n/a'} | `{r['run_dir']}` |"
+            f"| {r['engine']} | {r['allocator']} | {_status(r)} | {r['iterations']} | {_cell(r['rss_anon'])} | {_cell(r['heap_live'])} "
+            f"| {r['attribution'] or 'n/a'} | {_seconds(r)} | `{r['run_dir']}` |"
         )
+    lines += ["", "| engine | library | sha256 (12) | bytes | modified |", "|---|---|---|---|---|"]
+    for label, e in engines.items():
+        lines.append(f"| {label} | `{e.get('path')}` | `{e.get('sha256')}` | {e.get('size')} | {e.get('mtime')} |")
     lines += ["", "Under jemalloc the live-heap column is n/a: mallinfo2 describes glibc's heap, which jemalloc replaces.", ""]
     return "\n".join(lines)

@@ -68,9 +68,9 @@ def _failure(summary: dict[str, Any], limit: int) -> str | None:
 
     report = Path(summary["run_dir"]) / "report.md"
     if summary["status"] != "completed":
-        crash = summary.get("crash") or {}
-        how = crash.get("signal_name") or f"exit {crash.get('exit_code')}"
-        return f"lab run {summary['status']} ({how} in iteration {crash.get('iteration')}, phase {crash.get('phase')}); report: {report}"
+        from qasr.lab.analysis import crash_text
+
+        return f"lab run {summary['status']} ({crash_text(summary.get('crash') or {})}); report: {report}"
     verdicts = summary.get("verdicts") or {}
     parts = [
         f"{m} {v['verdict']} {format_rate(v['slope_bytes_per_iter'])} [{format_rate(v['ci_low'])}, {format_rate(v['ci_high'])}]"

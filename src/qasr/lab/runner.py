@@ -61,16 +61,20 @@ def allocator_env(allocator: str) -> dict[str, str]:
     return {}
 
 
-def new_run_dir(results: Path, scenario: str, allocator: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    suffix = "" if allocator == "glibc" else f"-{allocator}"
-    base = results / scenario / f"{stamp}{suffix}"
+def unique_dir(base: Path) -> Path:
+    """Create ``base``, or ``base-1``, ``base-2``... when a run in the same second took it."""
     path, n = base, 1
     while path.exists():
         path = base.with_name(f"{base.name}-{n}")
         n += 1
     path.mkdir(parents=True)
     return path
+
+
+def new_run_dir(results: Path, scenario: str, allocator: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    suffix = "" if allocator == "glibc" else f"-{allocator}"
+    return unique_dir(results / scenario / f"{stamp}{suffix}")
 
 
 def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> tuple[int | None, list[str], bool]:
