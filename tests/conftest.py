@@ -35,6 +35,27 @@ def double_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"no C compiler to build the test double: {exc}")
 
 
+@pytest.fixture(scope="session")
+def double_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three builds of the double that differ under one environment, as engine builds do (knobs
+    compiled in): ``clean``, ``leaky`` (1 MiB per inference turn), ``aborting`` (in destroy, as upstream)."""
+    from native.build import build_double
+
+    try:
+        return {
+            "clean": build_double(tmp_path_factory.mktemp("clean")),
+            "leaky": build_double(tmp_path_factory.mktemp("leaky"), {"leak_inference": str(1 << 20)}),
+            "aborting": build_double(tmp_path_factory.mktemp("aborting"), {"abort_in_destroy": "1"}),
+        }
+    except FileNotFoundError as exc:
+        pytest.skip(f"no C compiler to build the test double: {exc}")
+
+
+def engine_env() -> dict[str, str]:
+    """No QASR_DOUBLE_* from outside and no default engine: builds differ only by what they carry."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("QASR_DOUBLE_") and k != "QASR_CHATLLM_LIB"}
+
+
 @pytest.fixture()
 def asr_model_file(tmp_path: Path) -> Path:
     return write_model(tmp_path / "asr.bin")

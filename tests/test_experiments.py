@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import soundfile
-from conftest import ROOT, double_env, run_qasr, sine
+from conftest import ROOT, double_env, engine_env, run_qasr, sine
 from modelfiles import write_aligner, write_model
 
 from qasr.experiments import Overrides, load_config, find, list_experiments, plan
@@ -85,3 +86,48 @@ def test_subtitle_experiments_run_on_the_double(name: str, double_lib: Path, tmp
     job = done["subtitles"][0]
     assert job["complete"] and job["cues"] >= 1 and Path(job["output"]).stat().st_size > 0
     assert "peak RSS" in (Path(done["dir"]) / "experiment.md").read_text()
+
+
+def test_every_run_once_per_engine(double_builds: dict[str, Path], tmp_path: Path) -> None:
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    args = ["experiment", "run", "02", "-n", "4", "-a", str(audio), "--results", str(tmp_path / "results"), "--json",
+            "-m", str(write_model(tmp_path / "a.bin")),
+            "--engine", f"fixed={double_builds['clean']}", "--engine", f"upstream={double_builds['aborting']}"]
+    r = run_qasr(args, engine_env())
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    runs = done["runs"]
+    assert list(runs) == ["reload@fixed", "restart@fixed", "reload@upstream", "restart@upstream"]
+    assert runs["reload@fixed"]["status"] == "completed" and runs["reload@fixed"]["engine"] == "fixed"
+    assert runs["reload@upstream"]["status"] == "crashed" and runs["restart@upstream"]["status"] == "completed"
+    assert [e["label"] for e in done["engines"]] == ["fixed", "upstream"]
+    assert done["engines"][0]["sha256"] != done["engines"][1]["sha256"]
+    out = Path(done["dir"])
+    for label in ("fixed", "upstream"):  # one comparison per build, of that build's two runs
+        assert done["compare"][label]["files"][0] == str(out / f"compare-{label}" / "compare.md")
+    md = (out / "experiment.md").read_text()
+    assert "| reload@upstream | crashed | 0 | n/a | SIGABRT in iteration 1, phase destroy |" in md
+    assert "| reload@fixed | completed | 4 |" in md and f"| upstream | `{double_builds['aborting'].resolve()}` |" in md
+    assert f"Comparison (upstream): `{out / 'compare-upstream' / 'compare.md'}`" in md
+
+
+def test_engines_from_the_config_and_a_missing_one(double_builds: dict[str, Path], tmp_path: Path) -> None:
+    exp = tmp_path / "experiments" / "99-engines"
+    exp.mkdir(parents=True)
+    (tmp_path / "builds").mkdir()
+    shutil.copy2(double_builds["leaky"], tmp_path / "builds" / "libchatllm.so")
+    soundfile.write(str(tmp_path / "a.wav"), sine(0.5), 16_000)
+    (exp / "config.toml").write_text(
+        'name = "99-engines"\nquestion = "q"\n'
+        f'engines = ["clean={double_builds["clean"]}", "leaky=builds"]\n'  # relative: from the folder above experiments/
+        '[inputs]\naudio = ["a.wav"]\niterations = 3\n[[runs]]\nscenario = "restart"\n'
+    )  # fmt: skip
+    model = str(write_model(tmp_path / "m.bin"))
+    done = json.loads(run_qasr(["experiment", "run", str(exp), "-m", model, "--results", str(tmp_path / "r"), "--json"], engine_env()).stdout)
+    assert list(done["runs"]) == ["restart@clean", "restart@leaky"]
+    assert done["engines"][1]["path"] == str((tmp_path / "builds" / "libchatllm.so").resolve())
+    # --engine replaces the config's list; a missing build stops everything before the first run
+    r = run_qasr(["experiment", "run", str(exp), "-m", model, "--results", str(tmp_path / "r2"),
+                  "--engine", str(double_builds["clean"]), "--engine", str(tmp_path / "gone.so")], engine_env())
+    assert r.returncode == 2 and "libchatllm not found" in r.stderr and not (tmp_path / "r2").exists()

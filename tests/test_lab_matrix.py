@@ -7,31 +7,16 @@ compiled-in defaults), so they behave differently under one environment, as two 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 import soundfile
-from conftest import run_qasr, sine
+from conftest import engine_env, run_qasr, sine
 from modelfiles import write_model
-from native.build import build_double
 
 from qasr.errors import UsageError
 from qasr.lab.engines import resolve_engines, split_label
-
-
-@pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Three doubles: a clean one, one leaking 1 MiB per turn, one aborting in destroy (as upstream)."""
-    try:
-        return {
-            "clean": build_double(tmp_path_factory.mktemp("clean")),
-            "leaky": build_double(tmp_path_factory.mktemp("leaky"), {"leak_inference": str(1 << 20)}),
-            "aborting": build_double(tmp_path_factory.mktemp("aborting"), {"abort_in_destroy": "1"}),
-        }
-    except FileNotFoundError as exc:
-        pytest.skip(f"no C compiler to build the test double: {exc}")
 
 
 @pytest.fixture()
@@ -41,44 +26,39 @@ def inputs(tmp_path: Path) -> list[str]:
     return ["-m", str(write_model(tmp_path / "asr.bin")), "-a", str(audio), "--no-peaks", "--results", str(tmp_path / "results")]
 
 
-def clean_env() -> dict[str, str]:
-    """No QASR_DOUBLE_* from outside and no default engine: the builds differ only by what they carry."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("QASR_DOUBLE_") and k != "QASR_CHATLLM_LIB"}
-
-
 def matrix(args: list[str]) -> tuple[dict, str]:
-    r = run_qasr(["lab", "matrix", *args, "--json"], clean_env(), timeout=300)
+    r = run_qasr(["lab", "matrix", *args, "--json"], engine_env(), timeout=300)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     return doc, (Path(doc["dir"]) / "matrix.md").read_text()
 
 
-def test_two_builds_leak_and_not_glibc_only_by_default(builds: dict[str, Path], inputs: list[str]) -> None:
-    doc, md = matrix(["restart", *inputs, "-n", "100", "--engine", f"fixed={builds['clean']}", "--engine", f"leaky={builds['leaky']}"])
+def test_two_builds_leak_and_not_glibc_only_by_default(double_builds: dict[str, Path], inputs: list[str]) -> None:
+    doc, md = matrix(["restart", *inputs, "-n", "100", "--engine", f"fixed={double_builds['clean']}", "--engine", f"leaky={double_builds['leaky']}"])
     rows = doc["rows"]
     assert [(r["engine"], r["allocator"]) for r in rows] == [("fixed", "glibc"), ("leaky", "glibc")]  # no --allocators: glibc only
     fixed, leaky = rows
     assert fixed["verdict"] == "NO_LEAK" and leaky["verdict"] == "LEAK"
     assert leaky["heap_live"]["slope_bytes_per_iter"] == pytest.approx(1 << 20, rel=0.05)
-    assert fixed["engine_path"] == str(builds["clean"].resolve()) and fixed["status"] == "completed" and fixed["crash"] is None
+    assert fixed["engine_path"] == str(double_builds["clean"].resolve()) and fixed["status"] == "completed" and fixed["crash"] is None
     assert fixed["engine_identity"]["sha256"] != leaky["engine_identity"]["sha256"]
-    assert leaky["engine_identity"]["size"] == builds["leaky"].stat().st_size
+    assert leaky["engine_identity"]["size"] == double_builds["leaky"].stat().st_size
     assert 0 < fixed["median_seconds_per_iteration"] < 1
     assert Path(doc["dir"]).name.endswith("-restart") and Path(doc["dir"]).parent.name == "matrix"
     assert json.loads((Path(doc["dir"]) / "matrix.json").read_text()) == rows
     assert md.startswith("# Engine matrix: `restart`")
     assert "| fixed | glibc | completed | 100 | NO_LEAK " in md and "| leaky | glibc | completed | 100 | LEAK " in md
-    assert f"| leaky | `{builds['leaky'].resolve()}` | `{leaky['engine_identity']['sha256']}` |" in md
+    assert f"| leaky | `{double_builds['leaky'].resolve()}` | `{leaky['engine_identity']['sha256']}` |" in md
     for r in rows:
         assert (Path(r["run_dir"]) / "report.md").is_file()
 
 
-def test_a_build_that_aborts_in_destroy_says_where(builds: dict[str, Path], inputs: list[str], tmp_path: Path) -> None:
+def test_a_build_that_aborts_in_destroy_says_where(double_builds: dict[str, Path], inputs: list[str], tmp_path: Path) -> None:
     copy = tmp_path / "copy" / "libchatllm.so"  # the same bytes at another path: the same identity
     copy.parent.mkdir()
-    shutil.copy2(builds["clean"], copy)
-    doc, md = matrix(["reload", *inputs, "-n", "3", "--allocators", "glibc,trim", "--engine", f"fixed={builds['clean']}",
-                      "--engine", f"upstream-4a4310e={builds['aborting']}", "--engine", f"copy={copy.parent}"])
+    shutil.copy2(double_builds["clean"], copy)
+    doc, md = matrix(["reload", *inputs, "-n", "3", "--allocators", "glibc,trim", "--engine", f"fixed={double_builds['clean']}",
+                      "--engine", f"upstream-4a4310e={double_builds['aborting']}", "--engine", f"copy={copy.parent}"])
     rows = {(r["engine"], r["allocator"]): r for r in doc["rows"]}
     assert list(rows) == [(e, a) for e in ("fixed", "upstream-4a4310e", "copy") for a in ("glibc", "trim")]
     crashed = rows[("upstream-4a4310e", "trim")]
@@ -91,24 +71,24 @@ def test_a_build_that_aborts_in_destroy_says_where(builds: dict[str, Path], inpu
     assert len(same) == 1 and same != {crashed["engine_identity"]["sha256"]}
 
 
-def test_a_missing_engine_stops_before_any_run(builds: dict[str, Path], inputs: list[str], tmp_path: Path) -> None:
-    r = run_qasr(["lab", "matrix", "restart", *inputs, "-n", "5", "--engine", str(builds["clean"]),
-                  "--engine", f"new={tmp_path / 'nowhere' / 'libchatllm.so'}"], clean_env())
+def test_a_missing_engine_stops_before_any_run(double_builds: dict[str, Path], inputs: list[str], tmp_path: Path) -> None:
+    r = run_qasr(["lab", "matrix", "restart", *inputs, "-n", "5", "--engine", str(double_builds["clean"]),
+                  "--engine", f"new={tmp_path / 'nowhere' / 'libchatllm.so'}"], engine_env())
     assert r.returncode == 2 and "libchatllm not found" in r.stderr and "nowhere" in r.stderr
     assert not (tmp_path / "results").exists()  # not even the first engine ran
-    r = run_qasr(["lab", "matrix", "restart", *inputs, "--engine", f"a={builds['clean']}", "--engine", f"a={builds['leaky']}"], clean_env())
+    r = run_qasr(["lab", "matrix", "restart", *inputs, "--engine", f"a={double_builds['clean']}", "--engine", f"a={double_builds['leaky']}"], engine_env())
     assert r.returncode == 2 and "given twice: a" in r.stderr and not (tmp_path / "results").exists()
 
 
-def test_labels_and_paths(builds: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_labels_and_paths(double_builds: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     assert split_label("upstream-4a4310e=/opt/chatllm/bindings/libchatllm.so") == ("upstream-4a4310e", "/opt/chatllm/bindings/libchatllm.so")
     assert split_label("/opt/a=b/libchatllm.so") == (None, "/opt/a=b/libchatllm.so")
     assert split_label("build/libchatllm.so") == (None, "build/libchatllm.so")
-    [unlabelled] = resolve_engines([str(builds["clean"])])
-    assert unlabelled.label == str(builds["clean"]) and len(unlabelled.sha256) == 12
-    monkeypatch.setenv("QASR_CHATLLM_LIB", str(builds["leaky"]))
+    [unlabelled] = resolve_engines([str(double_builds["clean"])])
+    assert unlabelled.label == str(double_builds["clean"]) and len(unlabelled.sha256) == 12
+    monkeypatch.setenv("QASR_CHATLLM_LIB", str(double_builds["leaky"]))
     [default] = resolve_engines([])
-    assert default.path == builds["leaky"].resolve()
+    assert default.path == double_builds["leaky"].resolve()
     monkeypatch.setenv("QASR_CHATLLM_LIB", "/nowhere/libchatllm.so")
     with pytest.raises(UsageError, match="no --engine given"):
         resolve_engines([])

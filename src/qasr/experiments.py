@@ -4,6 +4,8 @@ An experiment holds no logic of its own: its config names lab runs (`qasr.lab`),
 comparison of two of them, and optional subtitle jobs (`qasr.pipeline`). This module reads the
 config, resolves models (registry names or paths) and audio (relative to the project root), runs the
 steps in order and writes ``results/<experiment>/<time>/experiment.md`` linking every report.
+With several engine builds (``engines = ["label=path", ...]`` or ``--engine`` repeated) every step
+runs once per build, labelled ``run@label``, so one report puts the builds side by side.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from qasr.errors import UsageError
 
 if TYPE_CHECKING:
     from qasr.lab.config import ScenarioSpec
+    from qasr.lab.engines import EngineBuild
 
 ENV_EXPERIMENTS = "QASR_EXPERIMENTS_DIR"
 ENV_HOME = "QASR_HOME"
@@ -34,7 +37,8 @@ class Overrides:
     model_b: str | None = None
     aligner: str | None = None
     audio: list[str] = field(default_factory=list)
-    engine: str | None = None
+    #: ``[LABEL=]PATH`` of each libchatllm build (none: the config's ``engines``, else the default engine).
+    engines: list[str] = field(default_factory=list)
     results: str | None = None
     allocator: str | None = None
 
@@ -127,7 +131,23 @@ def plan(experiment: Path, over: Overrides) -> dict[str, Any]:
             if not inputs.get(key):
                 raise UsageError(f"experiment {experiment.name} needs a {key.replace('_', '-')} (config [inputs] {key}, or --{key.replace('_', '-')})")
             inputs[key] = _model(inputs[key])
-    return {"name": experiment.name, "dir": str(experiment), "config": cfg, "inputs": inputs}
+    return {"name": experiment.name, "dir": str(experiment), "config": cfg, "inputs": inputs,
+            "engines": _engines(over.engines, list(cfg.get("engines", [])), root)}
+
+
+def _engines(given: list[str], configured: list[str], root: Path) -> list[EngineBuild | None]:
+    """The builds to run on, resolved and identified before any run; ``[None]``: the default engine,
+    found by the child as always. The config's relative paths start at the project root."""
+    from qasr.lab.engines import resolve_engines, split_label
+
+    if not given and not configured:
+        return [None]
+    specs = list(given)
+    for spec in [] if given else configured:
+        label, path = split_label(str(spec))
+        full = path if Path(path).expanduser().is_absolute() else str(root / path)
+        specs.append(f"{label}={full}" if label else full)
+    return list(resolve_engines(specs))
 
 
 def _spec(run: dict[str, Any]) -> ScenarioSpec | None:
@@ -139,51 +159,70 @@ def _spec(run: dict[str, Any]) -> ScenarioSpec | None:
 
 def run_experiment(experiment: Path, over: Overrides, *, show_progress: bool = True) -> dict[str, Any]:
     """Run every step of an experiment; return (and write) its summary."""
-    from qasr.lab.config import RunConfig, validate
-    from qasr.lab.runner import run as lab_run
-
     p = plan(experiment, over)
     cfg, inputs = p["config"], p["inputs"]
     results = Path(over.results or cfg.get("results", "results"))
     out_dir = results / p["name"] / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
     done: dict[str, Any] = {"experiment": p["name"], "question": cfg.get("question"), "dir": str(out_dir), "runs": {}, "subtitles": []}
-    for spec in cfg.get("runs", []):
-        label = spec.get("label", spec["scenario"])
-        run_cfg = validate(
-            RunConfig(
-                scenario=spec["scenario"],
-                model=inputs.get("model"),
-                model_b=inputs.get("model_b"),
-                aligner=inputs.get("aligner"),
-                audio=list(inputs["audio"]),
-                references=list(inputs.get("references", [])),
-                iterations=int(spec.get("iterations", inputs.get("iterations", 100))),
-                allocator=over.allocator or spec.get("allocator", "glibc"),
-                engine=over.engine,
-                language=inputs.get("language"),
-                context=spec.get("context", inputs.get("context")),
-                max_length=inputs.get("max_length"),
-                results_dir=str(out_dir / "runs"),
-                postprocess=spec.get("postprocess"),
-            )
-        )
-        outcome = lab_run(run_cfg, show_progress=show_progress)
-        s = outcome.summary
-        done["runs"][label] = {"dir": str(outcome.run_dir), "status": s["status"], "verdict": s.get("verdict"),
-                               "iterations": s["iterations_completed"], "crash": s.get("crash") and {
-                                   k: s["crash"].get(k) for k in ("signal_name", "iteration", "phase")}}
-    pair = cfg.get("compare")
-    if pair:
-        done["compare"] = _compare(done, pair, out_dir)
-    for job in cfg.get("subtitles", []):
-        done["subtitles"].append(_subtitles(job, inputs, out_dir, over, show_progress))
+    engines: list[EngineBuild | None] = p["engines"]
+    several = len(engines) > 1
+    if several:
+        done["engines"] = [e.to_dict() for e in engines if e is not None]
+        done["compare"] = {}
+    for engine in engines:
+        tag = f"@{engine.label}" if several and engine is not None else ""
+        for spec in cfg.get("runs", []):
+            label = spec.get("label", spec["scenario"]) + tag
+            done["runs"][label] = _lab_run(spec, inputs, engine, over, out_dir, show_progress)
+            if several:
+                done["runs"][label]["engine"] = engine.label  # type: ignore[union-attr]
+        pair = cfg.get("compare")
+        if pair:
+            result = _compare(done, [x + tag for x in pair], out_dir / f"compare{tag.replace('@', '-')}")
+            if several:
+                done["compare"][engine.label] = result  # type: ignore[union-attr]
+            else:
+                done["compare"] = result
+        for job in cfg.get("subtitles", []):
+            done["subtitles"].append(_subtitles(job, inputs, out_dir, engine, tag, show_progress))
     (out_dir / "experiment.json").write_text(json.dumps(done, indent=2, default=str), encoding="utf-8")
     (out_dir / "experiment.md").write_text(render(done, cfg), encoding="utf-8")
     return done
 
 
+def _lab_run(spec: dict[str, Any], inputs: dict[str, Any], engine: EngineBuild | None, over: Overrides, out_dir: Path,
+             show_progress: bool) -> dict[str, Any]:
+    """One ``[[runs]]`` entry as a lab run on one engine; what experiment.json keeps of it."""
+    from qasr.lab.config import RunConfig, validate
+    from qasr.lab.runner import run as lab_run
+
+    run_cfg = validate(
+        RunConfig(
+            scenario=spec["scenario"],
+            model=inputs.get("model"),
+            model_b=inputs.get("model_b"),
+            aligner=inputs.get("aligner"),
+            audio=list(inputs["audio"]),
+            references=list(inputs.get("references", [])),
+            iterations=int(spec.get("iterations", inputs.get("iterations", 100))),
+            allocator=over.allocator or spec.get("allocator", "glibc"),
+            engine=str(engine.path) if engine is not None else None,
+            language=inputs.get("language"),
+            context=spec.get("context", inputs.get("context")),
+            max_length=inputs.get("max_length"),
+            results_dir=str(out_dir / "runs"),
+            postprocess=spec.get("postprocess"),
+        )
+    )
+    s = lab_run(run_cfg, show_progress=show_progress).summary
+    crash = s.get("crash")
+    return {"dir": s["run_dir"], "status": s["status"], "verdict": s.get("verdict"), "iterations": s["iterations_completed"],
+            "crash": crash and {k: crash.get(k) for k in ("signal_name", "iteration", "phase")}}
+
+
 def _compare(done: dict[str, Any], pair: list[str], out_dir: Path) -> dict[str, Any]:
+    """compare.md/json/png of two runs in ``out_dir`` (or why not)."""
     from qasr.lab.compare import compare, write
 
     a, b = (done["runs"].get(x) for x in pair)
@@ -193,46 +232,54 @@ def _compare(done: dict[str, Any], pair: list[str], out_dir: Path) -> dict[str, 
         result = compare(Path(a["dir"]), Path(b["dir"]))
     except UsageError as exc:
         return {"skipped": str(exc)}
-    files = write(result, out_dir / "compare")
+    files = write(result, out_dir)
     return {"files": [str(f) for f in files]}
 
 
-def _subtitles(job: dict[str, Any], inputs: dict[str, Any], out_dir: Path, over: Overrides, show_progress: bool) -> dict[str, Any]:
-    """One subtitle job through the long-audio pipeline (`qasr.pipeline.longform`)."""
+def _subtitles(job: dict[str, Any], inputs: dict[str, Any], out_dir: Path, engine: EngineBuild | None, tag: str,
+               show_progress: bool) -> dict[str, Any]:
+    """One subtitle job through the long-audio pipeline (`qasr.pipeline.longform`) on one engine."""
     from qasr.pipeline.longform import LongformOptions, run_longform
     from qasr.pipeline.writers import get_writer
 
     fmt = job.get("format", "srt")
-    target = out_dir / f"{job.get('name', 'subtitles')}.{fmt}"
+    target = out_dir / f"{job.get('name', 'subtitles')}{tag}.{fmt}"
     options = LongformOptions(
         asr_model=Path(inputs["model"]),
         aligner_model=Path(inputs["aligner"]),
         language=job.get("language", inputs.get("language")),
         itn=bool(job.get("itn", False)),
         zh_tw=bool(job.get("zh_tw", False)),
-        engine=Path(over.engine) if over.engine else None,
+        engine=engine.path if engine is not None else None,
     )
     result = run_longform(inputs["audio"][0], target, get_writer(fmt), options)
-    return {"output": str(target), **result.to_dict()}
+    return {"output": str(target), **({"engine": engine.label} if tag and engine is not None else {}), **result.to_dict()}
 
 
 def render(done: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """experiment.md: every run, comparison and subtitle job, with links to their reports."""
+    from qasr.lab.analysis import crash_text
+    from qasr.lab.engines import engine_table
+
     lines = [f"# Experiment {done['experiment']}", ""]
     if done.get("question"):
         lines += [f"Question: {done['question']}", ""]
+    if done.get("engines"):
+        lines += ["Every step ran once on each engine build below; a run labelled `run@engine` ran on that build.", "",
+                  *engine_table(done["engines"]), ""]
     if done["runs"]:
         lines += ["| run | status | iterations | verdict | ended by | report |", "|---|---|---|---|---|---|"]
         for label, r in done["runs"].items():
-            crash = r.get("crash") or {}
-            ended = f"{crash.get('signal_name')} in iteration {crash.get('iteration')}, phase {crash.get('phase')}" if crash else "—"
+            ended = crash_text(r["crash"]) if r.get("crash") else "—"
             lines.append(f"| {label} | {r['status']} | {r['iterations']} | {r.get('verdict') or 'n/a'} | {ended} | `{r['dir']}/report.md` |")
         lines.append("")
-    if done.get("compare"):
-        c = done["compare"]
-        lines += [f"Comparison: {c.get('skipped') or ', '.join(f'`{f}`' for f in c['files'])}", ""]
+    compares = done.get("compare") or {}
+    for name, c in compares.items() if done.get("engines") else ([("", compares)] if compares else []):
+        where = f" ({name})" if name else ""
+        lines += [f"Comparison{where}: {c.get('skipped') or ', '.join(f'`{f}`' for f in c['files'])}", ""]
     for s in done.get("subtitles", []):
         lines += [
-            f"Subtitles: `{s['output']}` — {s['cues']} cues from {s['chunks']} chunk(s) ({s['aligned_chunks']} aligned), "
+            f"Subtitles{' (' + s['engine'] + ')' if s.get('engine') else ''}: `{s['output']}` — {s['cues']} cues from {s['chunks']} chunk(s) ({s['aligned_chunks']} aligned), "
             f"{s['audio_seconds']} s of audio in {s['wall_seconds']} s (VAD {s['vad_seconds']} s, ASR {s['transcribe_seconds']} s, "
             f"aligner {s['align_seconds']} s); peak RSS {s['parent_peak_rss_bytes'] / 2**20:.0f} MiB here, "
             f"{s['transcribe_peak_rss_bytes'] / 2**20:.0f} MiB in the ASR child, {s['align_peak_rss_bytes'] / 2**20:.0f} MiB in the aligner child.",

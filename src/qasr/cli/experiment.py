@@ -32,7 +32,8 @@ def run_cmd(
     model_b: Optional[str] = typer.Option(None, "--model-b", help="Second ASR model (switch)."),
     aligner: Optional[str] = typer.Option(None, "--aligner", help="ForcedAligner model (path or registry name)."),
     audio: List[str] = typer.Option([], "--audio", "-a", help="Audio instead of the config's."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
+    engines: List[str] = typer.Option(
+        [], "--engine", help="libchatllm.so or its directory, as [LABEL=]PATH; repeat it to run every step on each build (runs labelled run@LABEL)."),
     allocator: Optional[str] = typer.Option(None, "--allocator", help="Allocator for every run."),
     results: Optional[str] = typer.Option(None, "--results", help="Where results go (default: results/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the experiment summary as JSON."),
@@ -43,7 +44,7 @@ def run_cmd(
     done = run_experiment(
         find(name),
         Overrides(iterations=iterations, model=model, model_b=model_b, aligner=aligner, audio=list(audio),
-                  engine=engine, results=results, allocator=allocator),
+                  engines=list(engines), results=results, allocator=allocator),
         show_progress=not as_json,
     )
     if as_json:

@@ -85,3 +85,11 @@ def resolve_engines(specs: list[str]) -> list[EngineBuild]:
     if twice:
         raise UsageError(f"engine label(s) given twice: {', '.join(twice)} (name each build: --engine LABEL=PATH)")
     return builds
+
+
+def engine_table(builds: list[dict[str, object]]) -> list[str]:
+    """Markdown lines naming each build (label, library, hash, size, time) for a report."""
+    lines = ["| engine | library | sha256 (12) | bytes | modified |", "|---|---|---|---|---|"]
+    for e in builds:
+        lines.append(f"| {e.get('label')} | `{e.get('path')}` | `{e.get('sha256')}` | {e.get('size')} | {e.get('mtime')} |")
+    return lines

@@ -17,7 +17,7 @@ from typing import Any
 
 from qasr.lab.analysis import crash_text
 from qasr.lab.config import ALLOCATORS, RunConfig
-from qasr.lab.engines import EngineBuild, resolve_engines
+from qasr.lab.engines import EngineBuild, engine_table, resolve_engines
 from qasr.lab.runner import RunOutcome, run, unique_dir
 
 
@@ -84,7 +84,7 @@ def _seconds(r: dict[str, Any]) -> str:
 
 def render(scenario: str, rows: list[dict[str, Any]]) -> str:
     """matrix.md: one row per engine and allocator, then the engines' identities."""
-    engines = {r["engine"]: r.get("engine_identity") or {} for r in rows}
+    engines = {r["engine"]: r.get("engine_identity") or {"label": r["engine"]} for r in rows}
     title = "Engine matrix" if len(engines) > 1 else "Allocator matrix"
     lines = [
         f"# {title}: `{scenario}`",
@@ -97,8 +97,5 @@ def render(scenario: str, rows: list[dict[str, Any]]) -> str:
             f"| {r['engine']} | {r['allocator']} | {_status(r)} | {r['iterations']} | {_cell(r['rss_anon'])} | {_cell(r['heap_live'])} "
             f"| {r['attribution'] or 'n/a'} | {_seconds(r)} | `{r['run_dir']}` |"
         )
-    lines += ["", "| engine | library | sha256 (12) | bytes | modified |", "|---|---|---|---|---|"]
-    for label, e in engines.items():
-        lines.append(f"| {label} | `{e.get('path')}` | `{e.get('sha256')}` | {e.get('size')} | {e.get('mtime')} |")
-    lines += ["", "Under jemalloc the live-heap column is n/a: mallinfo2 describes glibc's heap, which jemalloc replaces.", ""]
+    lines += ["", *engine_table(list(engines.values())), "", "Under jemalloc the live-heap column is n/a: mallinfo2 describes glibc's heap, which jemalloc replaces.", ""]
     return "\n".join(lines)
