@@ -165,7 +165,7 @@ def test_allocator_matrix_separates_retention_from_leaks(lab, tmp_path: Path) ->
         pytest.skip("libjemalloc2 is not installed")
     plain = lab("restart", retain_bytes=MIB).summary
     jemalloc = lab("restart", allocator="jemalloc", retain_bytes=MIB).summary
-    assert plain["verdicts"]["rss_anon"]["verdict"] == "LEAK"
+    assert plain["verdicts"]["rss_anon"]["verdict"] == "LEAK", plain["verdicts"]["rss_anon"]["reason"]
     assert jemalloc["verdicts"]["rss_anon"]["verdict"] != "LEAK"
     assert jemalloc["heap_stats"] is False and "heap_live" not in jemalloc["verdicts"]
 

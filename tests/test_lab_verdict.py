@@ -160,6 +160,35 @@ def test_series_still_warming_up_is_inconclusive_with_a_suggested_n() -> None:
     assert "warming up" in result.reason
 
 
+@pytest.mark.parametrize(("amplitude", "tau"), [(2 * MiB, 60.0), (4 * MiB, 40.0), (-2 * MiB, 60.0)])
+def test_a_small_slow_kink_does_not_hide_a_clear_leak(amplitude: float, tau: float) -> None:
+    # Low-noise RSS (a restart child's) with a small slow drift on top of a 1 MiB/iteration leak:
+    # the kink is significant and slow (tau > N/5), but far too small to explain the slope.
+    for seed in range(10):
+        series = warmup(seed, amplitude, tau, sd=20 * KiB, slope=1 * MiB)
+        result = slope_verdict(series, threshold=256 * KiB)
+        assert result.tau is not None and result.tau > 100 / 5, result.reason
+        assert result.verdict is Verdict.LEAK, result.reason
+        assert "while still warming up" in result.reason
+
+
+@pytest.mark.parametrize(("amplitude", "tau"), [(2 * MiB, 60.0), (-2 * MiB, 60.0)])
+def test_a_small_slow_kink_on_a_flat_series_is_no_leak(amplitude: float, tau: float) -> None:
+    for seed in range(10):
+        series = warmup(seed, amplitude, tau, sd=20 * KiB)
+        result = slope_verdict(series, threshold=256 * KiB)
+        assert result.tau is not None and result.tau > 100 / 5, result.reason
+        assert result.verdict is Verdict.NO_LEAK, result.reason
+
+
+def test_a_slow_warm_up_as_large_as_the_slope_stays_inconclusive() -> None:
+    # 300 MiB settling with tau 50 could be read as a 3 MiB/iteration rise or as a plateau to
+    # come: neither bound clears the threshold by the warm-up's steepest rate, so no verdict.
+    for seed in range(10):
+        result = slope_verdict(warmup(seed, 300 * MiB, 50.0, sd=20 * KiB), threshold=1 * MiB)
+        assert result.verdict is Verdict.INCONCLUSIVE and "warming up" in result.reason
+
+
 @pytest.mark.parametrize("threshold", [1 * MiB, 64 * KiB])
 def test_spikes_and_heavy_tails_never_make_a_false_leak(threshold: int) -> None:
     verdicts = [slope_verdict(spiky(seed), threshold=threshold).verdict for seed in range(20)]

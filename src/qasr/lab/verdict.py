@@ -9,8 +9,10 @@ GUIDE.md §4 is the method; this module is its only implementation, validated on
 2. y = a + b (1 - e^(-j/tau)) + c j is fitted by least squares for each tau of a log grid from 0.5
    to 5 N; the tau with the least residual wins. c is the leak rate (bytes per iteration).
 3. LEAK if the lower one-sided 95% bound on c exceeds the threshold T, NO_LEAK if the upper bound is
-   below T, otherwise INCONCLUSIVE, and INCONCLUSIVE whenever the fitted tau exceeds N/5 (still
-   warming up): then the caller doubles N, at most twice (:func:`decide_with_extension`).
+   below T, otherwise INCONCLUSIVE: then the caller doubles N, at most twice
+   (:func:`decide_with_extension`). When the fitted tau exceeds N/5 (still warming up) the curve
+   and the slope trade off, so each bound must clear T by the warm-up's steepest rate |b| / tau
+   as well; otherwise the answer is INCONCLUSIVE, "still warming up".
 4. `qasr.lab.attribution` names the kind of growth across metrics of one run.
 5. `qasr.lab.scenarios.default_threshold` gives T per scenario.
 
@@ -39,6 +41,12 @@ Two statistical details the guide leaves open are decided here, each checked by 
   flagged); otherwise the straight line y = a + c j is used and ``tau`` is reported as None. A
   300 MiB warm-up (sd 1 MiB noise) keeps the term in 200 of 200 seeds for tau = 7-60 and 159 of
   200 for tau = 5, where only ~4 MiB is left to settle after the cut and a line fits as well.
+- **A slow warm-up is not a veto.** Low-noise series (a restart child's RSS, +-20 KiB) make even a
+  2 MiB drift significant, and its fitted tau is often the grid's longest (5 N). Refusing every
+  verdict when tau > N/5 then turned a plain 1 MiB/iteration leak into "still warming up" now and
+  then on a loaded CI machine. The warm-up can shift the slope by at most its steepest rate
+  |b| / tau, so a bound clear of T by that margin decides; a large slow settling (300 MiB, tau 50
+  at N = 100: a margin of ~6 MiB/iteration) still waits for more iterations.
 """
 
 from __future__ import annotations
@@ -197,10 +205,29 @@ def _decide(base: SlopeVerdict, confidence: float, suggest: int) -> SlopeVerdict
         f"[{format_rate(low)}, {format_rate(high)}], T {format_rate(threshold)}"
     )
     if tau is not None and tau > base.n_total / 5.0:
+        # A long warm-up trades off against the slope: its steepest rate, |b| / tau at the first
+        # fitted point, is what could still be mistaken for (or hide) a leak. A bound clear of the
+        # threshold by more than that rate does not depend on how the curve is split.
+        margin = abs(base.warmup_amplitude or 0.0) / tau
+        if low - margin > threshold:
+            reason = (
+                f"LEAK while still warming up (tau {tau:.1f} > N/5): the slope's lower bound "
+                f"exceeds the threshold by more than the warm-up's steepest rate "
+                f"{format_rate(margin)} ({figures})."
+            )
+            return replace(base, verdict=Verdict.LEAK, reason=reason)
+        if high + margin < threshold:
+            reason = (
+                f"No leak while still warming up (tau {tau:.1f} > N/5): the slope's upper bound "
+                f"plus the warm-up's steepest rate {format_rate(margin)} is below the threshold "
+                f"({figures})."
+            )
+            return replace(base, verdict=Verdict.NO_LEAK, reason=reason)
         reason = (
             f"Still warming up: the warm-up time constant {tau:.1f} iterations exceeds N/5 = "
-            f"{base.n_total / 5:.0f} ({format_bytes(base.warmup_amplitude)} left to settle), so "
-            f"the slope is not separable yet ({figures}); run {suggest} iterations."
+            f"{base.n_total / 5:.0f} ({format_bytes(base.warmup_amplitude)} left to settle, at "
+            f"most {format_rate(margin)}), so the slope is not separable yet ({figures}); run "
+            f"{suggest} iterations."
         )
         return replace(base, reason=reason, suggest_n=suggest)
     if low > threshold:
