@@ -131,3 +131,33 @@ def test_engines_from_the_config_and_a_missing_one(double_builds: dict[str, Path
     r = run_qasr(["experiment", "run", str(exp), "-m", model, "--results", str(tmp_path / "r2"),
                   "--engine", str(double_builds["clean"]), "--engine", str(tmp_path / "gone.so")], engine_env())
     assert r.returncode == 2 and "libchatllm not found" in r.stderr and not (tmp_path / "r2").exists()
+
+
+def test_synthetic_runs_every_model_on_its_stand_in(double_lib: Path, tmp_path: Path) -> None:
+    from qasr.engine.synth import TINY_ASR
+    from qasr.engine.synth import write_model as write_synthetic
+
+    models = tmp_path / "models"
+    models.mkdir()
+    # A first run writes the full-size stand-in (seconds, ~0.5 GB); a small one from the same writer here.
+    stand_in = write_synthetic(TINY_ASR, models / "qwen3-asr-0.6b-q4_0.synthetic.bin", seed=3).path
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    env = {**double_env(double_lib), "QASR_MODELS_DIR": str(models)}
+    common = ["experiment", "run", "02", "-n", "4", "-a", str(audio), "--json", "--synthetic"]
+    r = run_qasr([*common, "--results", str(tmp_path / "r")], env)
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert done["synthetic"] is True and done["max_tokens"] == 16
+    for run in done["runs"].values():
+        summary = json.loads((Path(run["dir"]) / "summary.json").read_text())
+        assert summary["config"]["max_tokens"] == 16
+        assert [m["path"] for m in summary["models"]] == [str(stand_in)] and summary["models"][0]["synthetic"]
+        assert "**SYNTHETIC model" in (Path(run["dir"]) / "report.md").read_text()
+    assert "**Ran on SYNTHETIC models**" in (Path(done["dir"]) / "experiment.md").read_text()
+    # --max-tokens sets the cap; a real model given by path is refused before anything runs
+    r = run_qasr([*common, "--max-tokens", "5", "--results", str(tmp_path / "r2")], env)
+    assert json.loads(r.stdout)["max_tokens"] == 5
+    r = run_qasr([*common, "-m", str(write_model(tmp_path / "real.bin")), "--results", str(tmp_path / "r3")], env)
+    assert r.returncode == 2 and "is a real model" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r3").exists()

@@ -201,13 +201,21 @@ def test_stop_tokens_can_never_win(tiny: Path) -> None:
     assert vocab.emittable(rows)[:256].count(True) == 95  # the printable ASCII bytes and the space
 
 
-def test_double_loader_rejects_nothing_the_writer_writes(double_lib: Path, tiny: Path, tiny_aligner: Path) -> None:
+@pytest.mark.parametrize("dtype", ["q4_0", "q8_0"])
+def test_double_loader_rejects_nothing_the_writer_writes(double_lib: Path, tmp_path: Path, dtype: str) -> None:
+    # Every architecture kind and quantization the writer produces passes the Python header check
+    # and loads on the double, so the lab and the tests can run on anything `models synth` writes.
+    asr = write_model(TINY_ASR, tmp_path / "a.synthetic.bin", dtype=dtype, seed=1).path
+    aligner = write_model(TINY_ALIGNER, tmp_path / "b.synthetic.bin", dtype=dtype, seed=1).path
+    for path, kind in ((asr, ModelKind.ASR), (aligner, ModelKind.ALIGNER)):
+        info = inspect_model_file(path)
+        assert info.synthetic and info.kind is kind and info.dtype == dtype
     code = (
         "import json, sys\n"
         "from qasr.engine.model import Model\n"
         "from qasr.engine.modelfile import ModelKind\n"
-        f"a = Model({str(tiny)!r}, threads=2, max_length=512)\n"
-        f"b = Model({str(tiny_aligner)!r}, kind=ModelKind.ALIGNER)\n"
+        f"a = Model({str(asr)!r}, threads=2, max_length=512)\n"
+        f"b = Model({str(aligner)!r}, kind=ModelKind.ALIGNER)\n"
         "print(json.dumps([a.file.synthetic, a.info.purpose, b.file.synthetic, b.info.purpose]))\n"
     )
     import subprocess
@@ -216,6 +224,22 @@ def test_double_loader_rejects_nothing_the_writer_writes(double_lib: Path, tiny:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=double_env(double_lib), timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [True, "ASR", True, "Chat"]
+
+
+def test_stand_in_writes_once_and_refuses_real_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelfiles import write_model as write_real
+
+    # The published shapes take seconds and ~0.5 GB; the same path logic with the tiny shapes.
+    monkeypatch.setattr(catalog, "resolve", lambda name: (registry.get(name), TINY_ASR, "q4_0"))
+    path = catalog.stand_in("qwen3-asr-0.6b-q4_0", tmp_path)
+    assert path == tmp_path / "qwen3-asr-0.6b-q4_0.synthetic.bin" and inspect_model_file(path).synthetic
+    stamp = path.stat().st_mtime_ns
+    assert catalog.stand_in("qwen3-asr-0.6b-q4_0", tmp_path) == path and path.stat().st_mtime_ns == stamp  # kept
+    assert catalog.stand_in(str(path)) == path  # a synthetic file given by path is used as it is
+    with pytest.raises(UsageError, match="is a real model"):
+        catalog.stand_in(str(write_real(tmp_path / "real.bin")))
+    with pytest.raises(ModelFileError):
+        catalog.stand_in(str(tmp_path / "missing.bin"))
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -236,6 +260,22 @@ def test_cli_synth_list_and_doctor(tmp_path: Path) -> None:
     assert "x.synthetic.bin" in text and "SYNTHETIC (random weights)" in text
     checks = json.loads(run_qasr(["doctor", "--json"], env).stdout)["checks"]
     assert [c["name"] for c in checks if c.get("synthetic")] == ["SYNTHETIC x.synthetic.bin"]
+
+
+def test_transcribe_says_synthetic_once_and_caps_the_tokens(double_lib: Path, tiny: Path, tmp_path: Path) -> None:
+    import soundfile
+    from conftest import sine
+
+    audio = tmp_path / "a.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    runs = {}
+    for cap in ([], ["--max-tokens", "3"]):
+        r = run_qasr(["transcribe", str(audio), "-m", str(tiny), "-f", "json", *cap], double_env(double_lib))
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("SYNTHETIC model") == 1 and "its transcripts are meaningless" in r.stderr
+        runs[bool(cap)] = (json.loads(r.stdout)["tokens"], r.stderr)
+    assert runs[True][0] == 3 and runs[False][0] > 3  # the double stops by itself after its sentence
+    assert "stops after 3 tokens" in runs[True][1] and "--max-tokens N" in runs[False][1]
 
 
 @pytest.mark.parametrize("args, words", [

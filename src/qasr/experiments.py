@@ -41,6 +41,14 @@ class Overrides:
     engines: list[str] = field(default_factory=list)
     results: str | None = None
     allocator: str | None = None
+    #: Run on synthetic stand-ins of the config's models (`qasr.engine.synth.catalog.stand_in`).
+    synthetic: bool = False
+    #: A cap on each engine call's tokens (default with ``synthetic``: SYNTHETIC_MAX_TOKENS).
+    max_tokens: int | None = None
+
+
+#: Tokens per engine call on synthetic models, which never stop by themselves: what the lab uses.
+SYNTHETIC_MAX_TOKENS = 16
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -92,10 +100,16 @@ def project_root(experiment: Path) -> Path:
     return Path(env) if env else experiment.resolve().parent.parent
 
 
-def _model(value: str | None) -> str | None:
-    """A registry name or a path, as a path (registry names need `qasr models pull` first)."""
+def _model(value: str | None, synthetic: bool = False) -> str | None:
+    """A registry name or a path, as a path (registry names need `qasr models pull` first, or with
+    ``synthetic`` become their synthetic stand-ins, written on first use)."""
     if not value:
         return None
+    if synthetic:
+        from qasr.engine.synth.catalog import stand_in
+        from qasr.progress import make_progress
+
+        return str(stand_in(value, progress=make_progress(None, "bytes")))
     try:
         from qasr.engine.registry import resolve_model
     except ImportError:  # registry not installed in this build
@@ -122,6 +136,8 @@ def plan(experiment: Path, over: Overrides) -> dict[str, Any]:
     inputs["audio"] = over.audio or _audio(list(inputs.get("audio", [])), root)
     if over.iterations:
         inputs["iterations"] = over.iterations
+    if over.max_tokens or over.synthetic:
+        inputs["max_tokens"] = over.max_tokens or inputs.get("max_tokens") or SYNTHETIC_MAX_TOKENS
     specs = [_spec(r) for r in cfg.get("runs", [])]
     needs = {"model": any(s is None or not s.uses_aligner for s in specs) or bool(cfg.get("subtitles")),
              "model_b": any(s is not None and s.needs_model_b for s in specs),
@@ -130,8 +146,8 @@ def plan(experiment: Path, over: Overrides) -> dict[str, Any]:
         if needed:
             if not inputs.get(key):
                 raise UsageError(f"experiment {experiment.name} needs a {key.replace('_', '-')} (config [inputs] {key}, or --{key.replace('_', '-')})")
-            inputs[key] = _model(inputs[key])
-    return {"name": experiment.name, "dir": str(experiment), "config": cfg, "inputs": inputs,
+            inputs[key] = _model(inputs[key], over.synthetic)
+    return {"name": experiment.name, "dir": str(experiment), "config": cfg, "inputs": inputs, "synthetic": over.synthetic,
             "engines": _engines(over.engines, list(cfg.get("engines", [])), root)}
 
 
@@ -164,7 +180,8 @@ def run_experiment(experiment: Path, over: Overrides, *, show_progress: bool = T
     results = Path(over.results or cfg.get("results", "results"))
     out_dir = results / p["name"] / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
-    done: dict[str, Any] = {"experiment": p["name"], "question": cfg.get("question"), "dir": str(out_dir), "runs": {}, "subtitles": []}
+    done: dict[str, Any] = {"experiment": p["name"], "question": cfg.get("question"), "dir": str(out_dir), "runs": {}, "subtitles": [],
+                            "synthetic": p["synthetic"], "max_tokens": inputs.get("max_tokens")}
     engines: list[EngineBuild | None] = p["engines"]
     several = len(engines) > 1
     if several:
@@ -211,6 +228,7 @@ def _lab_run(spec: dict[str, Any], inputs: dict[str, Any], engine: EngineBuild |
             language=inputs.get("language"),
             context=spec.get("context", inputs.get("context")),
             max_length=inputs.get("max_length"),
+            max_tokens=inputs.get("max_tokens"),
             results_dir=str(out_dir / "runs"),
             postprocess=spec.get("postprocess"),
         )
@@ -251,6 +269,7 @@ def _subtitles(job: dict[str, Any], inputs: dict[str, Any], out_dir: Path, engin
         itn=bool(job.get("itn", False)),
         zh_tw=bool(job.get("zh_tw", False)),
         engine=engine.path if engine is not None else None,
+        max_tokens=inputs.get("max_tokens"),
     )
     result = run_longform(inputs["audio"][0], target, get_writer(fmt), options)
     return {"output": str(target), **({"engine": engine.label} if tag and engine is not None else {}), **result.to_dict()}
@@ -264,6 +283,11 @@ def render(done: dict[str, Any], cfg: dict[str, Any]) -> str:
     lines = [f"# Experiment {done['experiment']}", ""]
     if done.get("question"):
         lines += [f"Question: {done['question']}", ""]
+    if done.get("synthetic"):
+        from qasr.engine.modelfile import SYNTHETIC_NOTE
+
+        lines += [f"**Ran on SYNTHETIC models** ({SYNTHETIC_NOTE}; {done.get('max_tokens')} tokens per engine call). "
+                  "Memory and speed figures are at the real sizes; word error rates and transcripts are not results.", ""]
     if done.get("engines"):
         lines += ["Every step ran once on each engine build below; a run labelled `run@engine` ran on that build.", "",
                   *engine_table(done["engines"]), ""]

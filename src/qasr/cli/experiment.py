@@ -36,6 +36,11 @@ def run_cmd(
         [], "--engine", help="libchatllm.so or its directory, as [LABEL=]PATH; repeat it to run every step on each build (runs labelled run@LABEL)."),
     allocator: Optional[str] = typer.Option(None, "--allocator", help="Allocator for every run."),
     results: Optional[str] = typer.Option(None, "--results", help="Where results go (default: results/)."),
+    synthetic: bool = typer.Option(
+        False, "--synthetic", help="Run on SYNTHETIC stand-ins of the config's models (random weights, the published shapes; "
+        "written to the models dir on first use): memory and speed at the real sizes without the weights."),
+    max_tokens: Optional[int] = typer.Option(
+        None, "--max-tokens", min=1, help="Stop each engine call after N tokens (default with --synthetic: 16)."),
     as_json: bool = typer.Option(False, "--json", help="Print the experiment summary as JSON."),
 ) -> None:
     """Run every step of one experiment and write results/<experiment>/<time>/experiment.md."""
@@ -44,7 +49,8 @@ def run_cmd(
     done = run_experiment(
         find(name),
         Overrides(iterations=iterations, model=model, model_b=model_b, aligner=aligner, audio=list(audio),
-                  engines=list(engines), results=results, allocator=allocator),
+                  engines=list(engines), results=results, allocator=allocator,
+                  synthetic=synthetic, max_tokens=max_tokens),
         show_progress=not as_json,
     )
     if as_json:

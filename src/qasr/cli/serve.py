@@ -24,6 +24,7 @@ def serve(
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="QASR_API_KEY", help="Require 'Authorization: Bearer KEY' (all but /health)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads per worker (default: the cores shared out among the workers)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length per worker (memory)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each engine call after N tokens (a synthetic model never stops by itself)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
 ) -> None:
     """Serve an OpenAI-compatible transcription API, a WebSocket for live audio and a web page.
@@ -34,10 +35,11 @@ def serve(
     import asyncio
     import os
 
-    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
+    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind, synthetic_notice
     from qasr.engine.registry import resolve_model
     from qasr.errors import QasrError, UsageError
     from qasr.lab.units import parse_size
+    from qasr.providers.chain import warn_on_stderr
 
     try:
         rss_limit = parse_size(max_worker_rss) if max_worker_rss else None
@@ -47,6 +49,9 @@ def serve(
     asr = require_kind(inspect_model_file(resolve_model(model)), ModelKind.ASR) if model else None
     if asr is None and provider == "qwen3-chatllm":
         raise UsageError("give a model: --model FILE (or QASR_MODEL), or --provider faster-whisper --whisper-model DIR")
+    notice = synthetic_notice(asr, max_tokens) if asr is not None else None
+    if notice:
+        warn_on_stderr(notice)
     aligner_path = None
     if aligner:
         aligner_path = require_kind(inspect_model_file(resolve_model(aligner)), ModelKind.ALIGNER).path
@@ -55,7 +60,7 @@ def serve(
         # slower (measured: 2 workers x 2 threads on 2 cores served 1.8 requests/s, p50 2 s).
         threads = max(1, (os.cpu_count() or 1) // workers)
     spec = {"model": str(asr.path) if asr else None, "aligner": str(aligner_path) if aligner_path else None, "language": language,
-            "threads": threads, "max_length": max_length, "engine": str(engine) if engine else None,
+            "threads": threads, "max_length": max_length, "max_tokens": max_tokens, "engine": str(engine) if engine else None,
             "provider": provider, "whisper_model": whisper_model}  # fmt: skip
 
     import uvicorn

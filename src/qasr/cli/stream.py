@@ -144,6 +144,7 @@ def stream(
     opencc: Optional[str] = typer.Option(None, "--opencc", help="OpenCC conversion of finals: s2twp, s2t, s2hk, t2s or none."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length (smaller uses less memory)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each decode after N tokens (a synthetic model never stops by itself)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
     provider: str = PROVIDER,
 ) -> None:
@@ -174,7 +175,7 @@ def stream(
     try:
         options = StreamOptions(
             step=step, prefix=prefix, itn=itn, opencc=check_opencc_option(opencc or ("s2twp" if zh_tw else None)),
-            context=read_context(context), endpoint=EndpointOptions(min_silence=min_silence / 1000, max_utterance=max_utterance),
+            context=read_context(context), max_tokens=max_tokens, endpoint=EndpointOptions(min_silence=min_silence / 1000, max_utterance=max_utterance),
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -183,7 +184,8 @@ def stream(
 
     from qasr.pipeline.stream import stream as run_stream
 
-    wanted = ProviderOptions(model=model, language=language, threads=threads, max_length=max_length, engine=str(engine) if engine else None)
+    wanted = ProviderOptions(model=model, language=language, threads=threads, max_length=max_length,
+                             engine=str(engine) if engine else None, max_tokens=max_tokens)
     asr = make_provider(provider, wanted, allowed=STREAM_PROVIDERS, why=ENGINE_ONLY).model  # type: ignore[attr-defined]
     screen = _Screen() if fmt == "text" else None
     try:

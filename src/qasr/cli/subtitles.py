@@ -94,6 +94,7 @@ def subtitles(
     max_cue_seconds: float = typer.Option(7.0, "--max-cue-seconds", help="Longest cue, in seconds."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each chunk's transcription after N tokens (a synthetic model never stops by itself)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON on stdout."),
 ) -> None:
@@ -103,11 +104,13 @@ def subtitles(
     4 engine error, 130 interrupted (the output keeps every finished chunk).
     """
     from qasr.audio.vad import VadOptions
+    from qasr.engine.modelfile import inspect_model_file, synthetic_notice
     from qasr.engine.registry import resolve_model
     from qasr.errors import UsageError
     from qasr.pipeline.longform import LongformInterrupted, LongformOptions, run_longform
     from qasr.pipeline.writers import get_writer
     from qasr.progress import make_progress
+    from qasr.providers.chain import warn_on_stderr
 
     name = output_format(fmt, output)
     try:
@@ -116,9 +119,12 @@ def subtitles(
         raise UsageError(str(exc)) from None
     options = LongformOptions(
         asr_model=resolve_model(model), aligner_model=resolve_model(aligner), language=language, itn=itn, zh_tw=zh_tw, context_chars=context,
-        threads=threads, max_length=max_length, engine=engine, vad=vad,
+        threads=threads, max_length=max_length, max_tokens=max_tokens, engine=engine, vad=vad,
         rules=cue_rules(max_line_width, max_lines, max_cue_seconds),
     )  # fmt: skip
+    notice = synthetic_notice(inspect_model_file(options.asr_model), max_tokens)
+    if notice:
+        warn_on_stderr(notice)
     progress = make_progress(None, "seconds")
     try:
         result = run_longform(audio, output, get_writer(name), options, progress)

@@ -21,6 +21,7 @@ def transcribe(
     max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=2.0, help="Longest engine call in seconds; longer audio is cut at pauses (default: one call, 8 min)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine (default: physical cores)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory (model default 65536)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each engine call after N tokens (a synthetic model never stops by itself)."),
     fmt: OutputFormat = typer.Option(OutputFormat.txt, "--format", "-f", help="Output format.", case_sensitive=False),
     stream: bool = typer.Option(False, "--stream", help="Print text as it is generated (txt), or chunk events (jsonl)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write one <name>.<format> file per input here."),
@@ -57,6 +58,7 @@ def transcribe(
     options = ProviderOptions(
         model=model, whisper_model=whisper_model, language=language, context=hint, itn=itn, opencc=conversion,
         threads=threads, aligner=aligner, max_chunk=max_chunk, max_length=max_length, engine=str(engine) if engine else None,
+        max_tokens=max_tokens,
     )  # fmt: skip
     _run(make_provider(provider, options), files, fmt=fmt, stream=stream, output_dir=output_dir)
 

@@ -167,6 +167,24 @@ def _languages(meta: dict) -> tuple[str, ...]:
     return ()
 
 
+#: What a synthetic model is, in the words every report, listing and warning uses.
+SYNTHETIC_NOTE = ("SYNTHETIC model (random weights, the published shapes): for speed and memory figures only, "
+                  "its transcripts are meaningless")
+
+
+def synthetic_notice(info: ModelFileInfo, max_tokens: int | None) -> str | None:
+    """The warning a command prints before it runs a synthetic model (None for a real one).
+
+    Said once, where the model is loaded, so transcribe, stream and serve say the same thing; it
+    names the token cap because a synthetic model never stops decoding by itself.
+    """
+    if not info.synthetic:
+        return None
+    cap = (f"each engine call stops after {max_tokens} tokens" if max_tokens
+           else "it never stops by itself, so each engine call decodes to the context length (cap it: --max-tokens N)")
+    return f"{info.path.name} is a {SYNTHETIC_NOTE}; {cap}"
+
+
 def _is_synthetic(meta: dict, path: Path) -> bool:
     """Marked in the metadata, or named like one (a file renamed away from its suffix keeps its mark)."""
     mark = meta.get(SYNTHETIC_META_KEY)

@@ -27,6 +27,7 @@ class ModelSpec:
     language: str | None = None
     threads: int | None = None
     max_length: int | None = None
+    max_tokens: int | None = None  # per engine call (ASR only; synthetic models never stop by themselves)
 
 
 @dataclass

@@ -63,6 +63,8 @@ class LongformOptions:
     context_chars: int = DEFAULT_CONTEXT_CHARS
     threads: int | None = None
     max_length: int | None = None
+    #: A cap on each chunk's tokens (None: until the model stops; synthetic models never do).
+    max_tokens: int | None = None
     engine: Path | None = None
     vad: VadOptions = field(default_factory=VadOptions)
     rules: CueRules = field(default_factory=CueRules)
@@ -339,7 +341,7 @@ class _Run:
         language = aligner_language(o.language) if o.language else None
         Job(
             chunks=[(c.start, c.end) for c in self.chunks],
-            asr=ModelSpec(str(o.asr_model), language, o.threads, o.max_length),
+            asr=ModelSpec(str(o.asr_model), language, o.threads, o.max_length, o.max_tokens),
             aligner=ModelSpec(str(o.aligner_model), language, o.threads, o.max_length),
             engine=str(o.engine) if o.engine else None,
             context_chars=o.context_chars,

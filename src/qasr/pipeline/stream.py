@@ -50,6 +50,8 @@ class StreamOptions:
     itn: bool = False
     opencc: str | None = None
     context: str | None = None
+    #: A cap on each decode's tokens (None: until the model stops; synthetic models never do).
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.step <= 30.0:
@@ -124,6 +126,7 @@ class _Session:
         self.model, self.options, self.clock, self.live = model, options, clock, live
         self.endpointer = Endpointer(detector, options.endpoint)
         self.context = clean_context(options.context)
+        self.max_tokens = options.max_tokens
         self.audio = np.zeros(0, np.float32)
         self.base = 0  # stream sample index of audio[0]
         self.heard = 0  # samples received
@@ -159,7 +162,8 @@ class _Session:
         audio = from_array(self.samples(u.start, end), SAMPLE_RATE, source=f"utterance {u.index}")
         prefix = self._prefix(u) if force else ""
         t0 = time.perf_counter()
-        chunks = list(self.model.transcribe_raw(audio, context=self.context or "", prefix=prefix or None))
+        chunks = list(self.model.transcribe_raw(audio, context=self.context or "", prefix=prefix or None,
+                                               max_tokens=self.max_tokens))
         took = time.perf_counter() - t0
         language, tokens = _tokens(chunks, prefix)
         if language and language.lower() != "none":

@@ -83,7 +83,8 @@ def run_transcribe(job: Job, workdir: Path, out: ResultFile) -> Status:
         # pipeline cleans it, so model output never becomes an {{audio:...}} tag.
         context = previous[-job.context_chars :] if job.context_chars > 0 else None
         # A chunk that repeats the previous one may be a speaker repeating a sentence: kept.
-        result = TranscriptionStream(model, samples, load_seconds=0.0, context=context, drop_echo=False).run()
+        result = TranscriptionStream(model, samples, load_seconds=0.0, context=context, drop_echo=False,
+                                     max_tokens=spec.max_tokens).run()
         previous = result.text
         out.write({
             "index": i, "text": result.text, "language": result.language, "no_speech": result.no_speech,

@@ -59,7 +59,7 @@ class ProviderOptions:
     also a code such as ``en``), ``context`` (hint text: Qwen3-ASR's system turn, Whisper's initial
     prompt), ``itn`` and ``opencc`` (the same post-processing, `qasr.text.post`), ``threads``.
     qwen3-chatllm only: ``model`` (file or registry name), ``aligner``, ``max_chunk``,
-    ``max_length``, ``engine``. faster-whisper only: ``whisper_model`` (a CTranslate2 model
+    ``max_length``, ``engine``, ``max_tokens``. faster-whisper only: ``whisper_model`` (a CTranslate2 model
     directory, or a model name that faster-whisper downloads), ``compute_type``, ``beam_size``.
     """
 
@@ -74,6 +74,8 @@ class ProviderOptions:
     max_chunk: float | None = None
     max_length: int | None = None
     engine: str | None = None
+    #: qwen3-chatllm: a cap on each engine call's tokens (None: until the model stops; synthetic models never do).
+    max_tokens: int | None = None
     compute_type: str = "int8"
     beam_size: int = 5
 

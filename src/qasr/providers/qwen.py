@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.engine.model import Model
+from qasr.engine.modelfile import synthetic_notice
 from qasr.errors import ModelFileError, QasrError
 from qasr.pipeline.results import TranscriptionResult
 from qasr.pipeline.transcribe import TranscriptionStream
@@ -27,7 +28,8 @@ from qasr.providers.base import LoadTimeOnce, ProviderOptions
 
 class QwenChatllmProvider:
     """Qwen3-ASR on chatllm.cpp; reads ``model``, ``language``, ``threads``, ``max_length``,
-    ``engine``, ``aligner``, ``context``, ``itn``, ``opencc`` and ``max_chunk`` from the options."""
+    ``engine``, ``aligner``, ``context``, ``itn``, ``opencc``, ``max_chunk`` and ``max_tokens`` from the options;
+    says so on stderr when the model is synthetic (`qasr.engine.modelfile.synthetic_notice`)."""
 
     name = "qwen3-chatllm"
     streams = True
@@ -40,6 +42,11 @@ class QwenChatllmProvider:
         self.options, self._destroy = options, destroy
         load = dict(threads=options.threads, max_length=options.max_length, engine=options.engine)
         self.model: Model | None = Model(resolve_model(options.model), language=options.language, **load)  # type: ignore[arg-type]
+        notice = synthetic_notice(self.model.file, options.max_tokens)
+        if notice:
+            from qasr.providers.chain import warn_on_stderr
+
+            warn_on_stderr(notice)
         # The aligner is a file checked here and loaded in its own process per transcription
         # (`qasr.pipeline.align_child`): upstream silences the first of two models in one process.
         self.aligner: Path | None = None
@@ -63,7 +70,7 @@ class QwenChatllmProvider:
         o = self.options
         return TranscriptionStream(
             self._loaded(), audio, load_seconds=self._load.take(), context=o.context, itn=o.itn, opencc=o.opencc,
-            aligner=self.aligner, max_chunk=o.max_chunk,
+            aligner=self.aligner, max_chunk=o.max_chunk, max_tokens=o.max_tokens,
         )  # fmt: skip
 
     def transcribe(self, audio: object) -> TranscriptionResult:

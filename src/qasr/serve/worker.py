@@ -71,7 +71,7 @@ def _transcribe(model, aligner, request: dict[str, Any], out: TextIO) -> None:  
     ours = isinstance(model, Model)
     if ours:
         job = TranscriptionStream(model, samples, load_seconds=0.0, context=options.get("context"), itn=itn, opencc=opencc,
-                                  aligner=aligner if options.get("words") else None)  # fmt: skip
+                                  aligner=aligner if options.get("words") else None, max_tokens=options.get("max_tokens"))  # fmt: skip
     elif options.get("words"):
         raise UsageError(f"word timestamps need qwen3-chatllm with an aligner; this server runs {model.name}")
     else:
@@ -110,7 +110,8 @@ def _stream(model, request: dict[str, Any], lines: Iterator[str], out: TextIO) -
             pcm = np.frombuffer(base64.b64decode(message["data"]), dtype="<i2")
             yield pcm.astype(np.float32) / 32768.0
 
-    opts = StreamOptions(itn=bool(options.get("itn")), opencc=options.get("opencc"), context=options.get("context"))
+    opts = StreamOptions(itn=bool(options.get("itn")), opencc=options.get("opencc"), context=options.get("context"),
+                         max_tokens=options.get("max_tokens"))
     for event in stream(model, blocks(), opts):
         _send(out, {"id": rid, "type": "event", "event": event.to_dict()})
     _send(out, {"id": rid, "type": "done"})
@@ -129,6 +130,8 @@ def serve(spec: dict[str, Any], stdin: TextIO, out: TextIO) -> int:
     lines = iter(stdin.readline, "")
     for line in lines:
         request = json.loads(line)
+        if spec.get("max_tokens"):  # the server's cap, not a client's choice
+            request.setdefault("options", {})["max_tokens"] = spec["max_tokens"]
         try:
             if request.get("op") == "stream":
                 _stream(model, request, lines, out)

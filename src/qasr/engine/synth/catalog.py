@@ -8,6 +8,7 @@ from qasr.engine import registry
 from qasr.engine.modelfile import SYNTHETIC_SUFFIX
 from qasr.engine.synth.shapes import BY_SIZE, QUANT_TYPES, Architecture
 from qasr.errors import UsageError
+from qasr.progress import Progress
 
 
 def names() -> list[str]:
@@ -22,6 +23,32 @@ def resolve(name: str) -> tuple[registry.RegistryModel, Architecture, str]:
     if arch is None or model.quantization not in QUANT_TYPES:
         raise UsageError(f"cannot synthesize {model.name} ({model.quantization}); choose one of: {', '.join(names())}")
     return model, arch, model.quantization
+
+
+def stand_in(value: str, directory: Path | None = None, *, progress: Progress | None = None) -> Path:
+    """The synthetic stand-in for ``value``, so a config written for real weights runs without them.
+
+    A registry name becomes ``<models dir>/<name>.synthetic.bin``, written (seed 0) when it is not
+    there (an existing one is used as it is); a path must already be a synthetic file, never a real
+    model passed off as one.
+    """
+    from qasr.engine.modelfile import inspect_model_file
+    from qasr.engine.synth.writer import write_model
+
+    if value not in registry.names():
+        info = inspect_model_file(value)  # a clear ModelFileError for a missing or corrupt file
+        if not info.synthetic:
+            raise UsageError(f"{value} is a real model; with synthetic models give a registry name "
+                             f"({', '.join(names())}) or a file written by qasr models synth")
+        return info.path
+    model, arch, dtype = resolve(value)
+    path = default_path(model, directory)
+    if path.exists():
+        inspect_model_file(path)  # a clear ModelFileError for a corrupt one (qasr models synth --force rewrites it)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_model(arch, path, dtype=dtype, seed=0, progress=progress, label=f"synth {model.name}")
+    return path
 
 
 def default_path(model: registry.RegistryModel, directory: Path | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qasr.engine.modelfile import SYNTHETIC_NOTE
 from qasr.lab.analysis import RunRecords
 from qasr.lab.units import format_bytes
 
@@ -119,7 +120,8 @@ def render(summary: dict[str, Any]) -> str:
         + (f" ({summary.get('heap_stats_note')})" if summary.get("heap_stats_note") and not summary.get("heap_stats") else ""),
     ]
     for m in summary.get("models") or []:
-        lines.append(f"- Model: `{m.get('path')}` — {m.get('name')}, {m.get('kind')}, {m.get('dtype')}, weights {format_bytes(m.get('weight_bytes'))}")
+        lines.append(f"- Model: `{m.get('path')}` — {m.get('name')}, {m.get('kind')}, {m.get('dtype')}, weights {format_bytes(m.get('weight_bytes'))}"
+                     + (f" — **{SYNTHETIC_NOTE}**" if m.get("synthetic") else ""))
     for a in summary.get("audio") or []:
         lines.append(f"- Audio: `{a.get('path')}` ({a.get('seconds')} s)")
     lines.append(f"- Context (system prompt): `{cfg['context']}`" if cfg.get("context") else "- Context (system prompt): none")
