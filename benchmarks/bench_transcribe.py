@@ -6,7 +6,10 @@
 
 (a) one file: ``qasr transcribe`` wall time minus the engine CLI's (target: at most 80 ms of overhead);
 (b) ten files in one ``qasr transcribe`` against ten engine-CLI runs (target ratio at most 0.8: we load once);
-(c) ``qasr --help`` start-up (target at most 0.3 s), and which heavy modules ``import qasr`` pulls in.
+(c) ``qasr --help`` start-up (target at most 0.3 s), and which heavy modules ``import qasr`` pulls in;
+(d) where (a)'s wall time goes: the interpreter, the imports one transcription needs, the engine's model
+    load and inference (the record's own figures), and the rest (argument parsing, audio decode and
+    staging, engine start, exit).
 Wall times are medians over ``--repeats`` runs; peak RSS comes from each child's rusage.
 """
 
@@ -22,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+#: What one ``qasr transcribe`` imports before the engine starts (numpy and soundfile come with them).
+TRANSCRIBE_IMPORTS = "import qasr.cli.main, qasr.cli.transcribe, qasr.providers.qwen, qasr.pipeline.batch"
 HEAVY_MODULES = ("numpy", "soundfile", "soxr", "av", "rich", "ctypes", "matplotlib", "jiwer")
 
 
@@ -47,6 +52,26 @@ def median_run(cmd: list[str], repeats: int, env: dict[str, str] | None = None, 
         walls.append(wall)
         peaks.append(peak)
     return statistics.median(walls), max(peaks)
+
+
+def where_it_goes(cmd: list[str], wall: float, repeats: int) -> None:
+    """(d): split one transcription's wall time into the parts qasr can and cannot change."""
+    import json
+
+    bare, _ = median_run([sys.executable, "-c", "pass"], repeats)
+    imports, _ = median_run([sys.executable, "-c", TRANSCRIBE_IMPORTS], repeats)
+    loads, infers = [], []
+    for _ in range(repeats):
+        record = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+        loads.append(record["load_seconds"])
+        infers.append(record["inference_seconds"])
+    load, infer = statistics.median(loads), statistics.median(infers)
+    rest = wall - imports - load - infer
+    print("(d) where one transcription's wall time goes (medians)")
+    for name, seconds in (("interpreter", bare), ("imports", imports - bare), ("model load", load),
+                          ("inference", infer), ("the rest", rest)):
+        print(f"    {name:15s} {seconds * 1000:7.1f} ms")
+    print("    (the rest: argument parsing, audio decode and staging, engine start and exit)\n")
 
 
 def find_main(lib: Path, explicit: str | None) -> Path:
@@ -99,6 +124,7 @@ def main() -> None:
         print(f"    engine CLI      {cli_wall:7.3f} s wall   {cli_peak / 2**20:6.1f} MiB peak")
         print(f"    qasr transcribe {our_wall:7.3f} s wall   {our_peak / 2**20:6.1f} MiB peak")
         print(f"    overhead        {overhead_ms:7.1f} ms      target <= 80 ms   {'OK' if overhead_ms <= 80 else 'MISSED'}\n")
+        where_it_goes([*qasr, "transcribe", str(audio), "-m", args.model, "-f", "json"], our_wall, args.repeats)
 
         reps = max(1, args.repeats // 2)
         ten_cli = []

@@ -231,3 +231,15 @@ def test_context_from_text_or_file_and_word_times_in_json(env: dict[str, str], w
     assert "only repeated the context" in r.stderr
     r = run_qasr(["transcribe", str(wav_file), "-m", str(asr_model_file), "--context", f"@{tmp_path / 'nope.txt'}"], env)
     assert r.returncode == 2 and "--context file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_app_builds_only_the_command_being_run() -> None:
+    import typer
+
+    from qasr.cli import main as cli_main
+
+    everything = typer.main.get_command(cli_main.app)
+    assert sorted(name for name, *_ in cli_main.COMMANDS) == sorted(everything.commands)  # type: ignore[attr-defined]
+    one = typer.main.get_command(cli_main.build_app("lab"))
+    assert list(one.commands) == ["lab"]  # type: ignore[attr-defined]
+    assert cli_main.main(["transcribe"]) == 2  # no arguments: its own usage, exit 2
