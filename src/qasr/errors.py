@@ -76,3 +76,10 @@ class NoProviderAvailable(QasrError):
     def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def warn_on_stderr(message: str) -> None:
+    """One ``qasr: warning:`` line on stderr: something the user should know that is not an error."""
+    import sys
+
+    print(f"qasr: warning: {message}", file=sys.stderr, flush=True)

@@ -37,9 +37,8 @@ def serve(
 
     from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind, synthetic_notice
     from qasr.engine.registry import resolve_model
-    from qasr.errors import QasrError, UsageError
+    from qasr.errors import QasrError, UsageError, warn_on_stderr
     from qasr.lab.units import parse_size
-    from qasr.providers.chain import warn_on_stderr
 
     try:
         rss_limit = parse_size(max_worker_rss) if max_worker_rss else None

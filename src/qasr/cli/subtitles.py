@@ -14,7 +14,7 @@ FORMAT_NAMES = ("srt", "vtt", "json", "tsv", "txt")
 
 def output_format(explicit: Optional[str], output: Optional[Path]) -> str:
     """The format asked for, else the output file's suffix, else SRT."""
-    from qasr.errors import UsageError
+    from qasr.errors import UsageError, warn_on_stderr
 
     if explicit:
         name = explicit.lower()
@@ -26,7 +26,7 @@ def output_format(explicit: Optional[str], output: Optional[Path]) -> str:
 
 
 def cue_rules(max_line_width: int, max_lines: int, max_cue_seconds: float):  # type: ignore[no-untyped-def]
-    from qasr.errors import UsageError
+    from qasr.errors import UsageError, warn_on_stderr
     from qasr.pipeline.subtitles import CueRules
 
     try:
@@ -106,11 +106,10 @@ def subtitles(
     from qasr.audio.vad import VadOptions
     from qasr.engine.modelfile import inspect_model_file, synthetic_notice
     from qasr.engine.registry import resolve_model
-    from qasr.errors import UsageError
+    from qasr.errors import UsageError, warn_on_stderr
     from qasr.pipeline.longform import LongformInterrupted, LongformOptions, run_longform
     from qasr.pipeline.writers import get_writer
     from qasr.progress import make_progress
-    from qasr.providers.chain import warn_on_stderr
 
     name = output_format(fmt, output)
     try:

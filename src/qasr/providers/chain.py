@@ -12,10 +12,9 @@ since the next provider would be given the same wrong value.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Sequence
 
-from qasr.errors import EngineNotFound, ModelFileError, NoProviderAvailable, QasrError, UsageError
+from qasr.errors import EngineNotFound, ModelFileError, NoProviderAvailable, QasrError, UsageError, warn_on_stderr
 from qasr.providers.base import Provider, ProviderOptions
 
 QWEN, WHISPER = "qwen3-chatllm", "faster-whisper"
@@ -65,10 +64,6 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ModelFileError):
         return "model file missing or corrupt"
     return "load failed"
-
-
-def warn_on_stderr(message: str) -> None:
-    print(f"qasr: warning: {message}", file=sys.stderr, flush=True)
 
 
 def providers_for(spec: str | None, allowed: Sequence[str] | None = None, why: str = "") -> tuple[list[str], bool]:

@@ -44,7 +44,7 @@ class QwenChatllmProvider:
         self.model: Model | None = Model(resolve_model(options.model), language=options.language, **load)  # type: ignore[arg-type]
         notice = synthetic_notice(self.model.file, options.max_tokens)
         if notice:
-            from qasr.providers.chain import warn_on_stderr
+            from qasr.errors import warn_on_stderr
 
             warn_on_stderr(notice)
         # The aligner is a file checked here and loaded in its own process per transcription
