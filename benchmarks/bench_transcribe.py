@@ -58,8 +58,9 @@ def where_it_goes(cmd: list[str], wall: float, repeats: int) -> None:
     """(d): split one transcription's wall time into the parts qasr can and cannot change."""
     import json
 
-    bare, _ = median_run([sys.executable, "-c", "pass"], repeats)
-    imports, _ = median_run([sys.executable, "-c", TRANSCRIBE_IMPORTS], repeats)
+    # Both leave through os._exit, as qasr does: the interpreter's own tear-down is not qasr's cost.
+    bare, _ = median_run([sys.executable, "-c", "import os; os._exit(0)"], repeats)
+    imports, _ = median_run([sys.executable, "-c", f"{TRANSCRIBE_IMPORTS}; import os; os._exit(0)"], repeats)
     loads, infers = [], []
     for _ in range(repeats):
         record = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
