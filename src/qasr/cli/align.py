@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from qasr.cli.subtitles import cue_rules, output_format
+from qasr.errors import warn_on_stderr
 
 
 def read_transcript(text: str) -> str:
@@ -63,10 +64,9 @@ def align(
     model = load_aligner(aligner_path, lang, threads=threads, engine=engine)
     result = run_align(model, prepared, transcript, language=lang)
     if result.unreliable:
-        print(
-            f"qasr: warning: {result.repaired} of {len(result.units)} word times lay outside the audio or out of order "
-            "and were repaired: the transcript may not match the audio, or the language may be wrong",
-            file=sys.stderr,
+        warn_on_stderr(
+            f"{result.repaired} of {len(result.units)} word times lay outside the audio or out of order "
+            "and were repaired: the transcript may not match the audio, or the language may be wrong"
         )
     cues = fix_timing(cut(result, rules), prepared.seconds, rules)
     info = {"source": str(audio), "duration": round(prepared.seconds, 3), "language": lang, "aligner_model": aligner_path.name,

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from qasr.cli.provider_options import WHISPER_MODEL
+from qasr.errors import warn_on_stderr
 
 
 def benchmark(
@@ -69,7 +70,7 @@ def benchmark(
         emit(table(result.runs) + "\n\n" + decision_text(result.decision) + "\n")
         for run in result.runs:
             if run.error:
-                print(f"qasr: warning: {run.name}: {run.reason}: {run.error}", file=sys.stderr)
+                warn_on_stderr(f"{run.name}: {run.reason}: {run.error}")
         print(f"wrote {', '.join(str(p) for p in result.written)}", file=sys.stderr)
     if fail_unless_go and result.decision.verdict != "GO":
         raise typer.Exit(EXIT_FAILURE)

@@ -9,12 +9,14 @@ from typing import Any, Optional
 
 import typer
 
+from qasr.errors import warn_on_stderr
+
 FORMAT_NAMES = ("srt", "vtt", "json", "tsv", "txt")
 
 
 def output_format(explicit: Optional[str], output: Optional[Path]) -> str:
     """The format asked for, else the output file's suffix, else SRT."""
-    from qasr.errors import UsageError, warn_on_stderr
+    from qasr.errors import UsageError
 
     if explicit:
         name = explicit.lower()
@@ -26,7 +28,7 @@ def output_format(explicit: Optional[str], output: Optional[Path]) -> str:
 
 
 def cue_rules(max_line_width: int, max_lines: int, max_cue_seconds: float):  # type: ignore[no-untyped-def]
-    from qasr.errors import UsageError, warn_on_stderr
+    from qasr.errors import UsageError
     from qasr.pipeline.subtitles import CueRules
 
     try:
@@ -53,11 +55,10 @@ def report(result: Any, as_json: bool, interrupted: bool = False) -> None:
         print(json.dumps(data, ensure_ascii=False), flush=True)
     shown = result.unaligned if len(result.unaligned) <= 3 else result.unaligned[:1]
     for item in shown:
-        print(f"qasr: warning: chunk {item['index'] + 1} at {clock(item['start'])} keeps evenly spread times: {item['reason']}",
-              file=sys.stderr)  # fmt: skip
+        warn_on_stderr(f"chunk {item['index'] + 1} at {clock(item['start'])} keeps evenly spread times: {item['reason']}")
     if len(result.unaligned) > len(shown):
-        print(f"qasr: warning: {len(result.unaligned) - 1} more chunks of {result.chunks} keep evenly spread times "
-              "(--json lists each with its reason)", file=sys.stderr)  # fmt: skip
+        warn_on_stderr(f"{len(result.unaligned) - 1} more chunks of {result.chunks} keep evenly spread times "
+                       "(--json lists each with its reason)")
     if as_json:
         return
     children = [f"{name} child {mb(n)}" for name, n in (("ASR", result.transcribe_peak_rss_bytes), ("aligner", result.align_peak_rss_bytes)) if n]
@@ -106,7 +107,7 @@ def subtitles(
     from qasr.audio.vad import VadOptions
     from qasr.engine.modelfile import inspect_model_file, synthetic_notice
     from qasr.engine.registry import resolve_model
-    from qasr.errors import UsageError, warn_on_stderr
+    from qasr.errors import UsageError
     from qasr.pipeline.longform import LongformInterrupted, LongformOptions, run_longform
     from qasr.pipeline.writers import get_writer
     from qasr.progress import make_progress

@@ -10,6 +10,7 @@ import typer
 
 from qasr.cli.output import OutputFormat
 from qasr.cli.provider_options import PROVIDER, WHISPER_MODEL
+from qasr.errors import warn_on_stderr
 
 
 def transcribe(
@@ -122,7 +123,7 @@ def _record(event, peak: int, provider: str) -> dict[str, object]:  # type: igno
     record["provider"] = provider
     record["peak_rss_bytes"] = peak
     for warning in event.result.warnings:
-        print(f"qasr: warning: {event.source}: {warning}", file=sys.stderr)
+        warn_on_stderr(f"{event.source}: {warning}")
     return record
 
 
