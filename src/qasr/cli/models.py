@@ -151,7 +151,7 @@ def synth(
     """
     from qasr.engine import registry
     from qasr.engine.modelfile import inspect_model_file
-    from qasr.engine.synth import catalog, write_model
+    from qasr.engine.synth import catalog
     from qasr.errors import UsageError
     from qasr.lab.units import format_bytes
     from qasr.progress import make_progress
@@ -161,12 +161,7 @@ def synth(
     path = output or catalog.default_path(model, directory)
     if path.exists() and not force:
         raise UsageError(f"{path} exists; use --force to replace it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {path.parent}: {exc.strerror}") from None
-    bar = make_progress(None, "bytes")
-    result = write_model(arch, path, dtype=dtype, seed=seed, progress=bar, label=f"synth {model.name}")
+    result = catalog.write(model.name, path, seed=seed, progress=make_progress(None, "bytes"))
     info = inspect_model_file(result.path)  # what every later command will see
     if as_json:
         print(json.dumps({**result.to_dict(), "name": model.name, "header": info.to_dict()}, indent=2))

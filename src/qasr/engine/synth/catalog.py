@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qasr.engine import registry
 from qasr.engine.modelfile import SYNTHETIC_SUFFIX
 from qasr.engine.synth.shapes import BY_SIZE, QUANT_TYPES, Architecture
 from qasr.errors import UsageError
 from qasr.progress import Progress
+
+if TYPE_CHECKING:
+    from qasr.engine.synth.writer import SynthResult
 
 
 def names() -> list[str]:
@@ -25,6 +29,19 @@ def resolve(name: str) -> tuple[registry.RegistryModel, Architecture, str]:
     return model, arch, model.quantization
 
 
+def write(name: str, path: Path, *, seed: int = 0, progress: Progress | None = None) -> SynthResult:
+    """Write the synthetic stand-in of registry ``name`` to ``path`` (its folder made if missing):
+    what `qasr models synth` and `stand_in` both do."""
+    from qasr.engine.synth.writer import write_model
+
+    model, arch, dtype = resolve(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {path.parent}: {exc.strerror}") from None
+    return write_model(arch, path, dtype=dtype, seed=seed, progress=progress, label=f"synth {model.name}")
+
+
 def stand_in(value: str, directory: Path | None = None, *, progress: Progress | None = None) -> Path:
     """The synthetic stand-in for ``value``, so a config written for real weights runs without them.
 
@@ -33,7 +50,6 @@ def stand_in(value: str, directory: Path | None = None, *, progress: Progress | 
     model passed off as one.
     """
     from qasr.engine.modelfile import inspect_model_file
-    from qasr.engine.synth.writer import write_model
 
     if value not in registry.names():
         info = inspect_model_file(value)  # a clear ModelFileError for a missing or corrupt file
@@ -41,13 +57,12 @@ def stand_in(value: str, directory: Path | None = None, *, progress: Progress | 
             raise UsageError(f"{value} is a real model; with synthetic models give a registry name "
                              f"({', '.join(names())}) or a file written by qasr models synth")
         return info.path
-    model, arch, dtype = resolve(value)
+    model, _, _ = resolve(value)  # a usage error for a name the writer cannot make
     path = default_path(model, directory)
     if path.exists():
         inspect_model_file(path)  # a clear ModelFileError for a corrupt one (qasr models synth --force rewrites it)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_model(arch, path, dtype=dtype, seed=0, progress=progress, label=f"synth {model.name}")
+        write(value, path, progress=progress)
     return path
 
 
