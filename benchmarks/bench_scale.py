@@ -17,6 +17,9 @@ duration, one fresh child process that loads the model through qasr and transcri
 * RTF: the transcription's wall time / the audio's duration (with exactly ``--tokens`` decoded);
   ``rtf@speech`` is derived: TTFT plus ``--speech-tokens`` tokens per audio second at the measured
   decode rate, what a real transcript of that length would cost;
+* a ForcedAligner model (``qwen3-aligner-0.6b-q4_0``) aligns the clip's transcript (``--transcript``,
+  default the audio's ``.txt``; repeated and cut as the audio is) through ``qasr.align``: there is
+  no TTFT or decode rate (one forward pass), the time is ``align_seconds`` and the RTF;
 * the child's whole wall time against chatllm.cpp's own ``main`` doing the same work in the same run
   (``-m MODEL -p WAV -n THREADS --max_length L --max_new_tokens N``, the staged WAV served by qasr's
   ffmpeg shim for both): our overhead as a ratio (goal: at most 1.02 at real scale). main's peak RSS
@@ -51,17 +54,32 @@ def child(args: argparse.Namespace) -> None:
 
     from qasr.audio.decode import as_audio
     from qasr.engine.model import Model
+    from qasr.engine.modelfile import ModelKind, inspect_model_file
     from qasr.lab.memory import read_status
 
-    samples = clip(as_audio(args.audio).samples, args.duration)
+    audio = as_audio(args.audio)
+    samples = clip(audio.samples, args.duration)
     out: dict[str, object] = {"audio_seconds": len(samples) / 16000}
+    aligner = inspect_model_file(args.model).kind is ModelKind.ALIGNER
     before = read_status()
-    m = Model(args.model, threads=args.threads, max_length=args.max_length)
+    if aligner:
+        from qasr.pipeline.align import align, load_aligner
+
+        m = load_aligner(args.model, args.language, threads=args.threads, max_length=args.max_length)
+    else:
+        m = Model(args.model, threads=args.threads, max_length=args.max_length)
     after = read_status()
     out.update(load_seconds=m.load_seconds, rss_before=before.get("rss"), rss_after_load=after.get("rss"),
                vm_size_after_load=after.get("vm_size"), hwm_after_load=after.get("vm_hwm"),
                engine_params=m.info.param_count if m.info else None)
-    if args.duration > 0:
+    if args.duration > 0 and aligner:
+        text = clip_transcript(Path(args.transcript).read_text(encoding="utf-8"), audio.seconds, args.duration)
+        t0 = time.perf_counter()
+        result = align(m, np.asarray(samples), text, language=args.language)
+        total = time.perf_counter() - t0
+        out.update(aligned_units=len(result.units), align_seconds=total, rtf=total / (len(samples) / 16000),
+                   hwm_after_run=read_status().get("vm_hwm"))
+    elif args.duration > 0:
         times = []
         t0 = time.perf_counter()
         for _ in m.transcribe_raw(np.asarray(samples), max_tokens=args.tokens):
@@ -74,6 +92,14 @@ def child(args: argparse.Namespace) -> None:
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     os._exit(0)  # upstream aborts at interpreter exit once a model was loaded
+
+
+def clip_transcript(text: str, clip_seconds: float, seconds: float) -> str:
+    """The transcript of `clip` 's audio: the words repeated as the clip is, cut in proportion
+    (speech is assumed even across the clip, which is close enough for a timing figure)."""
+    words = text.split()
+    want = max(1, round(len(words) * seconds / clip_seconds))
+    return " ".join((words * (-(-want // len(words))))[:want])
 
 
 def clip(samples, seconds: float):  # type: ignore[no-untyped-def]
@@ -131,9 +157,11 @@ def wait_quiet(limit: float) -> float:
     return time.perf_counter() - t0
 
 
-def run_child(model: Path, audio: str, duration: float, threads: int, max_length: int, tokens: int) -> tuple[dict, float]:
+def run_child(model: Path, audio: str, duration: float, threads: int, max_length: int, tokens: int,
+              transcript: str, language: str) -> tuple[dict, float]:
     cmd = [sys.executable, __file__, "--child", "--model", str(model), "--audio", audio, "--duration", str(duration),
-           "--threads", str(threads), "--max-length", str(max_length), "--tokens", str(tokens)]
+           "--threads", str(threads), "--max-length", str(max_length), "--tokens", str(tokens),
+           "--transcript", transcript, "--language", language]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
@@ -142,8 +170,12 @@ def run_child(model: Path, audio: str, duration: float, threads: int, max_length
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
 
 
-def run_main(main: Path, model: Path, audio: str, duration: float, threads: int, max_length: int, tokens: int) -> tuple[float, int]:
-    """chatllm.cpp's main on the same staged WAV (qasr's shim first on PATH, as for our child)."""
+def run_main(main: Path, model: Path, audio: str, duration: float, threads: int, max_length: int, tokens: int,
+             align_text: str | None = None, language: str = "English") -> tuple[float, int]:
+    """chatllm.cpp's main on the same staged WAV (qasr's shim first on PATH, as for our child).
+
+    With ``align_text`` (a ForcedAligner), main gets the audio and that text in one prompt,
+    ``{{audio:WAV}}TEXT`` with ``--multimedia_file_tags {{ }}``, and JSON output, as qasr asks for."""
     from qasr.audio.decode import as_audio
     from qasr.audio.staging import staged_wav
     from qasr.engine import ffmpeg_shim
@@ -151,8 +183,12 @@ def run_main(main: Path, model: Path, audio: str, duration: float, threads: int,
     ffmpeg_shim.activate()  # PATH of this process (and so of main) starts with the shim
     samples = clip(as_audio(audio).samples, duration)
     with staged_wav(samples) as wav:
-        cmd = [str(main), "-m", str(model), "-p", str(wav), "-n", str(threads), "--max_length", str(max_length),
-               "--max_new_tokens", str(tokens), "--hide_banner"]
+        cmd = [str(main), "-m", str(model), "-n", str(threads), "--max_length", str(max_length), "--hide_banner"]
+        if align_text is None:
+            cmd += ["-p", str(wav), "--max_new_tokens", str(tokens)]
+        else:
+            cmd += ["--multimedia_file_tags", "{{", "}}", "-p", f"{{{{audio:{wav}}}}}{align_text}",
+                    "--set", "format", "json", "--set", "language", language]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -162,6 +198,15 @@ def run_main(main: Path, model: Path, audio: str, duration: float, threads: int,
     if rc not in (0, ENGINE_EXIT_ABORT):
         raise SystemExit(f"main failed (exit {rc}): {err.strip()[-500:]}")
     return wall, usage.ru_maxrss * 1024
+
+
+def align_text(transcript: str, audio: str, duration: float) -> str:
+    """The text main is given for the aligner: what qasr's `align` sends for the same clip."""
+    from qasr.audio.decode import as_audio
+    from qasr.pipeline.align import engine_text
+
+    text = Path(transcript).read_text(encoding="utf-8")
+    return engine_text(clip_transcript(text, as_audio(audio).seconds, duration))
 
 
 def resolve(name_or_path: str, seed: int) -> Path:
@@ -215,6 +260,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="qwen3-asr-0.6b-q4_0", help="comma-separated registry names or paths")
     parser.add_argument("--audio", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "jfk.wav"))
+    parser.add_argument("--transcript", help="the audio's transcript, for a ForcedAligner model (default: AUDIO with .txt)")
+    parser.add_argument("--language", default="English", help="the aligner's language (ForcedAligner models)")
     parser.add_argument("--durations", default="5,30,120", help="seconds of audio per run")
     parser.add_argument("--tokens", type=int, default=64, help="tokens decoded per run (exact for synthetic models)")
     parser.add_argument("--threads", default="2", help="comma-separated engine thread counts")
@@ -238,6 +285,9 @@ def main() -> None:
         args.threads = int(args.threads)
         child(args)
         return
+    transcript = args.transcript or str(Path(args.audio).with_suffix(".txt"))
+    from qasr.engine.modelfile import ModelKind, inspect_model_file
+
     if not os.environ.get("QASR_CHATLLM_LIB"):
         raise SystemExit("set QASR_CHATLLM_LIB to a real libchatllm.so")
     engine_main = None if args.no_main else find_main(args.main)
@@ -256,6 +306,10 @@ def main() -> None:
         path = resolve(name.strip(), args.seed)
         print(f"\n## {name}: {path.name}  {path.stat().st_size:,} B", flush=True)
         emit({"model": name, "path": str(path), "file_bytes": path.stat().st_size})
+        aligner = inspect_model_file(path).kind is ModelKind.ALIGNER
+        if aligner and not Path(transcript).is_file():
+            raise SystemExit(f"{path.name} is a ForcedAligner: it needs the audio's transcript (--transcript); "
+                             f"{transcript} does not exist")
         print("thr  max_len  audio_s  load_s  rss_load  vm_load   ttft_s  dec_tok/s    rtf  peak_MiB  ours_s  main_s  ratio"
               "  main_MiB  rtf@speech", flush=True)
         for threads in ints(args.threads):
@@ -265,14 +319,17 @@ def main() -> None:
                     for _ in range(args.repeats):
                         waited += wait_quiet(args.wait_quiet)
                         with Busy() as b:
-                            row, wall = run_child(path, args.audio, duration, threads, max_length, args.tokens)
+                            row, wall = run_child(path, args.audio, duration, threads, max_length, args.tokens,
+                                                  transcript, args.language)
                         rows.append(row)
                         walls.append(wall)
                         busy.append(b.mean)
                         if engine_main:
                             waited += wait_quiet(args.wait_quiet)
                             with Busy() as b:
-                                w, peak = run_main(engine_main, path, args.audio, duration, threads, max_length, args.tokens)
+                                w, peak = run_main(engine_main, path, args.audio, duration, threads, max_length,
+                                                   args.tokens, align_text(transcript, args.audio, duration) if aligner else None,
+                                                   args.language)
                             mains.append(w)
                             main_peaks.append(peak)
                             busy.append(b.mean)
@@ -293,10 +350,12 @@ def main() -> None:
                           f"  {num(med.get('ttft_seconds'))}  {num(med.get('decode_tokens_per_second'), '9.2f')}"
                           f"  {num(med.get('rtf'), '5.2f')}  {mib(med.get('hwm_after_run'))}  {ours:6.1f}"
                           f"  {num(theirs, '6.1f')}  {num(record['ratio'], '5.3f')}  {mib(record['main_peak_rss'])}"
-                          f"  {num(record['rtf_at_speech_rate'], '9.2f')}   chunks={med.get('chunks')}"
+                          f"  {num(record['rtf_at_speech_rate'], '9.2f')}   "
+                          f"{'units=' + str(med.get('aligned_units')) if aligner else 'chunks=' + str(med.get('chunks'))}"
                           f" busy={max((x for x in busy if x is not None), default=0):.1f}", flush=True)
         for max_length in ints(args.memory_max_lengths):
-            row, _ = run_child(path, args.audio, 0, ints(args.threads)[0], max_length, args.tokens)
+            row, _ = run_child(path, args.audio, 0, ints(args.threads)[0], max_length, args.tokens,
+                               transcript, args.language)
             emit({"model": name, "memory_only": True, "max_length": max_length, **row})
             print(f"load only, --max_length {max_length:6d}: RSS {mib(row['rss_after_load'])} MiB,"
                   f" VmSize {mib(row['vm_size_after_load'])} MiB, VmHWM {mib(row['hwm_after_load'])} MiB,"

@@ -21,6 +21,7 @@ from qasr.pipeline.align import (
     build_alignment,
     check_plausible,
     comparable,
+    engine_text,
     even_alignment,
     guess_language,
     load_aligner,
@@ -56,6 +57,13 @@ def test_unit_spans_point_into_the_text() -> None:
         assert text[a:b].strip() == text[a:b] and text[a:b]
     assert comparable("Don't!") == "don't" and comparable("U.S") == "us"
 
+
+
+def test_the_engine_is_given_our_units_joined_by_single_spaces() -> None:
+    assert engine_text("And so, my fellow -- Americans.") == "And so my fellow Americans"
+    assert engine_text("你好, world!") == "你 好 world"
+    text = "one two three"
+    assert engine_text(text, unit_spans(text)[1:]) == "two three"
 
 # -- the engine's output ----------------------------------------------------------------------
 

@@ -348,6 +348,12 @@ def build_alignment(
     return Alignment(text, units, language, audio_seconds, repaired=changed, clamped=clamped, raw=raw)
 
 
+def engine_text(transcript: str, spans: Sequence[tuple[int, int]] | None = None) -> str:
+    """What the aligner is given for ``transcript``: our units joined by single spaces, so the
+    engine's own word split (spaces; one unit per CJK character) finds exactly our units."""
+    return " ".join(transcript[a:b] for a, b in (unit_spans(transcript) if spans is None else spans))
+
+
 def align(model: object, audio: object, transcript: str, *, language: str | None = None) -> Alignment:
     """Align ``transcript`` to ``audio`` with a loaded ForcedAligner `Model` (``format=json``).
 
@@ -363,8 +369,7 @@ def align(model: object, audio: object, transcript: str, *, language: str | None
     prepared = as_audio(audio)
     spans = unit_spans(transcript)
     check_plausible(spans, prepared.seconds, transcript)
-    sent = " ".join(transcript[a:b] for a, b in spans)
-    raw = "".join(model.align_raw(prepared, sent))
+    raw = "".join(model.align_raw(prepared, engine_text(transcript, spans)))
     return build_alignment(transcript, spans, raw, lang, prepared.seconds)
 
 
