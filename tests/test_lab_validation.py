@@ -219,14 +219,31 @@ def test_ctrl_c_writes_a_partial_report(double_lib: Path, tmp_path: Path) -> Non
     assert "interrupted (partial report)" in (samples.parent / "report.md").read_text()
 
 
+
+def test_ctrl_c_the_child_never_recorded_is_still_an_interrupted_run(lab, double_lib: Path) -> None:  # type: ignore[no-untyped-def]
+    """A KeyboardInterrupt raised inside an engine callback is swallowed by ctypes; the parent saw
+    Ctrl-C and stopped the child with SIGTERM. The run must read as interrupted, report.md and
+    re-rendered reports included, not as a crash."""
+    from qasr.lab.runner import analyse_and_report
+
+    run_dir = lab("restart", n=6).run_dir
+    crashed = analyse_and_report(run_dir, -15, [])
+    assert crashed["status"] == "crashed"  # the same exit without the user's Ctrl-C
+    summary = analyse_and_report(run_dir, -15, [], interrupted=True)
+    assert summary["status"] == "interrupted"
+    assert "interrupted (partial report)" in (run_dir / "report.md").read_text()
+    assert json.loads((run_dir / "exit.json").read_text())["interrupted"] is True
+    r = run_qasr(["lab", "report", str(run_dir), "--json"], double_env(double_lib))
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "interrupted"
+
 def test_inconclusive_runs_are_extended_twice_at_most(lab, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from qasr.lab import runner as lab_runner
 
     real = lab_runner.analyse_and_report
     seen: list[int] = []
 
-    def always_inconclusive(run_dir, returncode, tail):  # type: ignore[no-untyped-def]
-        summary = real(run_dir, returncode, tail)
+    def always_inconclusive(run_dir, returncode, tail, **kwargs):  # type: ignore[no-untyped-def]
+        summary = real(run_dir, returncode, tail, **kwargs)
         seen.append(summary["iterations_completed"])
         summary["verdict"] = "INCONCLUSIVE"
         return summary

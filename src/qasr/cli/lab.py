@@ -258,5 +258,7 @@ def report_cmd(
         raise UsageError(f"{run_dir} is not a lab run directory (no config.json)")
     exit_info = run_dir / "exit.json"
     info = json.loads(exit_info.read_text(encoding="utf-8")) if exit_info.is_file() else {}
-    summary = analyse_and_report(run_dir, info.get("returncode"), info.get("stderr_tail") or [])
+    summary = analyse_and_report(
+        run_dir, info.get("returncode"), info.get("stderr_tail") or [], interrupted=bool(info.get("interrupted"))
+    )
     _print_summary(summary, as_json)

@@ -171,8 +171,15 @@ def crash_text(crash: dict[str, Any]) -> str:
     return f"{how} in iteration {crash.get('iteration')}, phase {crash.get('phase')}"
 
 
-def summarize(records: RunRecords, config: dict[str, Any], returncode: int | None, stderr_tail: list[str]) -> dict[str, Any]:
-    """Everything the reports show, as one JSON-ready dict."""
+def summarize(
+    records: RunRecords, config: dict[str, Any], returncode: int | None, stderr_tail: list[str], *, interrupted: bool = False
+) -> dict[str, Any]:
+    """Everything the reports show, as one JSON-ready dict.
+
+    ``interrupted``: the user stopped the run (the parent saw Ctrl-C), even when the child never got
+    to record it (a KeyboardInterrupt raised inside an engine callback is swallowed by ctypes, and the
+    parent then stops the child with SIGTERM after its grace period).
+    """
     scenario = config["scenario"]
     its = records.iterations
     found, series = verdicts(records, scenario, config.get("threshold"))
@@ -185,7 +192,7 @@ def summarize(records: RunRecords, config: dict[str, Any], returncode: int | Non
 
     if records.ended and returncode == 0:
         status = "completed"
-    elif records.interrupted or returncode in (130, -2):
+    elif records.interrupted or interrupted or returncode in (130, -2):
         status = "interrupted"
     elif returncode is not None and (returncode < 0 or returncode in (134, 137, 139)):
         status = "crashed"

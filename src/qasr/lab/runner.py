@@ -19,7 +19,6 @@ from typing import Any
 from qasr.errors import UsageError
 from qasr.lab.analysis import load_records, summarize
 from qasr.lab.config import RunConfig
-from qasr.lab.report.jsonfile import JsonReporter
 from qasr.processes import GRACE_SECONDS, Child
 from qasr.progress import make_progress
 
@@ -103,15 +102,21 @@ def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> t
     return child.returncode, tail, interrupted
 
 
-def analyse_and_report(run_dir: Path, returncode: int | None, stderr_tail: list[str]) -> dict[str, Any]:
-    """Summarise what the child recorded and write summary.json, report.md and the plots."""
+def analyse_and_report(
+    run_dir: Path, returncode: int | None, stderr_tail: list[str], *, interrupted: bool = False
+) -> dict[str, Any]:
+    """Summarise what the child recorded and write summary.json, report.md and the plots.
+
+    ``interrupted`` (the user pressed Ctrl-C) is kept in exit.json, so `qasr lab report` re-renders
+    the same status."""
     from qasr.lab.report import write_reports
 
     config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     records = load_records(run_dir / "samples.jsonl")
-    summary = summarize(records, config, returncode, stderr_tail)
+    summary = summarize(records, config, returncode, stderr_tail, interrupted=interrupted)
     summary["run_dir"] = str(run_dir)
-    (run_dir / "exit.json").write_text(json.dumps({"returncode": returncode, "stderr_tail": stderr_tail}, indent=2), encoding="utf-8")
+    exit_info = {"returncode": returncode, "stderr_tail": stderr_tail, "interrupted": interrupted}
+    (run_dir / "exit.json").write_text(json.dumps(exit_info, indent=2), encoding="utf-8")
     write_reports(summary, records, run_dir)
     return summary
 
@@ -123,10 +128,7 @@ def run(cfg: RunConfig, *, extend: bool = False, max_doublings: int = 2, show_pr
     current = cfg
     while True:
         returncode, tail, interrupted = run_child(current, run_dir, show_progress=show_progress)
-        summary = analyse_and_report(run_dir, returncode, tail)
-        if interrupted and summary["status"] != "interrupted":
-            summary["status"] = "interrupted"
-            JsonReporter().write(summary, load_records(run_dir / "samples.jsonl"), run_dir)
+        summary = analyse_and_report(run_dir, returncode, tail, interrupted=interrupted)
         attempts.append({"iterations": current.iterations, "verdict": summary.get("verdict"), "status": summary["status"]})
         retry = (
             extend
