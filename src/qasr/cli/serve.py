@@ -35,9 +35,9 @@ def serve(
     import asyncio
     import os
 
-    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind, synthetic_notice
+    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind, warn_if_synthetic
     from qasr.engine.registry import resolve_model
-    from qasr.errors import QasrError, UsageError, warn_on_stderr
+    from qasr.errors import QasrError, UsageError
     from qasr.lab.units import parse_size
 
     try:
@@ -48,9 +48,7 @@ def serve(
     asr = require_kind(inspect_model_file(resolve_model(model)), ModelKind.ASR) if model else None
     if asr is None and provider == "qwen3-chatllm":
         raise UsageError("give a model: --model FILE (or QASR_MODEL), or --provider faster-whisper --whisper-model DIR")
-    notice = synthetic_notice(asr, max_tokens) if asr is not None else None
-    if notice:
-        warn_on_stderr(notice)
+    warn_if_synthetic(asr, max_tokens)
     aligner_path = None
     if aligner:
         aligner_path = require_kind(inspect_model_file(resolve_model(aligner)), ModelKind.ALIGNER).path

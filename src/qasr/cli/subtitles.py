@@ -105,7 +105,7 @@ def subtitles(
     4 engine error, 130 interrupted (the output keeps every finished chunk).
     """
     from qasr.audio.vad import VadOptions
-    from qasr.engine.modelfile import inspect_model_file, synthetic_notice
+    from qasr.engine.modelfile import inspect_model_file, warn_if_synthetic
     from qasr.engine.registry import resolve_model
     from qasr.errors import UsageError
     from qasr.pipeline.longform import LongformInterrupted, LongformOptions, run_longform
@@ -122,9 +122,7 @@ def subtitles(
         threads=threads, max_length=max_length, max_tokens=max_tokens, engine=engine, vad=vad,
         rules=cue_rules(max_line_width, max_lines, max_cue_seconds),
     )  # fmt: skip
-    notice = synthetic_notice(inspect_model_file(options.asr_model), max_tokens)
-    if notice:
-        warn_on_stderr(notice)
+    warn_if_synthetic(inspect_model_file(options.asr_model), max_tokens)
     progress = make_progress(None, "seconds")
     try:
         result = run_longform(audio, output, get_writer(name), options, progress)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from qasr.errors import ModelFileError
+from qasr.errors import ModelFileError, warn_on_stderr
 
 GGMM_MAGIC = b"ggmm"
 GGMM_VERSION = 1
@@ -183,6 +183,14 @@ def synthetic_notice(info: ModelFileInfo, max_tokens: int | None) -> str | None:
     cap = (f"each engine call stops after {max_tokens} tokens" if max_tokens
            else "it never stops by itself, so each engine call decodes to the context length (cap it: --max-tokens N)")
     return f"{info.path.name} is a {SYNTHETIC_NOTE}; {cap}"
+
+
+def warn_if_synthetic(info: ModelFileInfo | None, max_tokens: int | None) -> None:
+    """Print `synthetic_notice` on stderr when ``info`` is a synthetic model: what every command
+    that loads an ASR model does before running it."""
+    notice = synthetic_notice(info, max_tokens) if info is not None else None
+    if notice:
+        warn_on_stderr(notice)
 
 
 def _is_synthetic(meta: dict, path: Path) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.engine.model import Model
-from qasr.engine.modelfile import synthetic_notice
+from qasr.engine.modelfile import warn_if_synthetic
 from qasr.errors import ModelFileError, QasrError
 from qasr.pipeline.results import TranscriptionResult
 from qasr.pipeline.transcribe import TranscriptionStream
@@ -29,7 +29,7 @@ from qasr.providers.base import LoadTimeOnce, ProviderOptions
 class QwenChatllmProvider:
     """Qwen3-ASR on chatllm.cpp; reads ``model``, ``language``, ``threads``, ``max_length``,
     ``engine``, ``aligner``, ``context``, ``itn``, ``opencc``, ``max_chunk`` and ``max_tokens`` from the options;
-    says so on stderr when the model is synthetic (`qasr.engine.modelfile.synthetic_notice`)."""
+    says so on stderr when the model is synthetic (`qasr.engine.modelfile.warn_if_synthetic`)."""
 
     name = "qwen3-chatllm"
     streams = True
@@ -42,11 +42,7 @@ class QwenChatllmProvider:
         self.options, self._destroy = options, destroy
         load = dict(threads=options.threads, max_length=options.max_length, engine=options.engine)
         self.model: Model | None = Model(resolve_model(options.model), language=options.language, **load)  # type: ignore[arg-type]
-        notice = synthetic_notice(self.model.file, options.max_tokens)
-        if notice:
-            from qasr.errors import warn_on_stderr
-
-            warn_on_stderr(notice)
+        warn_if_synthetic(self.model.file, options.max_tokens)
         # The aligner is a file checked here and loaded in its own process per transcription
         # (`qasr.pipeline.align_child`): upstream silences the first of two models in one process.
         self.aligner: Path | None = None
