@@ -225,13 +225,12 @@ def resolve(name_or_path: str, seed: int) -> Path:
     given = Path(name_or_path)
     if given.exists():
         return given
-    from qasr.engine.synth import catalog, write_model
+    from qasr.engine.synth import catalog
 
-    model, arch, dtype = catalog.resolve(name_or_path)
+    model, _, _ = catalog.resolve(name_or_path)
     path = catalog.default_path(model)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        r = write_model(arch, path, dtype=dtype, seed=seed)
+        r = catalog.write(model.name, path, seed=seed)
         print(f"# wrote {path} ({r.file_bytes:,} B) in {r.seconds:.1f} s", flush=True)
     return path
 
@@ -328,6 +327,7 @@ def main() -> None:
             for max_length in ints(args.max_lengths):
                 for duration in [float(d) for d in args.durations.split(",") if d.strip()]:
                     rows, walls, mains, main_peaks, busy, waited = [], [], [], [], [], 0.0
+                    main_text = align_text(transcript, args.audio, duration) if aligner and engine_main else None
                     for _ in range(args.repeats):
                         waited += wait_quiet(args.wait_quiet)
                         with Busy() as b:
@@ -340,8 +340,7 @@ def main() -> None:
                             waited += wait_quiet(args.wait_quiet)
                             with Busy() as b:
                                 w, peak = run_main(engine_main, path, args.audio, duration, threads, max_length,
-                                                   args.tokens, align_text(transcript, args.audio, duration) if aligner else None,
-                                                   args.language)
+                                                   args.tokens, main_text, args.language)
                             mains.append(w)
                             main_peaks.append(peak)
                             busy.append(b.mean)
