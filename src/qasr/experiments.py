@@ -262,15 +262,11 @@ def _subtitles(job: dict[str, Any], inputs: dict[str, Any], out_dir: Path, engin
 
     fmt = job.get("format", "srt")
     target = out_dir / f"{job.get('name', 'subtitles')}{tag}.{fmt}"
-    options = LongformOptions(
-        asr_model=Path(inputs["model"]),
-        aligner_model=Path(inputs["aligner"]),
-        language=job.get("language", inputs.get("language")),
-        itn=bool(job.get("itn", False)),
-        zh_tw=bool(job.get("zh_tw", False)),
-        engine=engine.path if engine is not None else None,
+    options = LongformOptions.from_keywords(
+        inputs["model"], inputs["aligner"], language=job.get("language", inputs.get("language")), itn=bool(job.get("itn", False)),
+        zh_tw=bool(job.get("zh_tw", False)), opencc=job.get("opencc"), engine=engine.path if engine is not None else None,
         max_tokens=inputs.get("max_tokens"),
-    )
+    )  # fmt: skip
     result = run_longform(inputs["audio"][0], target, get_writer(fmt), options)
     return {"output": str(target), **({"engine": engine.label} if tag and engine is not None else {}), **result.to_dict()}
 

@@ -29,11 +29,12 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from qasr.audio.decode import as_audio
+from qasr.audio.decode import as_audio, check_one_call
 from qasr.engine import ffmpeg_shim
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
-from qasr.errors import EngineError, UsageError
+from qasr.errors import EngineError, ModelFileError, UsageError
+from qasr.spec import EngineSpec
 
 PRINT_CHUNK = 0
 PRINT_ERROR = 2
@@ -195,6 +196,29 @@ class Model:
         if self._sink.info_lines:
             self.info = ModelInfo.parse(self._sink.info_lines[-1])
 
+    @classmethod
+    def from_spec(cls, spec: EngineSpec, kind: ModelKind = ModelKind.ASR) -> Model:
+        """Load the spec's ASR model (``spec.model``) or, with ``kind=ALIGNER``, its aligner
+        (``spec.aligner``, JSON output, the spec's language as one of the aligner's 11), with the
+        spec's engine, threads and context length. The name is resolved through the registry."""
+        from qasr.engine.registry import model_file
+
+        name = spec.model if kind is ModelKind.ASR else spec.aligner
+        if not name:
+            what = "a Qwen3-ASR model (--model FILE or a registry name, or QASR_MODEL)" if kind is ModelKind.ASR else "a ForcedAligner model (--aligner)"
+            raise ModelFileError(f"no model to load: give {what}")
+        path = model_file(name, kind).path
+        load = dict(threads=spec.threads, max_length=spec.max_length, engine=spec.engine)
+        if kind is ModelKind.ASR:
+            return cls(path, language=spec.language, **load)  # type: ignore[arg-type]
+        from qasr.text.languages import ALIGNER_LANGUAGES, language_code
+
+        code = language_code(spec.language) or "en"
+        if code not in ALIGNER_LANGUAGES:
+            choices = ", ".join(f"{c} ({n})" for c, n in ALIGNER_LANGUAGES.items())
+            raise UsageError(f"the forced aligner does not support {spec.language!r}; it supports: {choices}")
+        return cls(path, kind=kind, language=ALIGNER_LANGUAGES[code], settings={"format": "json"}, **load)  # type: ignore[arg-type]
+
     # -- construction helpers -------------------------------------------------------------
 
     def _check_language(self, language: str | None) -> str | None:
@@ -343,6 +367,7 @@ class Model:
         if context is not None and not fresh:
             raise UsageError("a context replaces the system prompt, which needs a fresh conversation (fresh=True)")
         prepared = as_audio(audio)
+        check_one_call(prepared)  # longer audio aborts the engine (qasr.transcribe cuts it at pauses)
 
         def call(lib, obj):  # type: ignore[no-untyped-def]
             self._fresh_turn(lib, obj, fresh, context)
@@ -376,6 +401,7 @@ class Model:
         if not transcript.strip():
             raise UsageError("the transcript to align is empty")
         prepared = as_audio(audio)
+        check_one_call(prepared)
         payload = base64.b64encode(wav_bytes(prepared.samples))
         text = transcript.encode("utf-8")
 

@@ -273,3 +273,10 @@ def resolve_model(name_or_path: str | os.PathLike[str], directory: Path | None =
     partial = partial_path(path)
     how = "resume its download" if partial.is_file() else "download it"
     raise ModelFileError(f"model {model.name} is not downloaded (expected {path}); {how} with: qasr models pull {model.name}")
+
+
+def model_file(name_or_path: str | os.PathLike[str], kind: ModelKind) -> ModelFileInfo:
+    """A model argument checked for use: resolved (`resolve_model`), its header read and its kind
+    required (`qasr.engine.modelfile`), before any native code sees it. The one place commands,
+    providers, servers and workers turn ``--model``/``--aligner`` into a file they may load."""
+    return require_kind(inspect_model_file(resolve_model(name_or_path)), kind)
