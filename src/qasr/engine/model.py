@@ -14,7 +14,8 @@ Why it looks like this:
   per-turn queue.
 * Upstream 4a4310e: ``chatllm_destroy`` aborts the process for Qwen3-ASR models, and so does normal
   interpreter exit once a model was loaded (README, "Known engine issues"). `close()` destroys
-  honestly; code that must survive should end the process with ``os._exit`` instead.
+  honestly; the exit is guarded (`qasr.engine.exit_guard`): a program that loaded a model ends with
+  its own exit status.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from qasr.audio.decode import as_audio, check_one_call
-from qasr.engine import ffmpeg_shim
+from qasr.engine import exit_guard, ffmpeg_shim
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
 from qasr.errors import EngineError, ModelFileError, UsageError
@@ -144,7 +145,8 @@ class Model:
 
     Hazard (upstream 4a4310e): destroying a Qwen3-ASR or aligner model aborts the process
     (``free(): invalid pointer``), so `close()` and leaving a ``with`` block do too. Long-lived
-    programs keep the model; CLIs end with ``os._exit``.
+    programs keep the model. Ending the program is safe: `qasr.engine.exit_guard` keeps the
+    engine's static destructors (which abort too) from running.
     """
 
     def __init__(
@@ -195,6 +197,7 @@ class Model:
             raise EngineError(f"engine failed to load {self.file.path} (code {rc}): {words}", words)
         if self._sink.info_lines:
             self.info = ModelInfo.parse(self._sink.info_lines[-1])
+        exit_guard.install()  # from now on a normal exit would abort in the engine's destructors
 
     @classmethod
     def from_spec(cls, spec: EngineSpec, kind: ModelKind = ModelKind.ASR) -> Model:
