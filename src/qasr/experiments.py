@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qasr.errors import UsageError
+from qasr.fileio import write_atomic
 
 if TYPE_CHECKING:
     from qasr.lab.config import ScenarioSpec
@@ -203,8 +204,8 @@ def run_experiment(experiment: Path, over: Overrides, *, show_progress: bool = T
                 done["compare"] = result
         for job in cfg.get("subtitles", []):
             done["subtitles"].append(_subtitles(job, inputs, out_dir, engine, tag, show_progress))
-    (out_dir / "experiment.json").write_text(json.dumps(done, indent=2, default=str), encoding="utf-8")
-    (out_dir / "experiment.md").write_text(render(done, cfg), encoding="utf-8")
+    write_atomic(out_dir / "experiment.json", json.dumps(done, indent=2, default=str))
+    write_atomic(out_dir / "experiment.md", render(done, cfg))
     return done
 
 

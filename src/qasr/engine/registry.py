@@ -153,9 +153,9 @@ def record_download(directory: Path, model: RegistryModel, size: int, url: str) 
     records = read_records(directory)
     records[model.name] = {"filename": model.filename, "bytes": size, "url": url,
                            "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    tmp = directory / (RECORD_FILE + ".tmp")
-    tmp.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(directory / RECORD_FILE)
+    from qasr.fileio import write_atomic
+
+    write_atomic(directory / RECORD_FILE, json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
 def expected_size(model: RegistryModel, directory: Path | None = None) -> int | None:
