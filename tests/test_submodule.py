@@ -147,6 +147,40 @@ def test_absent_empty_and_plain_files(tmp_path: Path) -> None:
     assert files.to_dict()["tested_commit"] == TESTED_COMMIT and files.to_dict()["tested"] is False
 
 
+def test_what_git_itself_writes_is_read_right(tmp_path: Path) -> None:
+    """A real submodule (``.git`` a gitdir file) and a real clone (a branch, its ref packed), from a
+    local upstream: the commit read matches ``git rev-parse HEAD``."""
+    if shutil.which("git") is None:
+        pytest.skip("no git on PATH")
+
+    def git(*args: str, cwd: Path) -> str:
+        config = ["-c", "user.name=qasr", "-c", "user.email=qasr@localhost", "-c", "protocol.file.allow=always",
+                  "-c", "init.defaultBranch=main"]
+        return subprocess.run(["git", *config, *args], cwd=cwd, check=True, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL).stdout.strip()
+
+    upstream = tmp_path / "upstream"
+    (upstream / "bindings").mkdir(parents=True)
+    (upstream / "bindings" / "note.txt").write_text("not the engine\n")
+    git("init", "-q", cwd=upstream)
+    git("add", ".", cwd=upstream)
+    git("commit", "-qm", "one", cwd=upstream)
+    commit = git("rev-parse", "HEAD", cwd=upstream)
+    superproject = tmp_path / "qasr"
+    superproject.mkdir()
+    git("init", "-q", cwd=superproject)
+    git("submodule", "add", "-q", str(upstream), "chatllm.cpp", cwd=superproject)
+    git("-C", "chatllm.cpp", "checkout", "-q", "--detach", cwd=superproject)
+    submodule = read_checkout(superproject / "chatllm.cpp")
+    assert (superproject / "chatllm.cpp" / ".git").is_file()
+    assert (submodule.state, submodule.commit, submodule.branch, submodule.tested) == (State.CHECKOUT, commit, None, False)
+
+    git("clone", "-q", str(upstream), "clone", cwd=tmp_path)
+    git("pack-refs", "--all", cwd=tmp_path / "clone")
+    clone = read_checkout(tmp_path / "clone")
+    assert (clone.commit, clone.branch) == (commit, "main")
+
+
 def test_which_folder_holds_a_built_library(tmp_path: Path) -> None:
     folder = checkout_at(tmp_path / "chatllm.cpp", TESTED_COMMIT)
     assert checkout.folder_holding(folder / "bindings" / "libchatllm.so") == folder
