@@ -231,11 +231,13 @@ def test_a_checkout_without_a_build_says_to_build_it(lookup_here: Path) -> None:
 
 
 def test_files_without_git_metadata_warn_that_the_commit_is_unknown(lookup_here: Path, double_lib: Path) -> None:
+    from qasr.engine.checkout import STEPS
+
     (lookup_here / "bindings").mkdir(parents=True)
     shutil.copy(double_lib, lookup_here / "bindings" / "libchatllm.so")
     folder = _engine_records()["chatllm.cpp"]
     assert folder.status is Status.WARN and "its commit is unknown (no git metadata)" in folder.detail
-    assert "git submodule update --init chatllm.cpp" in (folder.fix or "")
+    assert folder.fix == f"to know what you run, use a git checkout: move {lookup_here} aside, then {STEPS}"
 
 
 def test_a_library_found_elsewhere_names_no_folder(lookup_here: Path, double_lib: Path) -> None:

@@ -182,7 +182,7 @@ def _checkout_check(folder: Path, built: bool) -> Check:
         return _ok(name, detail, **data)
     fix = f"to use the tested engine: git -C {folder} checkout {checkout.TESTED_COMMIT}, then rebuild libchatllm"
     if found.state is checkout.State.FILES:
-        fix = f"to know what you run, make {folder} a git checkout ({checkout.INIT_STEP} in a qasr clone)"
+        fix = f"to know what you run, use a git checkout: move {folder} aside, then {checkout.STEPS}"
     return _bad(name, Status.WARN, detail, fix, **data)
 
 

@@ -124,7 +124,7 @@ def _empty_submodules(explicit: str | os.PathLike[str] | None) -> str:
     if not searches_folders(explicit):
         return ""
     empty = [c for c in map(checkout.read_checkout, conventional_folders()) if c.state is checkout.State.EMPTY]
-    return "".join(f" {c.describe()}: {checkout.STEPS}." for c in empty)
+    return "".join(f" {c.describe()}." for c in empty)  # the steps follow in HOW_TO_PROVIDE
 
 
 def find_ggml_dir(lib_path: Path) -> Path | None:
