@@ -214,13 +214,10 @@ class Model:
         load = dict(threads=spec.threads, max_length=spec.max_length, engine=spec.engine)
         if kind is ModelKind.ASR:
             return cls(path, language=spec.language, **load)  # type: ignore[arg-type]
-        from qasr.text.languages import ALIGNER_LANGUAGES, language_code
+        from qasr.text.languages import aligner_language
 
-        code = language_code(spec.language) or "en"
-        if code not in ALIGNER_LANGUAGES:
-            choices = ", ".join(f"{c} ({n})" for c, n in ALIGNER_LANGUAGES.items())
-            raise UsageError(f"the forced aligner does not support {spec.language!r}; it supports: {choices}")
-        return cls(path, kind=kind, language=ALIGNER_LANGUAGES[code], settings={"format": "json"}, **load)  # type: ignore[arg-type]
+        language = aligner_language(spec.language or "en")
+        return cls(path, kind=kind, language=language, settings={"format": "json"}, **load)  # type: ignore[arg-type]
 
     # -- construction helpers -------------------------------------------------------------
 

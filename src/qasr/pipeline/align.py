@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from qasr.errors import EngineError, UsageError
-from qasr.text.languages import ALIGNER_LANGUAGES, language_code
+from qasr.text.languages import ALIGNER_LANGUAGES, aligner_language  # noqa: F401 - part of this module's API
 from qasr.text.script import is_cjk
 
 #: Upstream's timestamp resolution (``timestamp_segment_time`` of the Qwen3-ForcedAligner config).
@@ -88,15 +88,6 @@ class Alignment:
 
 
 # -- languages --------------------------------------------------------------------------------
-
-
-def aligner_language(language: str) -> str:
-    """The model's name for one of the aligner's 11 languages, given a code or a name; else UsageError."""
-    code = language_code(language)
-    if code not in ALIGNER_LANGUAGES:
-        choices = ", ".join(f"{c} ({name})" for c, name in ALIGNER_LANGUAGES.items())
-        raise UsageError(f"the forced aligner does not support {language!r}; it supports: {choices}")
-    return ALIGNER_LANGUAGES[code]
 
 
 def guess_language(text: str) -> str:

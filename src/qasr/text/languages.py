@@ -59,3 +59,14 @@ def canonical_name(language: str | None) -> str | None:
 def is_chinese(language: str | None) -> bool:
     """True for Chinese and Cantonese in any spelling: the text OpenCC's conversions are for."""
     return language_code(language) in CHINESE_CODES
+
+
+def aligner_language(language: str) -> str:
+    """The model's name for one of the aligner's 11 languages, given a code or a name; else UsageError."""
+    from qasr.errors import UsageError
+
+    code = language_code(language)
+    if code not in ALIGNER_LANGUAGES:
+        choices = ", ".join(f"{c} ({name})" for c, name in ALIGNER_LANGUAGES.items())
+        raise UsageError(f"the forced aligner does not support {language!r}; it supports: {choices}")
+    return ALIGNER_LANGUAGES[code]
