@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,56 +14,63 @@ app = typer.Typer(help="The memory-leak lab: scenarios, verdicts, reports.", no_
 SCENARIO_HELP = "reload | restart | switch | aligner-reload | aligner-restart | noclose | chain | chain-restart"
 
 
-def _config(
-    scenario: str,
-    model: Optional[Path],
-    model_b: Optional[Path],
-    aligner: Optional[Path],
-    audio: List[Path],
-    reference: List[str],
-    iterations: int,
-    allocator: str,
-    engine: Optional[Path],
-    language: Optional[str],
-    threads: Optional[int],
-    max_length: Optional[int],
-    results: Path,
-    peaks: bool,
-    threshold: Optional[str] = None,
-    context: Optional[str] = None,
-    max_tokens: Optional[int] = None,
-):  # type: ignore[no-untyped-def]
-    from qasr.cli.options import read_context
-    from qasr.errors import UsageError
-    from qasr.lab.config import RunConfig, validate
-    from qasr.lab.units import parse_size
+@dataclass(frozen=True)
+class LabOptions:
+    """What `lab run` and `lab matrix` share, gathered once from the command line (httpx's one
+    options value per concern, GUIDE §6) and turned into the run's `RunConfig` in one place."""
 
-    try:
-        limit = parse_size(threshold) if threshold else None
-    except ValueError as exc:
-        raise UsageError(f"--threshold: {exc}") from None
+    model: Optional[Path] = None
+    model_b: Optional[Path] = None
+    aligner: Optional[Path] = None
+    audio: tuple[Path, ...] = ()
+    reference: tuple[str, ...] = ()
+    iterations: int = 100
+    engine: Optional[Path] = None
+    language: Optional[str] = None
+    context: Optional[str] = None
+    max_tokens: Optional[int] = None
+    threads: Optional[int] = None
+    max_length: Optional[int] = None
+    results: Path = Path("results")
+    peaks: bool = True
+    threshold: Optional[str] = None
 
-    return validate(
-        RunConfig(
-            scenario=scenario,
-            model=str(model) if model else None,
-            model_b=str(model_b) if model_b else None,
-            aligner=str(aligner) if aligner else None,
-            audio=[str(a) for a in audio],
-            references=list(reference),
-            iterations=iterations,
-            allocator=allocator,
-            engine=str(engine) if engine else None,
-            language=language,
-            context=read_context(context),
-            max_tokens=max_tokens,
-            threads=threads,
-            max_length=max_length,
-            results_dir=str(results),
-            peaks=peaks,
-            threshold=limit,
+    def config(self, scenario: str, *, allocator: str = "glibc"):  # type: ignore[no-untyped-def]
+        """The checked `RunConfig` of one run of ``scenario`` (raises `UsageError` and friends)."""
+        from qasr.cli.options import read_context
+        from qasr.errors import UsageError
+        from qasr.lab.config import RunConfig, validate
+        from qasr.lab.units import parse_size
+
+        try:
+            limit = parse_size(self.threshold) if self.threshold else None
+        except ValueError as exc:
+            raise UsageError(f"--threshold: {exc}") from None
+
+        def text(path: Optional[Path]) -> Optional[str]:
+            return str(path) if path else None
+
+        return validate(
+            RunConfig(
+                scenario=scenario,
+                model=text(self.model),
+                model_b=text(self.model_b),
+                aligner=text(self.aligner),
+                audio=[str(a) for a in self.audio],
+                references=list(self.reference),
+                iterations=self.iterations,
+                allocator=allocator,
+                engine=text(self.engine),
+                language=self.language,
+                context=read_context(self.context),
+                max_tokens=self.max_tokens,
+                threads=self.threads,
+                max_length=self.max_length,
+                results_dir=str(self.results),
+                peaks=self.peaks,
+                threshold=limit,
+            )
         )
-    )
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-arg]
@@ -111,8 +119,8 @@ def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-a
 # Shared options, spelled once.
 MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file.")
 MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
-ALIGNER = typer.Option(None, "--aligner", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
-AUDIO = typer.Option(..., "--audio", "-a", help="Audio file(s); iterations cycle through them.")
+ALIGNER = typer.Option(None, "--aligner", "-a", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
+AUDIO = typer.Option(..., "--audio", help="Audio file(s); iterations cycle through them.")
 REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (text or a file); default <audio>.txt.")
 ITERATIONS = typer.Option(100, "--iterations", "-n", min=1, help="Iterations (the verdict method wants >= 100).")
 ENGINE = typer.Option(None, "--engine", help="libchatllm.so or its directory.")
@@ -159,7 +167,10 @@ def run_cmd(
     """
     from qasr.lab.runner import run
 
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold, context, max_tokens)
+    options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
+                         iterations=iterations, engine=engine, language=language, context=context, max_tokens=max_tokens,
+                         threads=threads, max_length=max_length, results=results, peaks=peaks, threshold=threshold)  # fmt: skip
+    cfg = options.config(scenario, allocator=allocator)
     if trace_native:
         from dataclasses import replace
 
@@ -215,8 +226,10 @@ def matrix_cmd(
         raise UsageError(f"unknown allocator(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALLOCATORS)}")
     if "jemalloc" in chosen:
         find_jemalloc()
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, "glibc", None, language, threads, max_length,
-                  results, peaks, context=context, max_tokens=max_tokens)
+    options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
+                         iterations=iterations, language=language, context=context, max_tokens=max_tokens, threads=threads,
+                         max_length=max_length, results=results, peaks=peaks)  # fmt: skip
+    cfg = options.config(scenario)
     out, rows = run_matrix(cfg, chosen, engines=builds, show_progress=not as_json)
     if as_json:
         print(json.dumps({"dir": str(out), "rows": rows}, indent=2, default=str))

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from qasr.fileio import write_atomic
 from qasr.lab.analysis import crash_text
 from qasr.lab.config import ALLOCATORS, RunConfig
 from qasr.lab.engines import EngineBuild, engine_table, resolve_engines
@@ -62,8 +63,8 @@ def run_matrix(
             outcome = run(replace(cfg, allocator=allocator, engine=str(engine.path)), show_progress=show_progress)
             rows.append(_row(engine, allocator, outcome))
     out = unique_dir(Path(cfg.results_dir) / "matrix" / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.scenario}")
-    (out / "matrix.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
-    (out / "matrix.md").write_text(render(cfg.scenario, rows), encoding="utf-8")
+    write_atomic(out / "matrix.json", json.dumps(rows, indent=2, default=str))
+    write_atomic(out / "matrix.md", render(cfg.scenario, rows))
     return out, rows
 
 

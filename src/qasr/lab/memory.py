@@ -306,6 +306,10 @@ class PeakSampler:
             raise ValueError(f"interval must be positive, got {interval!r}")
         self.interval = float(interval)
         self._lock = threading.Lock()
+        #: Signalled after each background reading and when the thread ends (`wait_readings`).
+        self._ticks = threading.Condition()
+        self._thread_readings = 0
+        self._thread_ended = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._peak_rss: int | None = None
@@ -319,6 +323,7 @@ class PeakSampler:
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
+        self._thread_ended = False
         self._sample_once()
         self._thread = threading.Thread(target=self._run, name="qasr-peak-sampler", daemon=True)
         self._thread.start()
@@ -366,6 +371,18 @@ class PeakSampler:
         """How many readings the current peak is based on."""
         return self._count
 
+    def wait_readings(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until the background thread has taken ``count`` more readings (from the call on).
+
+        True when it did; False when the thread stopped first (unreadable /proc, ``stop()``) or
+        ``timeout`` passed. What a caller waits on to know that the thread saw the present state,
+        instead of sleeping and hoping (a test holding a block until the sampler has seen it).
+        """
+        with self._ticks:
+            target = self._thread_readings + max(1, int(count))
+            self._ticks.wait_for(lambda: self._thread_readings >= target or self._thread_ended, timeout)
+            return self._thread_readings >= target
+
     # internals --------------------------------------------------------------------------------
     def _run(self) -> None:
         """Thread body: one fd kept open, re-read with pread (regenerated at offset 0).
@@ -374,6 +391,14 @@ class PeakSampler:
         Event.wait(); stop() therefore waits at most one interval. The fd belongs to this thread
         (opened here, closed here), so a fork never inherits a handle to the parent's status.
         """
+        try:
+            self._read_loop()
+        finally:
+            with self._ticks:  # wake waiters: no more readings will come
+                self._thread_ended = True
+                self._ticks.notify_all()
+
+    def _read_loop(self) -> None:
         try:
             fd = os.open(STATUS_PATH, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
@@ -389,6 +414,9 @@ class PeakSampler:
                     return
                 if not self._fold(data):
                     return
+                with self._ticks:
+                    self._thread_readings += 1
+                    self._ticks.notify_all()
         finally:
             os.close(fd)
 

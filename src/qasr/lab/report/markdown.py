@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.engine.modelfile import SYNTHETIC_NOTE
+from qasr.fileio import write_atomic
 from qasr.lab.analysis import RunRecords
 from qasr.lab.units import format_bytes
 
@@ -234,5 +235,5 @@ def render(summary: dict[str, Any]) -> str:
 class MarkdownReporter:
     def write(self, summary: dict[str, Any], records: RunRecords, run_dir: Path) -> list[Path]:
         path = run_dir / "report.md"
-        path.write_text(render(summary), encoding="utf-8")
+        write_atomic(path, render(summary))
         return [path]
