@@ -11,7 +11,9 @@ import typer
 
 app = typer.Typer(help="The memory-leak lab: scenarios, verdicts, reports.", no_args_is_help=True, rich_markup_mode=None)
 
-SCENARIO_HELP = "reload | restart | switch | aligner-reload | aligner-restart | noclose | chain | chain-restart"
+SCENARIO_HELP = ("reload | restart | switch | aligner-reload | aligner-restart | noclose | chain | chain-restart, "
+                 "or your own code: PATH.py:NAME or module:NAME (a function, one iteration per call, or a class with "
+                 "setup/iteration(i)/teardown)")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class LabOptions:
     results: Path = Path("results")
     peaks: bool = True
     threshold: Optional[str] = None
+    python_heap: bool = False
 
     def config(self, scenario: str, *, allocator: str = "glibc"):  # type: ignore[no-untyped-def]
         """The checked `RunConfig` of one run of ``scenario`` (raises `UsageError` and friends)."""
@@ -69,6 +72,7 @@ class LabOptions:
                 results_dir=str(self.results),
                 peaks=self.peaks,
                 threshold=limit,
+                python_heap=self.python_heap,
             )
         )
 
@@ -88,10 +92,13 @@ def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-a
         from qasr.lab.analysis import crash_text
 
         print(f"  ended by {crash_text(crash)}")
+        error = crash.get("error") or {}
+        if error.get("message"):
+            print(f"  error: {error.get('kind')}: {error['message']}")
         for line in (crash.get("stderr_tail") or [])[-3:]:
             print(f"    stderr: {line}")
     for metric, v in (summary.get("verdicts") or {}).items():
-        if metric in ("rss_anon", "heap_live"):
+        if metric in ("rss_anon", "heap_live", "py_heap"):
             print(
                 f"  {metric:9s} {v['verdict']:12s} {format_rate(v['slope_bytes_per_iter'])} "
                 f"[{format_rate(v['ci_low'])}, {format_rate(v['ci_high'])}] vs T {format_rate(v['threshold'])}"
@@ -120,7 +127,7 @@ def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-a
 MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file.")
 MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
 ALIGNER = typer.Option(None, "--aligner", "-a", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
-AUDIO = typer.Option(..., "--audio", help="Audio file(s); iterations cycle through them.")
+AUDIO = typer.Option([], "--audio", help="Audio file(s); iterations cycle through them (needed by the built-in scenarios).")
 REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (text or a file); default <audio>.txt.")
 ITERATIONS = typer.Option(100, "--iterations", "-n", min=1, help="Iterations (the verdict method wants >= 100).")
 ENGINE = typer.Option(None, "--engine", help="libchatllm.so or its directory.")
@@ -133,6 +140,7 @@ RESULTS = typer.Option(Path("results"), "--results", help="Where run directories
 PEAKS = typer.Option(True, "--peaks/--no-peaks", help="Background sampler for peak RSS within iterations.")
 JSON_OUT = typer.Option(False, "--json", help="Print the summary as JSON.")
 THRESHOLD = typer.Option(None, "--threshold", help="T per iteration for every metric, e.g. '64 KiB' (default: per scenario, GUIDE §4).")
+PYTHON_HEAP = typer.Option(False, "--python-heap", help="Also trace the Python heap (tracemalloc): a py_heap verdict and the source lines that grow. Slows Python code.")
 
 
 @app.command("run", no_args_is_help=True)
@@ -158,18 +166,22 @@ def run_cmd(
     results: Path = RESULTS,
     peaks: bool = PEAKS,
     threshold: Optional[str] = THRESHOLD,
+    python_heap: bool = PYTHON_HEAP,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run one scenario in a fresh child process; write results/<scenario>/<time>/ and print the verdict.
 
-    Exit codes: 0 completed, 2 bad input, 5 the child crashed (report still written),
-    6 LEAK with --fail-on-leak, 130 interrupted (partial report written).
+    SCENARIO may be your own code, PATH.py:NAME or module:NAME, run with the same machinery.
+
+    Exit codes: 0 completed, 2 bad input, 5 the child crashed or the scenario raised (report still
+    written, with the traceback), 6 LEAK with --fail-on-leak, 130 interrupted (partial report written).
     """
     from qasr.lab.runner import run
 
     options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
                          iterations=iterations, engine=engine, language=language, context=context, max_tokens=max_tokens,
-                         threads=threads, max_length=max_length, results=results, peaks=peaks, threshold=threshold)  # fmt: skip
+                         threads=threads, max_length=max_length, results=results, peaks=peaks, threshold=threshold,
+                         python_heap=python_heap)  # fmt: skip
     cfg = options.config(scenario, allocator=allocator)
     if trace_native:
         from dataclasses import replace
@@ -205,6 +217,7 @@ def matrix_cmd(
     max_length: Optional[int] = MAX_LENGTH,
     results: Path = RESULTS,
     peaks: bool = PEAKS,
+    python_heap: bool = PYTHON_HEAP,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run one scenario on each engine under each allocator and tabulate the slopes (results/matrix/...).
@@ -218,7 +231,10 @@ def matrix_cmd(
     from qasr.lab.matrix import render, run_matrix
     from qasr.lab.runner import find_jemalloc
 
-    builds = resolve_engines(list(engines))  # fail before the first run, not after three
+    from qasr.lab.usercode import is_target
+
+    # Fail before the first run, not after three; a user's scenario needs no engine of ours.
+    builds = resolve_engines(list(engines)) if engines or not is_target(scenario) else []
     default = "glibc" if len(builds) > 1 else ",".join(ALLOCATORS)
     chosen = tuple(a.strip() for a in (allocators if allocators is not None else default).split(",") if a.strip())
     unknown = [a for a in chosen if a not in ALLOCATORS]
@@ -228,7 +244,7 @@ def matrix_cmd(
         find_jemalloc()
     options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
                          iterations=iterations, language=language, context=context, max_tokens=max_tokens, threads=threads,
-                         max_length=max_length, results=results, peaks=peaks)  # fmt: skip
+                         max_length=max_length, results=results, peaks=peaks, python_heap=python_heap)  # fmt: skip
     cfg = options.config(scenario)
     out, rows = run_matrix(cfg, chosen, engines=builds, show_progress=not as_json)
     if as_json:

@@ -1,6 +1,7 @@
 """What grows in a run: a live-heap leak, allocator retention, leaked mappings, or nothing.
 
-GUIDE.md §4.4: the live heap (mallinfo2) rising by at least T is a real leak; RSS rising while the
+GUIDE.md §4.4: the live heap (mallinfo2) rising by at least T is a real leak (a Python-heap leak when
+tracemalloc, ``--python-heap``, sees most of it: Python objects piling up); RSS rising while the
 live heap is flat and glibc's free-but-held bytes grow is allocator retention, confirmed when
 ``malloc_trim(0)`` gives the growth back; RssFile or VmData rising outside the heap is leaked
 mappings. Each metric's slope is judged by `qasr.lab.verdict.slope_verdict`.
@@ -24,6 +25,7 @@ __all__ = ["Attribution", "LeakKind", "attribute"]
 class LeakKind(str, enum.Enum):
     """What kind of growth a run shows, from the strongest evidence down."""
 
+    PYTHON_HEAP = "Python-heap leak"
     LIVE_HEAP = "live-heap leak"
     RETENTION = "allocator retention"
     MAPPINGS = "leaked mappings"
@@ -113,12 +115,28 @@ def attribute(
     live, free, rss = found.get("heap_live"), found.get("heap_free"), found.get(rss_name)
     mapping_hits = [name for name in ("rss_file", "vm_data") if _rises(found.get(name))]
 
+    py = found.get("py_heap")
+    if _rises(py) and (not _rises(live) or py.slope_bytes_per_iter >= 0.5 * live.slope_bytes_per_iter):  # type: ignore[union-attr]
+        assert py is not None
+        text = (
+            f"Python heap (tracemalloc) grows {format_rate(py.slope_bytes_per_iter)} (95% lower bound "
+            f"{format_rate(py.ci_low)} > T {format_rate(py.threshold)}): Python objects the program still "
+            f"references pile up"
+            + (f" (live heap {format_rate(live.slope_bytes_per_iter)})" if live is not None else "")
+            + "; the report lists the source lines that allocated them."
+        )
+        return Attribution(LeakKind.PYTHON_HEAP, text, found)
+
     if _rises(live):
         assert live is not None
+        python_part = (
+            f" Python objects account for {format_rate(py.slope_bytes_per_iter)} of it (tracemalloc): the rest is native."
+            if py is not None else ""
+        )  # fmt: skip
         text = (
             f"Live heap (mallinfo2 uordblks+hblkhd) grows {format_rate(live.slope_bytes_per_iter)} "
             f"(95% lower bound {format_rate(live.ci_low)} > T {format_rate(live.threshold)}): the "
-            f"program still holds this memory, a real leak."
+            f"program still holds this memory, a real leak.{python_part}"
         )
         return Attribution(LeakKind.LIVE_HEAP, text, found)
 

@@ -11,6 +11,8 @@ question (GUIDE.md §4):
 - ``heap_live`` (mallinfo2 ``uordblks + hblkhd``): bytes the program still holds through malloc;
   ``heap_free`` (``fordblks``): bytes glibc keeps free but has not returned to the kernel. Live
   rising is a leak; free rising while live is flat is allocator retention.
+- ``py_heap`` (tracemalloc's traced bytes, only while tracemalloc traces: ``--python-heap``): memory
+  Python's allocators hand out, objects the program still references included.
 
 Anything unavailable (not Linux, not glibc, glibc older than 2.33, no smaps_rollup) reads as
 ``None``: the lab runs everywhere and says what it could not see instead of crashing.
@@ -24,6 +26,7 @@ import gc
 import os
 import threading
 import time
+import tracemalloc
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,8 +59,9 @@ _STATUS_KEYS = {
 }
 _SMAPS_KEYS = (b"Pss", b"Private_Clean", b"Private_Dirty")
 
-#: The sample fields read from glibc's allocator, and those read from the kernel's page tables.
-HEAP_METRICS = frozenset({"heap_live", "heap_free", "heap_mmap"})
+#: The sample fields an allocator counts (glibc's mallinfo2; Python's, through tracemalloc), and those
+#: read from the kernel's page tables (page-granular, so they get a larger default threshold).
+HEAP_METRICS = frozenset({"heap_live", "heap_free", "heap_mmap", "py_heap"})
 RSS_METRICS = frozenset({"rss", "rss_anon", "rss_file", "uss", "pss", "vm_size", "vm_data", "vm_hwm"})
 
 
@@ -78,6 +82,7 @@ class MemorySample:
     heap_live: int | None = None
     heap_free: int | None = None
     heap_mmap: int | None = None
+    py_heap: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSONL (field names are the metric names used across the lab)."""
@@ -262,7 +267,8 @@ def take_sample(phase: str, *, collect: bool = True, smaps: bool = True) -> Memo
     status = read_status()
     rollup = read_smaps_rollup() if smaps else {"uss": None, "pss": None}
     heap = _heap_fields()
-    return MemorySample(phase=phase, t=t, **status, **rollup, **heap)
+    py_heap = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+    return MemorySample(phase=phase, t=t, **status, **rollup, **heap, py_heap=py_heap)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -72,9 +73,12 @@ def unique_dir(base: Path) -> Path:
 
 
 def new_run_dir(results: Path, scenario: str, allocator: str) -> Path:
+    """``results/<scenario>/<time>[-allocator]``; a user's test name may hold ``/`` or spaces (its
+    parameters): those become ``_`` in the folder's name."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     suffix = "" if allocator == "glibc" else f"-{allocator}"
-    return unique_dir(results / scenario / f"{stamp}{suffix}")
+    folder = re.sub(r"[^\w.\[\]=+-]+", "_", scenario).strip("._") or "scenario"
+    return unique_dir(results / folder / f"{stamp}{suffix}")
 
 
 def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> tuple[int | None, list[str], bool]:

@@ -58,6 +58,8 @@ def _crash_section(crash: dict[str, Any], completed: int) -> list[str]:
     err = crash.get("error")
     if err:
         lines += [f"Error recorded by the child: `{err.get('kind')}: {err.get('message')}`", ""]
+        if err.get("traceback"):
+            lines += ["Traceback (the lab's own frames left out):", "", "```", err["traceback"].rstrip(), "```", ""]
     tail = crash.get("stderr_tail") or []
     if tail:
         lines += ["Last lines of the child's stderr:", "", "```", *tail[-10:], "```", ""]
@@ -105,18 +107,35 @@ def _steps_section(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _python_sites_section(sites: dict[str, Any] | None) -> list[str]:
+    """The source lines whose Python memory grew (--python-heap), from tracemalloc's two snapshots."""
+    if not sites:
+        return []
+    lines = [f"## Python allocation sites (tracemalloc, iterations {sites['from_iteration']} → {sites['to_iteration']})", ""]
+    if not sites.get("rows"):
+        return lines + ["No source line holds more Python memory at the end than after the warm-up.", ""]
+    lines += ["| where | bytes/iter | allocations/iter |", "|---|---|---|"]
+    for row in sites["rows"]:
+        lines.append(f"| `{row['where']}` | {format_bytes(row['bytes_per_iter'])} | {row['allocations_per_iter']:.1f} |")
+    return lines + [""]
+
+
 def render(summary: dict[str, Any]) -> str:
     cfg = summary.get("config", {})
     engine = summary.get("engine") or {}
+    target = summary.get("target")
     lines = [
-        f"# Lab run: `{summary['scenario']}`",
+        f"# Lab run: `{summary['scenario']}`" + (" (your code)" if target else ""),
         "",
         f"Status: **{summary['status']}** — {STATUS_TEXT.get(summary['status'], '')}; "
         f"{summary['iterations_completed']} of {summary['iterations_planned']} iterations recorded.",
         "",
         "## Setup",
         "",
-        f"- Engine: `{engine.get('path', 'n/a')}`" + (" (**the qasr test double, not chatllm.cpp**)" if engine.get("is_test_double") else ""),
+        *([f"- Scenario: `{target}` (each iteration calls it once; T defaults to the restart scenario's)"] if target else []),
+        *([f"- Provider: `{cfg['provider']}`"] if cfg.get("provider") else []),
+        *([f"- Engine: `{engine.get('path', 'n/a')}`" + (" (**the qasr test double, not chatllm.cpp**)" if engine.get("is_test_double") else "")]
+          if engine or not target else []),
         f"- Allocator: `{summary.get('allocator')}`; heap statistics: {'yes' if summary.get('heap_stats') else 'no'}"
         + (f" ({summary.get('heap_stats_note')})" if summary.get("heap_stats_note") and not summary.get("heap_stats") else ""),
     ]
@@ -125,7 +144,10 @@ def render(summary: dict[str, Any]) -> str:
                      + (f" — **{SYNTHETIC_NOTE}**" if m.get("synthetic") else ""))
     for a in summary.get("audio") or []:
         lines.append(f"- Audio: `{a.get('path')}` ({a.get('seconds')} s)")
-    lines.append(f"- Context (system prompt): `{cfg['context']}`" if cfg.get("context") else "- Context (system prompt): none")
+    if not target or cfg.get("context"):
+        lines.append(f"- Context (system prompt): `{cfg['context']}`" if cfg.get("context") else "- Context (system prompt): none")
+    if cfg.get("python_heap"):
+        lines.append("- Python heap traced with tracemalloc (`py_heap`; slows Python code)")
     lines += [
         f"- Iterations: {cfg.get('iterations')}; series sampled at phase `{summary.get('final_phase')}` after `gc.collect()`",
         "",
@@ -187,6 +209,7 @@ def render(summary: dict[str, Any]) -> str:
             lines += [f"    - `{frame}`" for frame in row["stack"]]
         lines.append("")
 
+    lines += _python_sites_section(summary.get("python_sites"))
     lines += _steps_section(summary)
 
     deltas = summary.get("phase_deltas") or []
