@@ -16,14 +16,26 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from qasr.errors import QasrError, UsageError
 
 if TYPE_CHECKING:
-    from qasr.lab.child import Session
+    from qasr.lab.config import RunConfig
+    from qasr.lab.scenarios import Probe
+
+
+class Session(Protocol):
+    """What this module needs of the lab child's session (`qasr.lab.child.Session`)."""
+
+    cfg: RunConfig
+    probe: Probe
+
+    def user(self, target: Any) -> int: ...
+
+    def error(self, exc: BaseException, *, traceback_text: str | None = None) -> int: ...
 
 #: Set in the lab child, so the qasr_leak plugin there leaves the marker to this module.
 CHILD_ENV = "QASR_LEAK_CHILD"
