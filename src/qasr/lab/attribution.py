@@ -21,6 +21,9 @@ from qasr.lab.verdict import Series, SlopeVerdict, Verdict, slope_verdict
 
 __all__ = ["Attribution", "LeakKind", "attribute"]
 
+#: Share of RSS growth that glibc's free-but-held bytes must grow by to be called allocator retention.
+RETENTION_SHARE = 0.5
+
 
 class LeakKind(str, enum.Enum):
     """What kind of growth a run shows, from the strongest evidence down."""
@@ -82,6 +85,16 @@ def _grows(v: SlopeVerdict | None) -> bool:
     return v is not None and math.isfinite(v.ci_low) and v.ci_low > 0
 
 
+def _explains(part: SlopeVerdict | None, whole: SlopeVerdict | None) -> bool:
+    """Whether ``part`` grows significantly and by at least half of ``whole``'s slope: glibc's free
+    bytes explain RSS growth only when they grow by about as much (a few bytes of free-list noise
+    beside 1 MiB/iter of mmap'd pages is not retention)."""
+    return (
+        _grows(part) and part is not None and whole is not None
+        and part.slope_bytes_per_iter >= RETENTION_SHARE * whole.slope_bytes_per_iter
+    )  # fmt: skip
+
+
 def _describe(name: str, v: SlopeVerdict) -> str:
     return f"{name} {format_rate(v.slope_bytes_per_iter)} (95% lower bound {format_rate(v.ci_low)})"
 
@@ -104,7 +117,8 @@ def attribute(
     ``malloc_trim(0)`` at the end of the run; they confirm or refute allocator retention.
 
     Order of evidence: the live heap (memory the program still holds) outranks RSS; RSS growth that
-    the live heap does not explain is retention when glibc's free-but-held bytes grow; growth of
+    the live heap does not explain is retention when glibc's free-but-held bytes grow by at least
+    half as much (`RETENTION_SHARE`); growth of
     file-backed RSS or VmData outside the heap is leaked mappings.
     """
     found: dict[str, SlopeVerdict] = dict(verdicts or {})
@@ -141,7 +155,7 @@ def attribute(
         return Attribution(LeakKind.LIVE_HEAP, text, found)
 
     live_flat = live is not None and live.verdict is Verdict.NO_LEAK
-    if _rises(rss) and live_flat and _grows(free):
+    if _rises(rss) and live_flat and _explains(free, rss):
         assert rss is not None and free is not None and live is not None
         released, confirmed = _trim_evidence(rss_name, rss, trim_before, trim_after)
         text = (
