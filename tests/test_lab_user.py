@@ -216,9 +216,9 @@ def test_the_allocator_matrix_and_trace_native_run_user_code(user_env: dict[str,
     code, s, err = _lab(user_env, tmp_path, f"{tmp_path}/scenarios.py:malloc_64k", "-n", "30", "--trace-native",
                         "--trace-iterations", "6")  # fmt: skip
     assert code == 0, err
-    top = s["native_trace"]["stacks"][0]
-    assert top["bytes_per_iter"] == pytest.approx(64 * KIB, rel=0.02)
-    assert top["stack"][0].startswith("leak_malloc (leak_cases.c:")
+    # Python's own arenas may show too (one 1 MiB arena more in one of the two runs): find the C site.
+    rows = [row for row in s["native_trace"]["stacks"] if row["stack"][0].startswith("leak_malloc (leak_cases.c:")]
+    assert len(rows) == 1 and rows[0]["bytes_per_iter"] == pytest.approx(64 * KIB, rel=0.02)
 
 
 def test_user_code_may_use_qasr_on_the_double(double_lib: Path, tmp_path: Path) -> None:
