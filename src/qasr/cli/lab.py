@@ -37,6 +37,7 @@ class LabOptions:
     peaks: bool = True
     threshold: Optional[str] = None
     python_heap: bool = False
+    provider: Optional[str] = None
 
     def config(self, scenario: str, *, allocator: str = "glibc"):  # type: ignore[no-untyped-def]
         """The checked `RunConfig` of one run of ``scenario`` (raises `UsageError` and friends)."""
@@ -73,6 +74,7 @@ class LabOptions:
                 peaks=self.peaks,
                 threshold=limit,
                 python_heap=self.python_heap,
+                provider=self.provider,
             )
         )
 
@@ -140,6 +142,7 @@ RESULTS = typer.Option(Path("results"), "--results", help="Where run directories
 PEAKS = typer.Option(True, "--peaks/--no-peaks", help="Background sampler for peak RSS within iterations.")
 JSON_OUT = typer.Option(False, "--json", help="Print the summary as JSON.")
 THRESHOLD = typer.Option(None, "--threshold", help="T per iteration for every metric, e.g. '64 KiB' (default: per scenario, GUIDE §4).")
+PROVIDER = typer.Option(None, "--provider", help="Run reload or restart over this qasr provider (qwen3-chatllm, faster-whisper, ...) instead of our binding; -m is its model.")
 PYTHON_HEAP = typer.Option(False, "--python-heap", help="Also trace the Python heap (tracemalloc): a py_heap verdict and the source lines that grow. Slows Python code.")
 
 
@@ -167,6 +170,7 @@ def run_cmd(
     peaks: bool = PEAKS,
     threshold: Optional[str] = THRESHOLD,
     python_heap: bool = PYTHON_HEAP,
+    provider: Optional[str] = PROVIDER,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run one scenario in a fresh child process; write results/<scenario>/<time>/ and print the verdict.
@@ -181,7 +185,7 @@ def run_cmd(
     options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
                          iterations=iterations, engine=engine, language=language, context=context, max_tokens=max_tokens,
                          threads=threads, max_length=max_length, results=results, peaks=peaks, threshold=threshold,
-                         python_heap=python_heap)  # fmt: skip
+                         python_heap=python_heap, provider=provider)  # fmt: skip
     cfg = options.config(scenario, allocator=allocator)
     if trace_native:
         from dataclasses import replace
@@ -218,6 +222,7 @@ def matrix_cmd(
     results: Path = RESULTS,
     peaks: bool = PEAKS,
     python_heap: bool = PYTHON_HEAP,
+    provider: Optional[str] = PROVIDER,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run one scenario on each engine under each allocator and tabulate the slopes (results/matrix/...).
@@ -234,7 +239,7 @@ def matrix_cmd(
     from qasr.lab.usercode import is_target
 
     # Fail before the first run, not after three; a user's scenario needs no engine of ours.
-    builds = resolve_engines(list(engines)) if engines or not is_target(scenario) else []
+    builds = resolve_engines(list(engines)) if engines or not (is_target(scenario) or provider) else []
     default = "glibc" if len(builds) > 1 else ",".join(ALLOCATORS)
     chosen = tuple(a.strip() for a in (allocators if allocators is not None else default).split(",") if a.strip())
     unknown = [a for a in chosen if a not in ALLOCATORS]
@@ -244,7 +249,8 @@ def matrix_cmd(
         find_jemalloc()
     options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
                          iterations=iterations, language=language, context=context, max_tokens=max_tokens, threads=threads,
-                         max_length=max_length, results=results, peaks=peaks, python_heap=python_heap)  # fmt: skip
+                         max_length=max_length, results=results, peaks=peaks, python_heap=python_heap,
+                         provider=provider)  # fmt: skip
     cfg = options.config(scenario)
     out, rows = run_matrix(cfg, chosen, engines=builds, show_progress=not as_json)
     if as_json:

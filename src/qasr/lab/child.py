@@ -211,12 +211,17 @@ class Session:
 
     def user(self, target: Any, inputs: Inputs | None = None) -> int:
         """A user's function or class (or a test body) under the lab: no model of ours is loaded."""
-        from qasr.lab.scenarios import USER_SCENARIO
-        from qasr.lab.userscenario import LabContext, UserScenario
+        from qasr.lab.userscenario import LabContext, UserScenario, model_files, threshold_kind
 
         inputs = inputs or self.inputs()
+        if self.cfg.provider == "qwen3-chatllm":
+            from qasr.engine.library import load_library
+
+            load_library(self.cfg.engine)  # before the baseline, as for our own scenarios
         scenario = UserScenario(self.probe, inputs, target, LabContext(self.cfg, inputs, self.probe))
-        return self.drive(scenario, inputs, {"models": [], "target": self.cfg.target, "threshold_kind": USER_SCENARIO})
+        meta = {"models": model_files(self.cfg), "target": self.cfg.target, "threshold_kind": threshold_kind(target),
+                "provider": self.cfg.provider}  # fmt: skip
+        return self.drive(scenario, inputs, meta)
 
     def drive(self, scenario: Scenario, inputs: Inputs, meta: dict[str, Any]) -> int:
         """Baseline, setup, the iterations, teardown, the final samples; every failure recorded. The exit code."""

@@ -131,6 +131,32 @@ def _references(cfg: RunConfig) -> list[str | None]:
     return refs
 
 
+def _validate_provider(cfg: RunConfig) -> None:
+    """``reload``/``restart`` over ``--provider``: one named provider, audio, and its model checked as
+    that provider checks it. Then the run is the provider scenario (`qasr.lab.providerscenarios`)."""
+    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
+    from qasr.lab.providerscenarios import PROVIDER_SCENARIOS, WHISPER
+    from qasr.providers import parse_spec
+
+    names, auto = parse_spec(cfg.provider)
+    if auto:
+        raise UsageError(f"--provider {cfg.provider}: the lab measures one provider; name it ({', '.join(names)})")
+    if cfg.scenario not in PROVIDER_SCENARIOS:
+        raise UsageError(f"--provider runs the scenarios {' and '.join(PROVIDER_SCENARIOS)} (or your own PATH.py:NAME); "
+                         f"{cfg.scenario} drives our libchatllm binding directly")  # fmt: skip
+    if not cfg.audio:
+        raise UsageError(f"scenario {cfg.scenario} needs --audio")
+    if names[0] == "qwen3-chatllm":
+        if not cfg.model:
+            raise UsageError("qwen3-chatllm needs --model (a Qwen3-ASR model file)")
+        require_kind(inspect_model_file(cfg.model), ModelKind.ASR)
+    elif names[0] == WHISPER:
+        from qasr.providers.whisper import model_source
+
+        model_source(cfg.model)  # a checked CTranslate2 folder, or a name (ModelFileError otherwise)
+    cfg.target = PROVIDER_SCENARIOS[cfg.scenario]
+
+
 def _validate_user(cfg: RunConfig) -> RunConfig:
     """A user scenario: its code found and NAME defined (not run), and whatever inputs it was given checked."""
     from qasr.lab.usercode import PYTEST_PREFIX, check_target, parse_target
@@ -142,6 +168,8 @@ def _validate_user(cfg: RunConfig) -> RunConfig:
         cfg.target = check_target(parse_target(cfg.target)).spec
     for attr in ("model", "model_b", "aligner"):
         path = getattr(cfg, attr)
+        if path and cfg.provider and not Path(path).exists():
+            continue  # a provider's model may be a name it resolves itself (faster-whisper's "small")
         if path and not Path(path).exists():
             raise UsageError(f"--{attr.replace('_', '-')}: not found: {path}")
         if path:
@@ -164,6 +192,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         from qasr.text.context import clean_context
 
         cfg.context = clean_context(cfg.context)  # what the engine will be given, as the report shows it
+    if cfg.provider and not cfg.target and not is_target(cfg.scenario):
+        _validate_provider(cfg)
     if cfg.target or is_target(cfg.scenario):
         return _validate_user(cfg)
     if cfg.scenario not in SCENARIOS:

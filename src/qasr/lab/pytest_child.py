@@ -39,8 +39,9 @@ class Session(Protocol):
 
 #: Set in the lab child, so the qasr_leak plugin there leaves the marker to this module.
 CHILD_ENV = "QASR_LEAK_CHILD"
-#: How pytest runs in the child: quiet, output not captured (it goes to the run's stderr.log), no cache.
-PYTEST_OPTIONS = ["-q", "-s", "--no-header", "-p", "no:cacheprovider"]
+#: How pytest runs in the child: quiet, output not captured (it goes to the run's stderr.log), no cache;
+#: qasr is imported before pytest starts there, so pytest's note that it cannot rewrite it is noise.
+PYTEST_OPTIONS = ["-q", "-s", "--no-header", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
 
 
 class BodyNotRun(QasrError):

@@ -63,6 +63,33 @@ class LabContext:
         self._probe.sample(name)
 
 
+def threshold_kind(target: Any) -> str:
+    """Which built-in scenario's default T judges this one: ``reload`` when the user's class says
+    ``cycles_models = True`` (every iteration loads a whole model), else ``restart``'s."""
+    from qasr.lab.scenarios import USER_SCENARIO
+
+    return "reload" if getattr(target, "cycles_models", False) else USER_SCENARIO
+
+
+def model_files(cfg: RunConfig) -> list[dict[str, Any]]:
+    """What the report says of each model given (``-m``, ``--model-b``, ``--aligner``): a chatllm.cpp
+    file's header, or any other file or folder's name and size (its weight bytes, for the reload T)."""
+    from pathlib import Path
+
+    from qasr.engine.modelfile import inspect_model_file
+    from qasr.errors import QasrError
+
+    found = []
+    for path in (p for p in (cfg.model, cfg.model_b, cfg.aligner) if p):
+        try:
+            found.append(inspect_model_file(path).to_dict())
+        except QasrError:
+            p = Path(path)
+            files = [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p] if p.is_file() else []
+            found.append({"path": path, "name": p.name, "kind": "other", "weight_bytes": sum(f.stat().st_size for f in files) or None})
+    return found
+
+
 def _positional(fn: Any) -> int:
     """How many positional arguments ``fn`` takes (a large number for ``*args``)."""
     try:

@@ -124,15 +124,16 @@ def render(summary: dict[str, Any]) -> str:
     cfg = summary.get("config", {})
     engine = summary.get("engine") or {}
     target = summary.get("target")
+    over = cfg.get("provider") if str(target).startswith("qasr.lab.providerscenarios") else None
     lines = [
-        f"# Lab run: `{summary['scenario']}`" + (" (your code)" if target else ""),
+        f"# Lab run: `{summary['scenario']}`" + (f" over the `{over}` provider" if over else " (your code)" if target else ""),
         "",
         f"Status: **{summary['status']}** — {STATUS_TEXT.get(summary['status'], '')}; "
         f"{summary['iterations_completed']} of {summary['iterations_planned']} iterations recorded.",
         "",
         "## Setup",
         "",
-        *([f"- Scenario: `{target}` (each iteration calls it once; T defaults to the restart scenario's)"] if target else []),
+        *([f"- Scenario: `{target}` (each iteration calls it once)"] if target and not over else []),
         *([f"- Provider: `{cfg['provider']}`"] if cfg.get("provider") else []),
         *([f"- Engine: `{engine.get('path', 'n/a')}`" + (" (**the qasr test double, not chatllm.cpp**)" if engine.get("is_test_double") else "")]
           if engine or not target else []),
