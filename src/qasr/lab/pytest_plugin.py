@@ -115,7 +115,7 @@ def _failure(summary: dict[str, Any], limit: int) -> str | None:
     parts = [
         f"{m} {v['verdict']} {format_rate(v['slope_bytes_per_iter'])} [{format_rate(v['ci_low'])}, {format_rate(v['ci_high'])}]"
         for m, v in verdicts.items()
-        if m in ("rss_anon", "heap_live")
+        if m in ("rss_anon", "heap_live", "py_heap")
     ]
     detail = f"{'; '.join(parts)} vs limit {format_rate(limit)}; report: {report}"
     if summary.get("verdict") == "LEAK":
