@@ -126,7 +126,7 @@ def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-a
 
 
 # Shared options, spelled once.
-MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file.")
+MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file (with --provider: that provider's model; your scenario gets it as lab.model).")
 MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
 ALIGNER = typer.Option(None, "--aligner", "-a", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
 AUDIO = typer.Option([], "--audio", help="Audio file(s); iterations cycle through them (needed by the built-in scenarios).")
@@ -159,7 +159,7 @@ def run_cmd(
     extend: bool = typer.Option(False, "--extend", help="If INCONCLUSIVE, rerun with 2N, then 4N iterations."),
     trace_native: bool = typer.Option(False, "--trace-native", help="memray differential (N and 2N traced runs) naming leaking native stacks."),
     trace_iterations: int = typer.Option(20, "--trace-iterations", min=2, help="N of the traced runs."),
-    fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 6 when the RssAnon verdict is LEAK."),
+    fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 6 when the run's verdict is LEAK."),
     engine: Optional[Path] = ENGINE,
     language: Optional[str] = LANGUAGE,
     context: Optional[str] = CONTEXT,
