@@ -14,6 +14,11 @@ from pathlib import Path
 from qasr.errors import UsageError
 
 ALLOCATORS = ("glibc", "arena2", "trim", "jemalloc")
+#: Built-in scenario -> what runs it over ``--provider`` (`qasr.lab.providerscenarios`, user-scenario shaped).
+PROVIDER_SCENARIOS = {
+    "reload": "qasr.lab.providerscenarios:ProviderReload",
+    "restart": "qasr.lab.providerscenarios:ProviderRestart",
+}
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,8 @@ def _validate_provider(cfg: RunConfig) -> None:
     """``reload``/``restart`` over ``--provider``: one named provider, audio, and its model checked as
     that provider checks it. Then the run is the provider scenario (`qasr.lab.providerscenarios`)."""
     from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
-    from qasr.lab.providerscenarios import PROVIDER_SCENARIOS, WHISPER
     from qasr.providers import parse_spec
+    from qasr.providers.chain import WHISPER
 
     names, auto = parse_spec(cfg.provider)
     if auto:

@@ -5,7 +5,7 @@ same questions of the others (issue 25): does it leak when a model is loaded and
 one instance transcribes N times? These two classes ask them through `qasr.providers.make_provider`,
 the one way into every engine, and are written exactly as a user's scenario is
 (`qasr.lab.userscenario`): the lab's child runs them with the same phases, samples, verdicts and
-reports. ``--provider`` with ``reload`` or ``restart`` picks them (`PROVIDER_SCENARIOS`).
+reports. ``--provider`` with ``reload`` or ``restart`` picks them (`qasr.lab.config.PROVIDER_SCENARIOS`).
 
 - `ProviderReload`: every iteration creates the provider (loads the model), transcribes iteration
   i's audio, and closes it. ``cycles_models``: judged with the reload threshold, max(1 MiB, 0.5% of
@@ -30,19 +30,13 @@ if TYPE_CHECKING:
     from qasr.pipeline.results import TranscriptionResult
     from qasr.providers.base import Provider, ProviderOptions
 
-#: Built-in scenario name -> the target that runs it over ``--provider``.
-PROVIDER_SCENARIOS = {
-    "reload": "qasr.lab.providerscenarios:ProviderReload",
-    "restart": "qasr.lab.providerscenarios:ProviderRestart",
-}
-#: The provider whose model option is a CTranslate2 model rather than ``model``.
-WHISPER = "faster-whisper"
-
 
 def provider_options(lab: LabContext) -> ProviderOptions:
     """The run's inputs as the provider's options (the model under the field this provider reads)."""
     from qasr.providers.base import ProviderOptions
+    from qasr.providers.chain import WHISPER
 
+    # faster-whisper reads a CTranslate2 model from its own field; the others read ``model``.
     model = {"whisper_model": lab.model} if lab.provider == WHISPER else {"model": lab.model}
     return ProviderOptions(**model, language=lab.language, context=lab.context, threads=lab.threads,
                            max_length=lab.max_length, engine=lab.engine, max_tokens=lab.max_tokens)  # fmt: skip
