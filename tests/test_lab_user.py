@@ -212,7 +212,7 @@ def test_the_allocator_matrix_and_trace_native_run_user_code(user_env: dict[str,
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)["rows"]
     assert [(row["allocator"], row["verdict"]) for row in rows] == [("glibc", "LEAK"), ("trim", "LEAK")]
-    assert rows[0]["engine"] == "(your code's own)"
+    assert rows[0]["engine"] == "(default)"
     code, s, err = _lab(user_env, tmp_path, f"{tmp_path}/scenarios.py:malloc_64k", "-n", "30", "--trace-native",
                         "--trace-iterations", "6")  # fmt: skip
     assert code == 0, err

@@ -22,8 +22,8 @@ from qasr.lab.engines import EngineBuild, engine_table, resolve_engines
 from qasr.lab.runner import RunOutcome, run, unique_dir
 
 
-#: The engine column of a user's scenario run without --engine: its code loads what it loads.
-NO_ENGINE = "(your code's own)"
+#: The engine column of a user's or provider scenario run without --engine: $QASR_CHATLLM_LIB, or whatever the code loads.
+NO_ENGINE = "(default)"
 
 
 def _row(engine: EngineBuild | None, allocator: str, outcome: RunOutcome) -> dict[str, Any]:
