@@ -36,6 +36,17 @@ def double_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def leak_cases_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/native/leak_cases.c compiled once per session (the lab's user-code cases; not the double)."""
+    from native.build import build_leak_cases
+
+    try:
+        return build_leak_cases(tmp_path_factory.mktemp("leak-cases"))
+    except FileNotFoundError as exc:
+        pytest.skip(f"no C compiler to build the leak cases: {exc}")
+
+
+@pytest.fixture(scope="session")
 def double_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Three builds of the double that differ under one environment, as engine builds do (knobs
     compiled in): ``clean``, ``leaky`` (1 MiB per inference turn), ``aborting`` (in destroy, as upstream)."""

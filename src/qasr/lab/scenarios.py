@@ -130,6 +130,10 @@ class Scenario:
     def iteration(self, i: int) -> Outcome:
         raise NotImplementedError
 
+    def teardown(self) -> None:
+        """Work done once after the last iteration, before the final samples (a user's scenario
+        releases what it holds; the built-in ones keep their models: upstream aborts in destroy)."""
+
     # -- building blocks ------------------------------------------------------------------
 
     def _create(self, path: str, kind: ModelKind, tag: str = "") -> tuple[Model, float]:
@@ -328,8 +332,10 @@ SCENARIO_CLASSES: dict[str, Callable[[Probe, Inputs, list[str]], Scenario]] = {
 }
 
 
+#: How the verdict treats a user's scenario (`qasr.lab.userscenario`): like restart, per-call buffers only.
+USER_SCENARIO = "user"
 RELOAD_SCENARIOS = frozenset(name for name, cls in SCENARIO_CLASSES.items() if getattr(cls, "cycles_models"))
-RESTART_SCENARIOS = frozenset(SCENARIO_CLASSES) - RELOAD_SCENARIOS
+RESTART_SCENARIOS = frozenset(SCENARIO_CLASSES) - RELOAD_SCENARIOS | {USER_SCENARIO}
 
 
 def model_cycle_threshold(weight_bytes: int | None) -> int:
@@ -347,7 +353,8 @@ def default_threshold(scenario: str, weight_bytes: int | None, metric: str) -> i
     Reload/switch cycles allocate and free whole models, so allocator noise scales with the
     weights: max(1 MiB, 0.5% of the weight bytes). restart()+inference touches only per-call
     buffers: 64 KiB per iteration on RSS-type metrics, 16 KiB on the allocator's live heap, which
-    does not carry page-granularity noise.
+    does not carry page-granularity noise. A user's scenario (``scenario="user"``) is judged as
+    restart: what it keeps between calls should not grow.
     """
     if metric not in HEAP_METRICS and metric not in RSS_METRICS:
         known = ", ".join(sorted(HEAP_METRICS | RSS_METRICS))
