@@ -12,6 +12,10 @@ Why it looks like this:
   through the first live object's print callback.
 * One thread at a time per model (a lock); callbacks may arrive on native threads and only touch a
   per-turn queue.
+* One turn at a time per *process* (`qasr.engine.switchboard`): upstream 4a4310e delivers every
+  model's chunks to the print callback of the model started last, so chunks and ends go to the turn
+  running now, whichever model's callback received them. That is what lets two models (ASR + ASR, or
+  ASR + aligner) share a process.
 * Upstream 4a4310e: ``chatllm_destroy`` aborts the process for Qwen3-ASR models, and so does normal
   interpreter exit once a model was loaded (README, "Known engine issues"). `close()` destroys
   honestly; code that must survive should end the process with ``os._exit`` instead.
@@ -33,6 +37,7 @@ from qasr.audio.decode import as_audio
 from qasr.engine import ffmpeg_shim
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
+from qasr.engine.switchboard import BOARD
 from qasr.errors import EngineError, UsageError
 
 PRINT_CHUNK = 0
@@ -87,7 +92,12 @@ class _Turn:
 
 
 class _Sink:
-    """Receives the C callbacks. Holds no reference to the `Model`, so it can outlive it safely."""
+    """Receives the C callbacks. Holds no reference to the `Model`, so it can outlive it safely.
+
+    ``turn`` is this model's running turn (its error lines, printed by the engine through this model's
+    own callback). Chunks and ends go to the process's running turn (`BOARD.turn`): upstream prints
+    every model's chunks through the callback of the model started last (`qasr.engine.switchboard`).
+    """
 
     def __init__(self) -> None:
         self.turn: _Turn | None = None
@@ -97,8 +107,8 @@ class _Sink:
 
     def on_print(self, _user: object, print_type: int, data: bytes | None) -> None:
         try:
-            turn = self.turn
             if print_type == PRINT_CHUNK:
+                turn = BOARD.turn  # not self.turn: these may be another model's chunks (see the class)
                 if turn is None:
                     return
                 text = turn.decoder.decode(data or b"")
@@ -106,6 +116,7 @@ class _Sink:
                     turn.chunks.put(text)
                 return
             line = (data or b"").decode("utf-8", "replace")
+            turn = self.turn
             if print_type == PRINT_ERROR:
                 (turn.errors if turn is not None else self.errors).append(line)
             elif print_type == PRINT_MODEL_INFO:
@@ -117,7 +128,7 @@ class _Sink:
             pass
 
     def on_end(self, _user: object) -> None:
-        turn = self.turn
+        turn = BOARD.turn
         if turn is not None:
             turn.ends += 1
 
@@ -267,6 +278,11 @@ class Model:
             raise
         lib = self._engine.lib
         turn = _Turn()
+        try:
+            BOARD.enter(turn)  # one turn per process: see qasr.engine.switchboard
+        except EngineError:
+            self._release()
+            raise
         self._sink.turn = turn
         outcome: dict[str, object] = {}
 
@@ -297,6 +313,7 @@ class Model:
                 lib.chatllm_abort_generation(obj)
             thread.join()
             self._sink.turn = None
+            BOARD.leave()
             self._release()
         if "exc" in outcome:
             raise outcome["exc"]  # type: ignore[misc]
