@@ -10,7 +10,7 @@ import typer
 
 app = typer.Typer(help="The memory-leak lab: scenarios, verdicts, reports.", no_args_is_help=True, rich_markup_mode=None)
 
-SCENARIO_HELP = "reload | restart | switch | aligner-reload | aligner-restart | noclose | chain | chain-restart"
+SCENARIO_HELP = "reload | restart | switch | switch-restart | aligner-reload | aligner-restart | noclose | chain | chain-restart"
 
 
 def _config(

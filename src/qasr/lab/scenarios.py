@@ -155,6 +155,23 @@ class Scenario:
         model.restart()
         self.probe.sample(f"restarted{tag}", full=last)
 
+    def _check_still_heard(self, model: Model, before: Outcome, tag: str, loaded: str) -> None:
+        """Stop in setup if ``model`` went silent once ``loaded`` was loaded beside it.
+
+        Upstream 4a4310e prints every model's text through the callback of the model started last;
+        qasr's binding routes it by the running turn (`qasr.engine.switchboard`). Should that ever fail,
+        a series of turns that do no work would mislead, so the run stops with the reason.
+        """
+        after = self._turn(model, 1, tag)
+        self._restart(model, tag)
+        if before.text.strip() and not after.text.strip():
+            from qasr.errors import EngineError
+
+            raise EngineError(
+                f"loading {loaded} silenced the model loaded before it in this process (it transcribed "
+                f"{before.text[:40]!r} before, nothing after): the engine's text did not reach this model's turn"
+            )
+
     def _destroy(self, model: Model, tag: str = "", *, last: bool = False) -> None:
         self.probe.enter(f"destroy{tag}")
         model.close()
@@ -204,6 +221,28 @@ class Switch(Scenario):
         return first
 
 
+class SwitchRestart(Scenario):
+    """`switch` without destroy: A and B loaded once and kept, used alternately, restart() after each turn."""
+
+    final_phase = "restarted:B"
+    cycles_models = False
+
+    def setup(self) -> None:
+        self.a, self.load_seconds = self._create(self.models[0], ModelKind.ASR, ":setup:A")
+        before = self._turn(self.a, 1, ":setup:A")
+        self._restart(self.a, ":setup:A")
+        self.b, self.load_seconds_b = self._create(self.models[1], ModelKind.ASR, ":setup:B")
+        self._check_still_heard(self.a, before, ":setup:check", "model B")
+
+    def iteration(self, i: int) -> Outcome:
+        first = self._turn(self.a, i, ":A")
+        self._restart(self.a, ":A")
+        second = self._turn(self.b, i, ":B")
+        self._restart(self.b, ":B", last=True)
+        first.extra["text_b"] = second.text
+        return first
+
+
 class NoClose(Scenario):
     """Create and load every iteration and never destroy: what a broken or forgotten destroy costs."""
 
@@ -243,18 +282,7 @@ class ChainRestart(Scenario):
         before = self._turn(self.asr, 1, ":setup:asr")
         self._restart(self.asr, ":setup:asr")
         self.aligner, self.align_load_seconds = self._create(self.models[1], ModelKind.ALIGNER, ":setup:align")
-        after = self._turn(self.asr, 1, ":setup:check")
-        self._restart(self.asr, ":setup:check")
-        if before.text.strip() and not after.text.strip():
-            # Measured on upstream 4a4310e with our binding: the model loaded first then answers every
-            # turn with nothing, no error. A memory series of turns that do no work would mislead.
-            from qasr.errors import EngineError
-
-            raise EngineError(
-                "loading the aligner silenced the ASR model loaded before it in this process (it transcribed "
-                f"{before.text[:40]!r} before, nothing after): this engine cannot hold both models in one process; "
-                "use the chain scenario (a process per model)"
-            )
+        self._check_still_heard(self.asr, before, ":setup:check", "the aligner")
 
     def iteration(self, i: int) -> Outcome:
         outcome = self._turn(self.asr, i, ":asr")
@@ -320,6 +348,7 @@ SCENARIO_CLASSES: dict[str, Callable[[Probe, Inputs, list[str]], Scenario]] = {
     "reload": Reload,
     "restart": Restart,
     "switch": Switch,
+    "switch-restart": SwitchRestart,
     "noclose": NoClose,
     "aligner-reload": AlignerReload,
     "aligner-restart": AlignerRestart,
