@@ -308,3 +308,30 @@ def test_turns_of_two_models_run_one_at_a_time(engine: Path, asr_model_file: Pat
         next(models["auto"].transcribe_raw(sine(0.5)))
     running.close()
     assert "".join(models["auto"].transcribe_raw(sine(0.5))).endswith(DEFAULT_TEXT)  # the board was released
+
+
+def test_a_second_live_model_of_one_kind_is_refused_before_it_is_created(
+    engine: Path, asr_model_file: Path, aligner_model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream 4a4310e's Qwen3-ASR objects share one prompt encoder (the double's do not): on such an
+    engine a second ASR model would leave the first deaf, so it is refused; an aligner is not."""
+    from qasr.engine import switchboard
+
+    monkeypatch.setattr(switchboard, "shares_prompt_encoder", lambda _engine: True)  # as on upstream
+    monkeypatch.setattr(switchboard, "_residents", {})  # models earlier tests left loaded do not count
+    first = Model(asr_model_file)
+    created: list[int] = []
+    real_create = first.engine.lib.chatllm_create
+    monkeypatch.setattr(first.engine.lib, "chatllm_create", lambda: created.append(1) or real_create())
+    with pytest.raises(EngineError, match=r"cannot hold two Qwen3-ASR models in one process.*qwen\.cpp:2995.*asr\.bin"):
+        Model(asr_model_file)
+    assert created == []  # refused before the engine could re-point anything
+    aligner = Model(aligner_model_file, kind=ModelKind.ALIGNER)
+    assert created == [1]
+    with pytest.raises(EngineError, match="two Qwen3-ForcedAligner models"):
+        Model(aligner_model_file, kind=ModelKind.ALIGNER)
+    assert "".join(first.transcribe_raw(sine(0.5))).endswith(DEFAULT_TEXT)
+    first.close()
+    second = Model(asr_model_file)  # the first is closed: nothing left to deafen
+    assert "".join(second.transcribe_raw(sine(0.5))).endswith(DEFAULT_TEXT)
+    del aligner

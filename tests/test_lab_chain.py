@@ -217,15 +217,17 @@ def test_switch_restart_keeps_both_models_and_alternates(double_lib: Path, tmp_p
 
 @pytest.mark.real_engine
 @requires_real_engine
-def test_switch_restart_on_the_real_engine(tmp_path: Path) -> None:
+def test_switch_restart_stops_in_setup_on_the_real_engine(tmp_path: Path) -> None:
+    # Upstream 4a4310e: two Qwen3-ASR objects share one prompt encoder, so the model loaded first would
+    # transcribe without its audio; qasr refuses to load B, and the run says why. When upstream fixes
+    # it (tests/test_two_models_upstream.py tells), this run completes and docs/study.md must change.
     a, b = SHARED_MODELS / "tiny-asr-a-q4_0.bin", SHARED_MODELS / "tiny-asr-b-q4_0.bin"
     if not b.is_file():
         pytest.skip("tiny models not found")
     lib, _ = real_engine()  # type: ignore[misc]
     cfg = validate(RunConfig(scenario="switch-restart", model=str(a), model_b=str(b), audio=[str(SHARED_DATA / "jfk.wav")],
                              iterations=3, engine=str(lib), results_dir=str(tmp_path / "results"), peaks=False))  # fmt: skip
-    out = run(cfg, show_progress=False)
-    assert out.summary["status"] == "completed", out.summary.get("crash")
-    its = [json.loads(line) for line in (out.run_dir / "samples.jsonl").read_text().splitlines() if '"iteration"' in line]
-    its = [r for r in its if r["type"] == "iteration"]
-    assert [(r["text"], r["extra"]["text_b"]) for r in its] == [("nev jaello nu", "cokguvsip puj tokguwakuozi")] * 3
+    s = run(cfg, show_progress=False).summary
+    assert s["status"] == "error" and s["iterations_completed"] == 0
+    assert "cannot hold two Qwen3-ASR models in one process" in s["crash"]["error"]["message"]
+    assert s["crash"]["phase"] == "load:setup:B"

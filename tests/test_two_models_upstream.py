@@ -1,12 +1,19 @@
 """Two models in one process on the real engine: what upstream 4a4310e does, and that qasr copes.
 
-The first test pins the engine's behaviour through its C ABI alone (`two_models_repro.py`, plain
-ctypes): once a second object is started, every object's chunks reach the print callback (and user
-data) of the object started last; the others' own callbacks get one ``f_end`` and no text. The cause
-is one process-wide chunk interceptor (docs/study.md, "Two models in one process"). **When that test
-fails because each object's text reaches its own callback, upstream has fixed it**: lift the
-restriction (README "Known engine issues" 9, docs/study.md) and `qasr.engine.switchboard`'s
-process-wide turn lock can go. The second test checks qasr's binding keeps both models audible.
+The first tests pin the engine's behaviour through its C ABI alone (`two_models_repro.py`, plain
+ctypes), docs/study.md "Two models in one process" has the causes:
+
+- once a second object is started, every object's chunks reach the print callback (and user data)
+  of the object started last (one process-wide chunk interceptor). **When that test fails because
+  each object's text reaches its own callback, upstream has fixed it**: `qasr.engine.switchboard`'s
+  process-wide turn lock can go;
+- a Qwen3-ASR object loaded before another one leaves its audio features with the other (one prompt
+  encoder per model class): the live heap rises by exactly those features after its turn and falls
+  by as much after the other's. **When that test fails, upstream may have fixed it**: check, then
+  lift `switchboard.admit`'s refusal (README "Known engine issues" 9).
+
+The last test checks qasr's binding: an ASR model and an aligner alternate in one process, and a
+second ASR model is refused.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ HERE = Path(__file__).resolve().parent
 ASR_A = SHARED_MODELS / "tiny-asr-a-q4_0.bin"
 ASR_B = SHARED_MODELS / "tiny-asr-b-q4_0.bin"
 ALIGNER = SHARED_MODELS / "tiny-aligner-q4_0.bin"
-FIXED_UPSTREAM = ("upstream now delivers each model's chunks to its own callback: lift the two-models restriction "
-                  "(README known issue 9, docs/study.md) and the switchboard's process-wide turn lock")  # fmt: skip
+FIXED_UPSTREAM = ("upstream now delivers each model's chunks to its own callback: the switchboard's process-wide turn "
+                  "lock can go (README known issue 9, docs/study.md)")  # fmt: skip
+FIXED_ENCODER = ("the first Qwen3-ASR object's audio features no longer stay with the second: upstream may have fixed "
+                 "the shared prompt encoder; check, then lift switchboard.admit's refusal (README known issue 9)")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -117,27 +126,58 @@ def test_one_callback_with_one_user_data_gets_every_text_in_order(setup, alone) 
     assert ends == [3, 2, 3], f"{FIXED_UPSTREAM}? {ends}"  # the first object's turn: 1 own f_end + 2 of the receiver
 
 
+def _mel_bytes(wav: str) -> int:
+    """Bytes of the log-mel features upstream computes for a 16 kHz clip: 128 bins x frames (10 ms hop,
+    padded as qwen_asr.cpp's pad_mel_len does) x 4-byte floats."""
+    import soundfile
+
+    frames = soundfile.info(wav).frames // 160
+    padded = (frames // 100) * 100 + ((frames % 100) + 7) // 8 * 8
+    return 128 * padded * 4
+
+
+def test_the_first_asr_objects_audio_features_stay_with_the_second(setup) -> None:
+    """Each turn of the ASR object loaded first leaves its mel features in the other's tokenizer (the
+    shared encoder wrote them there); the other's next turn frees them. Alone, or beside an aligner,
+    turns leave nothing behind."""
+    mel = _mel_bytes(setup["wav"])
+    assert mel > 256 * 1024  # jfk.wav: 550 KiB, far above the few KiB a turn's noise is
+    two = [t["heap_delta"] for t in repro(setup, [ASR_A, ASR_B], "--turns", "0,1,0,1,0,1")["turns"]]
+    beside_aligner = [t["heap_delta"] for t in repro(setup, [ASR_A, ALIGNER], "--turns", "0,1,0,1,0,1")["turns"]]
+    alone = [t["heap_delta"] for t in repro(setup, [ASR_A], "--turns", "0,0,0,0")["turns"]]
+    assert all(abs(d) < 16 * 1024 for d in alone[1:] + beside_aligner[2:]), (alone, beside_aligner)
+    after_first = two[2::2]  # from the third turn on, both objects have run once
+    after_second = two[3::2]
+    if any(abs(d - mel) > 16 * 1024 for d in after_first) or any(abs(d + mel) > 16 * 1024 for d in after_second):
+        pytest.fail(f"{FIXED_ENCODER}: heap deltas {two}, mel features {mel} B")
+
+
 def test_qasr_keeps_both_models_audible(setup, alone) -> None:
-    """Through qasr.Model: ASR a, ASR b and the aligner loaded once each, used alternately."""
+    """Through qasr.Model: ASR and aligner loaded once each, used alternately; a second ASR model refused."""
     r = engine_child(f"""
         import json, os, sys
         from qasr.engine.model import Model
         from qasr.engine.modelfile import ModelKind
+        from qasr.errors import EngineError
         os.environ["PATH"] = {setup['path']!r}  # the aligner's audio goes to a real ffmpeg
         wav = {setup['wav']!r}
         a = Model({str(ASR_A)!r})
         first = "".join(a.transcribe_raw(wav))
-        b = Model({str(ASR_B)!r})
         al = Model({str(ALIGNER)!r}, kind=ModelKind.ALIGNER, settings={{"format": "json"}})
         out = {{"first": first, "turns": []}}
         for _ in range(2):
-            out["turns"].append(["".join(a.transcribe_raw(wav)), "".join(b.transcribe_raw(wav)),
-                                 "".join(al.align_raw(wav, "and so my fellow americans"))])
+            out["turns"].append(["".join(a.transcribe_raw(wav)), "".join(al.align_raw(wav, "and so my fellow americans"))])
+        try:
+            Model({str(ASR_B)!r})
+        except EngineError as exc:
+            out["refused"] = str(exc)
+        out["after"] = "".join(a.transcribe_raw(wav))
         print(json.dumps(out)); sys.stdout.flush(); os._exit(0)
     """)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
-    assert out["first"] == alone[ASR_A.name]
-    for asr_a, asr_b, aligned in out["turns"]:
-        assert (asr_a, asr_b) == (alone[ASR_A.name], alone[ASR_B.name])
+    assert out["first"] == out["after"] == alone[ASR_A.name]
+    for asr, aligned in out["turns"]:
+        assert asr == alone[ASR_A.name]
         assert [w["text"] for w in json.loads(aligned)] == "and so my fellow americans".split()
+    assert "cannot hold two Qwen3-ASR models in one process" in out["refused"] and "tiny-asr-a-q4_0.bin" in out["refused"]

@@ -10,7 +10,9 @@ received it and the user data it carried. Run by hand (it prints one JSON docume
         [--start-order interleaved|create-all-first] [--turns 0,1,0,1]
 
 A model whose file name contains "aligner" is started with ``--set format json`` and given
-``{{audio:WAV}}`` plus a transcript; the others get ``{{audio:WAV}}``. The WAV must be a file this
+``{{audio:WAV}}`` plus a transcript; the others get ``{{audio:WAV}}``. Each turn also records how
+much glibc's live heap (``mallinfo2``: in use + mmapped) changed over it, restart included: the
+audio features of a Qwen3-ASR turn that end up held by another object show there. The WAV must be a file this
 program's caller made (the engine hands its name to a shell, GUIDE §2). The process ends with
 ``os._exit`` because upstream aborts at normal exit once a model was loaded.
 
@@ -28,6 +30,19 @@ import sys
 PRINT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 END = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 ALIGN_TEXT = "and so my fellow americans"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def live_heap() -> int:
+    """Bytes glibc's allocator has handed out and not got back (GUIDE §4: uordblks + hblkhd)."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -131,13 +146,15 @@ def main(argv: list[str]) -> int:
 
     for k in (int(t) for t in args.turns.split(",")):
         rec.events.clear()
+        heap_before = live_heap()
         prompt = f"{{{{audio:{args.wav}}}}}"
         if "aligner" in os.path.basename(args.model[k]):
             prompt += ALIGN_TEXT
         rc = lib.chatllm_user_input(objs[k], prompt.encode())
-        report["turns"].append({"obj": k, "rc": rc, "received": _turn_summary(rec.events),
-                                "errors": [e["text"] for e in rec.events if e["type"] == 2]})
         lib.chatllm_restart(objs[k], None)
+        report["turns"].append({"obj": k, "rc": rc, "received": _turn_summary(rec.events),
+                                "errors": [e["text"] for e in rec.events if e["type"] == 2],
+                                "heap_delta": live_heap() - heap_before})
 
     print(json.dumps(report))
     sys.stdout.flush()

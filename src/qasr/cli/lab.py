@@ -110,7 +110,7 @@ def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-a
 
 # Shared options, spelled once.
 MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file.")
-MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
+MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch, switch-restart).")
 ALIGNER = typer.Option(None, "--aligner", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
 AUDIO = typer.Option(..., "--audio", "-a", help="Audio file(s); iterations cycle through them.")
 REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (text or a file); default <audio>.txt.")

@@ -14,8 +14,9 @@ Why it looks like this:
   per-turn queue.
 * One turn at a time per *process* (`qasr.engine.switchboard`): upstream 4a4310e delivers every
   model's chunks to the print callback of the model started last, so chunks and ends go to the turn
-  running now, whichever model's callback received them. That is what lets two models (ASR + ASR, or
-  ASR + aligner) share a process.
+  running now, whichever model's callback received them. That lets an ASR model and an aligner share
+  a process; a second live model of the same kind is refused before it is created (upstream's shared
+  prompt encoder would leave the first one deaf).
 * Upstream 4a4310e: ``chatllm_destroy`` aborts the process for Qwen3-ASR models, and so does normal
   interpreter exit once a model was loaded (README, "Known engine issues"). `close()` destroys
   honestly; code that must survive should end the process with ``os._exit`` instead.
@@ -37,6 +38,7 @@ from qasr.audio.decode import as_audio
 from qasr.engine import ffmpeg_shim
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
+from qasr.engine import switchboard
 from qasr.engine.switchboard import BOARD
 from qasr.errors import EngineError, UsageError
 
@@ -176,6 +178,7 @@ class Model:
         if max_length is not None and max_length < 256:
             raise UsageError(f"max_length must be at least 256, got {max_length}")
         self._engine: Engine = load_library(engine)
+        switchboard.admit(self.file.kind.value, self._engine)  # before the engine re-points shared state
         ffmpeg_shim.activate()
         self._lock = threading.Lock()
         self._owner: int | None = None
@@ -205,6 +208,7 @@ class Model:
             raise EngineError(f"engine failed to load {self.file.path} (code {rc}): {words}", words)
         if self._sink.info_lines:
             self.info = ModelInfo.parse(self._sink.info_lines[-1])
+        switchboard.register(self.file.kind.value, self)
 
     # -- construction helpers -------------------------------------------------------------
 
