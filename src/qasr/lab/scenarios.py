@@ -155,22 +155,30 @@ class Scenario:
         model.restart()
         self.probe.sample(f"restarted{tag}", full=last)
 
-    def _check_still_heard(self, model: Model, before: Outcome, tag: str, loaded: str) -> None:
-        """Stop in setup if ``model`` went silent once ``loaded`` was loaded beside it.
+    def _load_two(self, second_kind: ModelKind, tags: tuple[str, str], second: str) -> tuple[Model, Model]:
+        """Load the first model and transcribe once, load the second beside it, transcribe again.
 
-        Upstream 4a4310e prints every model's text through the callback of the model started last;
-        qasr's binding routes it by the running turn (`qasr.engine.switchboard`). Should that ever fail,
-        a series of turns that do no work would mislead, so the run stops with the reason.
+        Stops in setup if the first model went silent once the second was loaded: upstream 4a4310e
+        prints every model's text through the callback of the model started last, which qasr's binding
+        routes by the running turn (`qasr.engine.switchboard`). Should that ever fail, a series of
+        turns that do no work would mislead. Loading a second ASR model is refused there (the error
+        ends the run in phase ``load:setup:<second tag>``).
         """
-        after = self._turn(model, 1, tag)
-        self._restart(model, tag)
+        a, b = tags
+        first, self.load_seconds = self._create(self.models[0], ModelKind.ASR, f":setup:{a}")
+        before = self._turn(first, 1, f":setup:{a}")
+        self._restart(first, f":setup:{a}")
+        other, self.load_seconds_b = self._create(self.models[1], second_kind, f":setup:{b}")
+        after = self._turn(first, 1, ":setup:check")
+        self._restart(first, ":setup:check")
         if before.text.strip() and not after.text.strip():
             from qasr.errors import EngineError
 
             raise EngineError(
-                f"loading {loaded} silenced the model loaded before it in this process (it transcribed "
+                f"loading {second} silenced the model loaded before it in this process (it transcribed "
                 f"{before.text[:40]!r} before, nothing after): the engine's text did not reach this model's turn"
             )
+        return first, other
 
     def _destroy(self, model: Model, tag: str = "", *, last: bool = False) -> None:
         self.probe.enter(f"destroy{tag}")
@@ -228,11 +236,7 @@ class SwitchRestart(Scenario):
     cycles_models = False
 
     def setup(self) -> None:
-        self.a, self.load_seconds = self._create(self.models[0], ModelKind.ASR, ":setup:A")
-        before = self._turn(self.a, 1, ":setup:A")
-        self._restart(self.a, ":setup:A")
-        self.b, self.load_seconds_b = self._create(self.models[1], ModelKind.ASR, ":setup:B")
-        self._check_still_heard(self.a, before, ":setup:check", "model B")
+        self.a, self.b = self._load_two(ModelKind.ASR, ("A", "B"), "model B")
 
     def iteration(self, i: int) -> Outcome:
         first = self._turn(self.a, i, ":A")
@@ -279,11 +283,7 @@ class ChainRestart(Scenario):
     cycles_models = False
 
     def setup(self) -> None:
-        self.asr, self.load_seconds = self._create(self.models[0], ModelKind.ASR, ":setup:asr")
-        before = self._turn(self.asr, 1, ":setup:asr")
-        self._restart(self.asr, ":setup:asr")
-        self.aligner, self.align_load_seconds = self._create(self.models[1], ModelKind.ALIGNER, ":setup:align")
-        self._check_still_heard(self.asr, before, ":setup:check", "the aligner")
+        self.asr, self.aligner = self._load_two(ModelKind.ALIGNER, ("asr", "align"), "the aligner")
 
     def iteration(self, i: int) -> Outcome:
         outcome = self._turn(self.asr, i, ":asr")
