@@ -35,10 +35,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from qasr.audio.decode import as_audio
-from qasr.engine import ffmpeg_shim
+from qasr.engine import ffmpeg_shim, switchboard
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
-from qasr.engine import switchboard
 from qasr.engine.switchboard import BOARD
 from qasr.errors import EngineError, UsageError
 
