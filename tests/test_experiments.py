@@ -73,7 +73,7 @@ def test_lab_experiments_run_on_the_double(name: str, double_lib: Path, tmp_path
     assert (out / "experiment.md").is_file()
     for run in done["runs"].values():
         assert (Path(run["dir"]) / "report.md").is_file()
-    if name in ("02", "04"):
+    if name in ("02", "03", "04"):
         assert (out / "compare" / "compare.md").is_file()
 
 

@@ -575,6 +575,21 @@ static void emitf(struct chatllm_obj *o, int type, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * QASR_DOUBLE_LAST_STARTED_PRINTS=1: what upstream 4a4310e does with two objects in one process.
+ * Upstream has one chunk interceptor for the whole process, re-pointed at the newest object's
+ * streamer by every chatllm_start, so every object's chunks (and one extra pair of f_end) reach the
+ * callback of the object started last, with that object's user data.  Here the object started last
+ * successfully is remembered; destroying it forgets it (upstream keeps a dangling pointer instead).
+ */
+static struct chatllm_obj *_Atomic g_last_started;
+
+static struct chatllm_obj *chunk_receiver(struct chatllm_obj *o)
+{
+    struct chatllm_obj *last = atomic_load(&g_last_started);
+    return (last && env_flag("QASR_DOUBLE_LAST_STARTED_PRINTS")) ? last : o;
+}
+
 struct chatllm_obj *chatllm_create(void)
 {
     leak_from_env("QASR_DOUBLE_LEAK_CREATE");
@@ -593,6 +608,8 @@ int chatllm_destroy(struct chatllm_obj *obj)
         abort();
     }
     if (!obj) return 0;
+    struct chatllm_obj *expected = obj;
+    atomic_compare_exchange_strong(&g_last_started, &expected, NULL);
     strv_free(&obj->params);
     free(obj->msg_text.s);
     free(obj->sys_prompt);
@@ -738,6 +755,7 @@ int chatllm_start(struct chatllm_obj *obj, f_chatllm_print f_print, f_chatllm_en
     obj->max_length = opt.max_length;
     obj->started = 1;
     atomic_store(&g_any_started, 1);
+    atomic_store(&g_last_started, obj);
     emit_model_info(obj, opt.model);
     return 0;
 }
@@ -1088,20 +1106,24 @@ struct turn {
 static void deliver(struct turn *t)
 {
     struct chatllm_obj *o = t->obj;
+    struct chatllm_obj *receiver = chunk_receiver(o);
     int emitted = 0;
     for (size_t i = 0; i < t->chunks.n; i++) {
         int cap = atomic_load(&o->gen_max_tokens);
         if (atomic_load(&o->abort_requested) || (cap >= 0 && emitted >= cap)) break;
         if (t->delay_ms > 0) sleep_ms(t->delay_ms);
         if (atomic_load(&o->abort_requested)) break; /* aborted while "computing" this chunk */
-        emit(o, PRINT_CHAT_CHUNK, t->chunks.v[i]);
+        emit(receiver, PRINT_CHAT_CHUNK, t->chunks.v[i]);
         atomic_fetch_add(&o->cursor, 1);
         emitted++;
     }
-    /* Upstream calls f_end twice per turn; qasr must cope, so the double does too. */
-    if (o->f_end) {
-        o->f_end(o->user_data);
-        o->f_end(o->user_data);
+    /* Upstream calls f_end twice per turn; qasr must cope, so the double does too.  When the chunks
+     * went to another object (LAST_STARTED_PRINTS), upstream's order is: own f_end once, then the
+     * receiver's twice. */
+    if (o->f_end) o->f_end(o->user_data);
+    if (receiver->f_end) {
+        if (receiver != o) receiver->f_end(receiver->user_data);
+        receiver->f_end(receiver->user_data);
     }
 }
 

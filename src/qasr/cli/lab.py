@@ -11,7 +11,7 @@ import typer
 
 app = typer.Typer(help="The memory-leak lab: scenarios, verdicts, reports.", no_args_is_help=True, rich_markup_mode=None)
 
-SCENARIO_HELP = ("reload | restart | switch | aligner-reload | aligner-restart | noclose | chain | chain-restart, "
+SCENARIO_HELP = ("reload | restart | switch | switch-restart | aligner-reload | aligner-restart | noclose | chain | chain-restart, "
                  "or your own code: PATH.py:NAME or module:NAME (a function, one iteration per call, or a class with "
                  "setup/iteration(i)/teardown)")
 
@@ -127,7 +127,7 @@ def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-a
 
 # Shared options, spelled once.
 MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file (with --provider: that provider's model; your scenario gets it as lab.model).")
-MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
+MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch, switch-restart).")
 ALIGNER = typer.Option(None, "--aligner", "-a", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
 AUDIO = typer.Option([], "--audio", help="Audio file(s); iterations cycle through them (needed by the built-in scenarios).")
 REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (text or a file); default <audio>.txt.")

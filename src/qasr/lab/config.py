@@ -42,6 +42,7 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         ScenarioSpec("reload", "every iteration: create, load, transcribe, destroy", destroys=True),
         ScenarioSpec("restart", "load once; every iteration: transcribe, then restart()"),
         ScenarioSpec("switch", "every iteration: load A, transcribe, destroy; then the same with B", needs_model_b=True, destroys=True),
+        ScenarioSpec("switch-restart", "load A and B once; every iteration: transcribe with A, restart(), then with B, restart()", needs_model_b=True),
         ScenarioSpec("aligner-reload", "every iteration: create the aligner, load, align, destroy", uses_aligner=True, destroys=True),
         ScenarioSpec("aligner-restart", "load the aligner once; every iteration: align, then restart()", uses_aligner=True),
         ScenarioSpec("noclose", "every iteration: create, load, transcribe; never destroy"),
