@@ -28,24 +28,27 @@ from qasr.lab.scenarios import Outcome
 if TYPE_CHECKING:
     from qasr.lab.userscenario import LabContext
     from qasr.pipeline.results import TranscriptionResult
-    from qasr.providers.base import Provider, ProviderOptions
+    from qasr.providers.base import Provider
+    from qasr.spec import CallOptions, EngineSpec
 
 
-def provider_options(lab: LabContext) -> ProviderOptions:
-    """The run's inputs as the provider's options (the model under the field this provider reads)."""
-    from qasr.providers.base import ProviderOptions
+def provider_options(lab: LabContext) -> tuple[EngineSpec, CallOptions]:
+    """The run's inputs as the provider's engine spec (the model under the field this provider
+    reads) and its per-call options."""
     from qasr.providers.chain import WHISPER
+    from qasr.spec import CallOptions, EngineSpec
 
     # faster-whisper reads a CTranslate2 model from its own field; the others read ``model``.
     model = {"whisper_model": lab.model} if lab.provider == WHISPER else {"model": lab.model}
-    return ProviderOptions(**model, language=lab.language, context=lab.context, threads=lab.threads,
-                           max_length=lab.max_length, engine=lab.engine, max_tokens=lab.max_tokens)  # fmt: skip
+    spec = EngineSpec(provider=lab.provider, **model, language=lab.language, threads=lab.threads,  # type: ignore[arg-type]
+                      max_length=lab.max_length, engine=lab.engine, max_tokens=lab.max_tokens)  # fmt: skip
+    return spec, CallOptions(context=lab.context)
 
 
-def _make(lab: LabContext, options: ProviderOptions) -> Provider:
+def _make(lab: LabContext, options: tuple[EngineSpec, CallOptions]) -> Provider:
     from qasr.providers import make_provider
 
-    return make_provider(lab.provider, options, on_fallback=None)
+    return make_provider(*options, on_fallback=None)
 
 
 def _outcome(result: TranscriptionResult, load_seconds: float | None) -> Outcome:
