@@ -68,7 +68,7 @@ for name in "${experiments[@]}"; do
     case "$name" in
         # lab experiments: a few iterations on a generated clip; subtitle experiments: the image's own
         # speech samples (a tone has no speech for the VAD to find)
-        0[1-4]-*) EXTRA_ARGS=(-n 3 -a /data/clip.wav "${MODELS[@]}") ;;
+        0[1-4]-*) EXTRA_ARGS=(-n 3 --audio /data/clip.wav "${MODELS[@]}") ;;
         *) EXTRA_ARGS=("${MODELS[@]}") ;;
     esac
     run_experiment "qasr-exp-${name%%-*}:ci" "$name"
@@ -76,7 +76,7 @@ done
 
 if [ -d ../shared/models ]; then
     echo "== experiment 02 with ../shared/models (engine: the test double)"
-    EXTRA_ARGS=(-n 3 -a /data/clip.wav -m /shared/tiny-asr-a-q4_0.bin)
+    EXTRA_ARGS=(-n 3 --audio /data/clip.wav -m /shared/tiny-asr-a-q4_0.bin)
     run_experiment "qasr-exp-02:ci" "02-shared" -v "$(cd ../shared/models && pwd):/shared:ro"
 fi
 echo "== the qasr image as a server (qasr serve on the test double, host network, loopback only)"

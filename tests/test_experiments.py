@@ -62,7 +62,7 @@ def test_lab_experiments_run_on_the_double(name: str, double_lib: Path, tmp_path
     audio = tmp_path / "clip.wav"
     soundfile.write(str(audio), sine(0.5), 16_000)
     (tmp_path / "clip.txt").write_text("hello world from the test double")
-    args = ["experiment", "run", name, "-n", "6", "-a", str(audio), "--results", str(tmp_path / "results"), "--json",
+    args = ["experiment", "run", name, "-n", "6", "--audio", str(audio), "--results", str(tmp_path / "results"), "--json",
             "-m", str(write_model(tmp_path / "a.bin")), "--model-b", str(write_model(tmp_path / "b.bin", name="b")),
             "--aligner", str(write_aligner(tmp_path / "al.bin"))]
     r = run_qasr(args, double_env(double_lib))
@@ -92,7 +92,7 @@ def test_subtitle_experiments_run_on_the_double(name: str, double_lib: Path, tmp
 def test_every_run_once_per_engine(double_builds: dict[str, Path], tmp_path: Path) -> None:
     audio = tmp_path / "clip.wav"
     soundfile.write(str(audio), sine(0.5), 16_000)
-    args = ["experiment", "run", "02", "-n", "4", "-a", str(audio), "--results", str(tmp_path / "results"), "--json",
+    args = ["experiment", "run", "02", "-n", "4", "--audio", str(audio), "--results", str(tmp_path / "results"), "--json",
             "-m", str(write_model(tmp_path / "a.bin")),
             "--engine", f"fixed={double_builds['clean']}", "--engine", f"upstream={double_builds['aborting']}"]
     r = run_qasr(args, engine_env())
@@ -145,7 +145,7 @@ def test_synthetic_runs_every_model_on_its_stand_in(double_lib: Path, tmp_path: 
     audio = tmp_path / "clip.wav"
     soundfile.write(str(audio), sine(0.5), 16_000)
     env = {**double_env(double_lib), "QASR_MODELS_DIR": str(models)}
-    common = ["experiment", "run", "02", "-n", "4", "-a", str(audio), "--json", "--synthetic"]
+    common = ["experiment", "run", "02", "-n", "4", "--audio", str(audio), "--json", "--synthetic"]
     r = run_qasr([*common, "--results", str(tmp_path / "r")], env)
     assert r.returncode == 0, r.stderr
     done = json.loads(r.stdout)

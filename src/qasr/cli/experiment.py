@@ -30,8 +30,8 @@ def run_cmd(
     iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, help="Override the iterations of every run."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="ASR model (path or registry name)."),
     model_b: Optional[str] = typer.Option(None, "--model-b", help="Second ASR model (switch)."),
-    aligner: Optional[str] = typer.Option(None, "--aligner", help="ForcedAligner model (path or registry name)."),
-    audio: List[str] = typer.Option([], "--audio", "-a", help="Audio instead of the config's."),
+    aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model (path or registry name)."),
+    audio: List[str] = typer.Option([], "--audio", help="Audio instead of the config's."),
     engines: List[str] = typer.Option(
         [], "--engine", help="libchatllm.so or its directory, as [LABEL=]PATH; repeat it to run every step on each build (runs labelled run@LABEL)."),
     allocator: Optional[str] = typer.Option(None, "--allocator", help="Allocator for every run."),
