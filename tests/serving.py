@@ -86,7 +86,8 @@ class Server:
     def wait_metric(self, name: str, value: float, timeout: float = 10, **labels: str) -> None:
         wait_until(lambda: self.metric(name, **labels) == value, timeout, f"{name}{labels} == {value}")
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Ctrl-C it (if it still runs) and return what it wrote on stderr."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -94,9 +95,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        said = self.proc.stderr.read() if self.proc.stderr is not None else ""
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        return said
 
 
 @pytest.fixture()
@@ -112,7 +115,8 @@ def serve(double_lib: Path, asr_model_file: Path, aligner_model_file: Path) -> I
 
     yield start
     for server in started:
-        server.stop()
+        said = server.stop()
+        assert "Traceback" not in said and "Task exception" not in said, said  # never a traceback, whatever happened
 
 
 @pytest.fixture()
@@ -120,3 +124,42 @@ def clip(tmp_path: Path) -> Path:
     path = tmp_path / "clip.wav"
     soundfile.write(str(path), sine(2.0), 16_000)
     return path
+
+
+def form_body(audio: bytes, filename: str = "clip.wav", **fields: str) -> tuple[bytes, str]:
+    """A multipart/form-data body with ``file`` and the given fields, and its Content-Type."""
+    boundary = "qasrtestboundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n".encode() + audio + b"\r\n")  # fmt: skip
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def raw_request(port: int, body: bytes, content_type: str, *, send_body: bool = True, chunked: bool = False) -> socket.socket:
+    """Open a connection and send a POST to /v1/audio/transcriptions as a client that controls its socket."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+            f"{length}\r\n\r\n").encode()  # fmt: skip
+    sock.sendall(head + (body if send_body else b""))
+    return sock
+
+
+def read_status(sock: socket.socket) -> tuple[int, dict[str, str], str]:
+    """Status, headers and body of one HTTP/1.1 response (Content-Length bodies; enough for our errors)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = sock.recv(65536)
+        if not got:
+            break
+        data += got
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        got = sock.recv(65536)
+        if not got:
+            break
+        rest += got
+    return int(lines[0].split()[1]), headers, rest.decode("utf-8", "replace")
