@@ -400,6 +400,25 @@ def test_no_worker_outlives_a_sigkilled_server(serve, clip: Path) -> None:  # ty
         assert len(results) == 1 and isinstance(results[0], openai.APIConnectionError)
 
 
+def test_a_workers_own_children_do_not_outlive_a_sigkilled_server(serve) -> None:  # type: ignore[no-untyped-def]
+    """A live stream's worker runs the VAD in a child of its own: that one must not be orphaned either."""
+    from websockets.sync.client import connect
+
+    server = serve("--workers", "1", words="audio")
+    speech, rate = soundfile.read(str(SAMPLES / "en-hello.wav"), dtype="float32")
+    pcm = (np.concatenate([speech, speech]) * 32767).astype("<i2").tobytes()
+    with connect(f"ws://127.0.0.1:{server.port}/v1/realtime") as ws:
+        for i in range(0, len(pcm), 3200):
+            ws.send(pcm[i : i + 3200])
+        tree = wait_until(lambda: (lambda t: t if len(t) >= 2 else None)(_descendants(server.proc.pid)), 30,
+                          "the worker's VAD child")  # fmt: skip
+        server.proc.kill()
+        server.proc.wait(timeout=5)
+        t0 = time.monotonic()
+        wait_until(lambda: all(_gone(p) for p in tree), 2, "the worker and its child to die with the server")
+        assert time.monotonic() - t0 < 1.0 + 0.2
+
+
 def test_a_worker_exits_when_its_pipes_close_without_a_signal(double_lib: Path, asr_model_file: Path) -> None:
     """The second watch, for where PR_SET_PDEATHSIG is absent: end of stdin ends the worker even mid-decode."""
     from conftest import double_env

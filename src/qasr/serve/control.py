@@ -5,15 +5,23 @@ stop it when its client goes away or the server shuts down (``{"op": "abort", "i
 reads every line as it comes; requests and streamed audio go to the main loop in order, an abort
 marks that request cancelled and calls the engine's abort at once (`qasr.engine.model.Model.abort`).
 
-Why the watch: a worker must never outlive its server (a SIGKILL of the server, as the OOM killer or
-a container runtime does). ``PR_SET_PDEATHSIG`` has the kernel kill the worker when its parent dies;
-end of stdin (only the parent holds the other end) is the second, portable sign, and ends the
-process from this thread even while the main thread is inside the engine.
+Why the watch: nothing the server started may outlive it (a SIGKILL of the server, as the OOM killer
+or a container runtime does), the worker's own children (the VAD, the aligner) included. Two signs,
+one per state:
+
+* idle, the worker has no children: ``PR_SET_PDEATHSIG`` has the kernel SIGKILL it with its parent;
+* during a request it may have children, which a death signal would orphan (measured: a VAD child
+  mid-batch lived 1.9 s on after its worker): the death signal is disarmed, and end of stdin (only
+  the server holds the other end) has this thread kill the worker's children, then the worker.
+
+The worker leads its own process group, so the server can also end a dead worker's children.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import json
 import os
 import queue
@@ -27,22 +35,54 @@ PARENT_ENV = "QASR_SERVE_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _death_signal(sig: int) -> None:
+    """Have the kernel send ``sig`` when the parent dies (0: nothing); Linux only, else a no-op."""
+    prctl = getattr(_libc(), "prctl", None)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def _parent_gone() -> bool:
+    expected = os.environ.get(PARENT_ENV)
+    return bool(expected and expected.isdigit() and os.getppid() != int(expected))
+
+
 def watch_parent() -> None:
-    """Die with the parent (Linux ``prctl``), and ignore the terminal's Ctrl-C, which is the server's to handle.
+    """Die with the parent, lead a process group of our own, and ignore the terminal's Ctrl-C (the
+    server's to handle; the ignore is inherited by our children).
 
     The death signal follows the parent *thread* that forked us, so the pool spawns workers from its
-    event loop's thread, which lives as long as the server. A parent that died before the watch
-    was armed is caught by comparing ``getppid()`` with the pid it gave us.
+    event loop's thread, which lives as long as the server. A parent that died before the watch was
+    armed is caught by comparing ``getppid()`` with the pid it gave us.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the worker's own children too
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    _death_signal(signal.SIGKILL)
+    if _parent_gone():
+        os._exit(0)
+
+
+def _end() -> None:
+    """End this worker now, its children first (they would outlive it otherwise)."""
+    import psutil
+
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: end of stdin still ends the worker
-        pass
-    expected = os.environ.get(PARENT_ENV)
-    if expected and expected.isdigit() and os.getppid() != int(expected):
-        os._exit(0)  # the server is already gone
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        children = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    os._exit(0)
 
 
 class Control:
@@ -66,7 +106,7 @@ class Control:
                 self._cancel(message.get("id"))
             self._inbox.put(message)  # an abort too: it ends a live stream's audio
         # End of stdin: the parent retired us (we are idle) or is gone. Nothing to answer either way.
-        os._exit(0)
+        _end()
 
     def _cancel(self, rid: object) -> None:
         if not isinstance(rid, int):
@@ -87,7 +127,11 @@ class Control:
             yield message
 
     def begin(self, rid: object) -> None:
-        """The main loop starts ``rid``; aborts of earlier requests can no longer matter (ids only grow)."""
+        """The main loop starts ``rid``; aborts of earlier requests can no longer matter (ids only grow).
+
+        From here until `end` the worker may have children: the end of stdin, not the death signal,
+        ends it (see the module doc)."""
+        _death_signal(0)
         with self._lock:
             self._running = rid if isinstance(rid, int) else None
             if self._running is not None:
@@ -98,6 +142,9 @@ class Control:
             if self._running is not None:
                 self._cancelled.discard(self._running)
             self._running = None
+        _death_signal(signal.SIGKILL)  # idle again: no children left to orphan
+        if _parent_gone():
+            _end()
 
     def cancelled(self, rid: object) -> bool:
         with self._lock:

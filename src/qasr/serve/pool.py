@@ -17,6 +17,7 @@ own transports (no thread waits on a worker, and a read can be abandoned without
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -207,6 +208,8 @@ class WorkerPool:
         if worker.exited.done():
             return
         worker.exited.set_result(worker.child.exit_reason())
+        with contextlib.suppress(OSError):  # its own children (VAD, aligner) in its process group
+            os.killpg(worker.pid, signal.SIGKILL)  # (a pid stays unused while its group has members)
         if worker.writer is not None:
             worker.writer.close()
         if worker in self._idle:
