@@ -41,11 +41,13 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
 
 
 class Server:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *, session: bool = False) -> None:
+        """``session``: in a session (and process group) of its own, as at a terminal, so the test can
+        send a signal to the whole group as Ctrl-C does."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "qasr", "serve", "--port", str(self.port), *args],
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen([sys.executable, "-m", "qasr", "serve", "--port", str(self.port), *args], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=session)  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -106,10 +108,10 @@ class Server:
 def serve(double_lib: Path, asr_model_file: Path, aligner_model_file: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def start(*args: str, aligner: bool = False, **knobs: str) -> Server:
+    def start(*args: str, aligner: bool = False, session: bool = False, **knobs: str) -> Server:
         env = double_env(double_lib, abort_at_exit="1", **knobs)
         extra = ["-a", str(aligner_model_file)] if aligner else []
-        server = Server(["-m", str(asr_model_file), *extra, *args], env)
+        server = Server(["-m", str(asr_model_file), *extra, *args], env, session=session)
         started.append(server)
         return server
 

@@ -344,6 +344,21 @@ def test_sigterm_under_load_finishes_what_runs_then_exits_0(serve, clip: Path) -
     assert all(_gone(p) for p in workers)
 
 
+def test_ctrl_c_at_a_terminal_drains_and_the_workers_keep_working(serve, clip: Path) -> None:  # type: ignore[no-untyped-def]
+    """A terminal's Ctrl-C reaches the whole process group: the workers ignore it, the server drains."""
+    server = serve("--workers", "1", token_delay_ms=SLOW, session=True)
+    workers = _descendants(server.proc.pid)
+    results: list[object] = []
+    t = threading.Thread(target=_transcribe, args=(server, clip, results))
+    t.start()
+    server.wait_metric("qasr_workers_busy", 1)
+    os.killpg(server.proc.pid, signal.SIGINT)
+    assert server.proc.wait(timeout=20) == 0
+    t.join(30)
+    assert results == [DEFAULT_TEXT]
+    assert all(_gone(p) for p in workers)
+
+
 def test_sigterm_stops_what_outlives_the_timeout_with_503(serve, clip: Path) -> None:  # type: ignore[no-untyped-def]
     server = serve("--workers", "1", "--shutdown-timeout", "1", token_delay_ms="2000")  # ~18 s per request
     workers = _descendants(server.proc.pid)

@@ -196,10 +196,13 @@ class Lease:
     async def _give_back(self) -> None:
         if self._cancelled is not None:
             self._cancelled.cancel()
-        if self._acquiring is not None:  # left while queued: leave the queue (a worker got meanwhile goes back)
+        if self._acquiring is not None:  # left while queued: leave the queue
             self._acquiring.cancel()
-            with contextlib.suppress(BaseException):
-                await self._acquiring
+            try:
+                unused = await self._acquiring
+            except BaseException:  # noqa: BLE001 - cancelled in the queue, or QueueFull: nothing was taken
+                return
+            self.pool.put_back(unused)  # handed over just as we left
             return
         worker = self.worker
         if worker is None:

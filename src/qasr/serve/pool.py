@@ -266,6 +266,11 @@ class WorkerPool:
                 self._waiters.remove(waiter)
             raise
 
+    def put_back(self, worker: Worker) -> None:
+        """A worker handed out but never used (its request went away first)."""
+        if worker.alive and not worker.retired:
+            self._offer(worker)
+
     def release(self, worker: Worker) -> None:
         """Back to work after a request, or retired and replaced when it grew too big or served enough."""
         import psutil
