@@ -13,7 +13,7 @@ def serve(
     provider: str = typer.Option("qwen3-chatllm", "--provider", help="qwen3-chatllm, faster-whisper, or auto (the first that starts; auto:A,B for an order)."),
     whisper_model: Optional[str] = typer.Option(None, "--whisper-model", help="faster-whisper model directory (for --provider faster-whisper or auto)."),
     aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model: enables word timestamps."),
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language for every request; default: detect."),
+    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language for every request (another asked per request is a 400); default: each request's language field, else detect."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes, each with the model loaded once."),

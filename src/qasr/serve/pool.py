@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -36,6 +37,11 @@ READY_TIMEOUT = 120.0
 LINE_LIMIT = 256 * 1024 * 1024
 #: Pauses between attempts to start a replacement that failed to start.
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+
+
+def _say(line: str) -> None:
+    """One line for the operator on stderr (where `qasr serve` says everything it has to say)."""
+    print(f"qasr serve: {line}", file=sys.stderr, flush=True)
 
 
 class QueueFull(Exception):
@@ -218,6 +224,7 @@ class WorkerPool:
             return  # let go on purpose, or still starting (its `_spawn` reports that)
         self.workers.pop(worker.index, None)
         self.stats.restarts["died"] = self.stats.restarts.get("died", 0) + 1
+        _say(f"worker {worker.index} (pid {worker.pid}) ended ({worker.exited.result()}); starting a replacement")
         self._background(self._replacement())
 
     async def _replacement(self) -> None:
@@ -226,7 +233,9 @@ class WorkerPool:
                 return
             if await self._spawn() is not None:
                 return
-            await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])  # a pause between attempts, not an ordering
+            pause = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+            _say(f"a replacement worker could not start ({self.fatal}); trying again in {pause:g} s")
+            await asyncio.sleep(pause)  # a pause between attempts, not an ordering
 
     def _background(self, awaitable: Any) -> None:
         task = asyncio.ensure_future(awaitable)
@@ -307,6 +316,8 @@ class WorkerPool:
         if worker in self._idle:
             self._idle.remove(worker)
         if kill and worker.alive:  # not reaped yet, so the pid is still this child's
+            if reason == "stuck":
+                _say(f"worker {worker.index} (pid {worker.pid}) did not stop when asked; killed, starting a replacement")
             os.kill(worker.pid, signal.SIGKILL)
         if worker.writer is not None:
             worker.writer.close()  # end of stdin: an idle worker exits at once
