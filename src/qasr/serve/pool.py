@@ -336,7 +336,10 @@ class WorkerPool:
         self._closing = True
         for worker in list(self.workers.values()):
             if worker.alive:
-                os.kill(worker.pid, signal.SIGKILL)
+                try:
+                    os.killpg(worker.pid, signal.SIGKILL)  # its own children too
+                except OSError:
+                    os.kill(worker.pid, signal.SIGKILL)
 
     async def close(self) -> None:
         """End every worker (end of stdin; a worker still busy is stopped after a second) and wait."""
