@@ -257,7 +257,8 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
             yield failure("all workers are busy and the queue is full; retry shortly", "queue_full")
         except Cancelled as exc:
             metrics.cancelled.labels(reason=exc.reason).inc()
-            yield failure("the server is shutting down; the request was stopped", "shutting_down")
+            if exc.reason == "shutdown":
+                yield failure("the server is shutting down; the request was stopped", "shutting_down")
         except (asyncio.CancelledError, GeneratorExit):
             metrics.cancelled.labels(reason="disconnect").inc()  # the client went away: starlette stopped us
             raise
