@@ -3,7 +3,8 @@
 One test per fault: workers that die idle, mid-request, mid-stream, or on a poison input; clients
 that go away during the upload, in the queue, mid-request, mid-SSE and mid-WebSocket; hostile
 uploads (chunked past the limit, trickling, malformed); a burst beyond the queue; per-request
-language; a 9-minute upload; SIGTERM idle, under load, past its timeout, and twice; the server
+language; a 9-minute upload; SIGTERM idle, under load, past its timeout (a request, a stream), Ctrl-C at a
+terminal, and a second signal; the server
 SIGKILLed under load. Every wait is on something the server says or does (a metric, a status, a
 process ending), bounded; nothing sleeps to decide an order.
 """
@@ -374,6 +375,17 @@ def test_sigterm_stops_what_outlives_the_timeout_with_503(serve, clip: Path) -> 
     assert code == 0 and took < 8, f"exit {code} after {took:.1f} s"
     assert len(results) == 1 and isinstance(results[0], openai.APIStatusError) and results[0].status_code == 503
     assert all(_gone(p) for p in workers)
+
+
+def test_sigterm_ends_a_stream_past_the_timeout_with_an_error_event(serve, clip: Path) -> None:  # type: ignore[no-untyped-def]
+    server = serve("--workers", "1", "--shutdown-timeout", "1", token_delay_ms="1000")  # ~9 s per request
+    with clip.open("rb") as f:
+        events = iter(server.client().audio.transcriptions.create(model="m", file=f, stream=True))
+        assert next(events).type == "transcript.text.delta"
+        server.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(openai.APIError, match="shutting down"):
+            list(events)
+    assert server.proc.wait(timeout=10) == 0
 
 
 def test_a_second_signal_stops_at_once(serve, clip: Path) -> None:  # type: ignore[no-untyped-def]
