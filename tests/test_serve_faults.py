@@ -3,10 +3,10 @@
 One test per fault: workers that die idle, mid-request, mid-stream, or on a poison input; clients
 that go away during the upload, in the queue, mid-request, mid-SSE and mid-WebSocket; hostile
 uploads (chunked past the limit, trickling, malformed); a burst beyond the queue; per-request
-language; a 9-minute upload; SIGTERM idle, under load, past its timeout (a request, a stream), Ctrl-C at a
-terminal, and a second signal; the server
-SIGKILLed under load. Every wait is on something the server says or does (a metric, a status, a
-process ending), bounded; nothing sleeps to decide an order.
+language; a 9-minute upload; SIGTERM idle, under load and past its timeout (a request, a stream),
+Ctrl-C at a terminal, a second signal; the server SIGKILLed under load. Every wait is on something
+the server says or does (a metric, a status, a process ending), bounded; nothing sleeps to decide
+an order.
 """
 
 from __future__ import annotations
