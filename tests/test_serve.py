@@ -211,6 +211,9 @@ def test_serve_with_faster_whisper_and_auto_fallback(double_lib: Path, asr_model
         assert "-->" in srt and TEXT.split()[0] in srt
         with clip.open("rb") as f, pytest.raises(openai.BadRequestError, match="word timestamps need"):
             client.audio.transcriptions.create(model="m", file=f, response_format="verbose_json", timestamp_granularities=["word"])
+        with clip.open("rb") as f:  # a language per request reaches faster-whisper too
+            verbose = client.audio.transcriptions.create(model="m", file=f, response_format="verbose_json", language="de")
+        assert verbose.language == "german"
     finally:
         server.stop()
     # auto: the engine cannot be found, so the workers fall back to faster-whisper
