@@ -104,12 +104,11 @@ def real_engine() -> tuple[Path, Path] | None:
     return Path(lib), model
 
 
-def engine_child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run Python code in a child process with the real engine (upstream aborts at interpreter exit
-    once a model was loaded, so the code ends with ``os._exit`` itself)."""
+def engine_child(code: str, timeout: float = 120, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a child process with the real engine (``env_vars`` added to its environment)."""
     import textwrap
 
-    env = {**os.environ, "QASR_CHATLLM_LIB": os.environ.get("QASR_CHATLLM_LIB", "")}
+    env = {**os.environ, "QASR_CHATLLM_LIB": os.environ.get("QASR_CHATLLM_LIB", ""), **env_vars}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
                           timeout=timeout)
 

@@ -14,7 +14,7 @@ from conftest import sine
 from qasr.engine import library
 from qasr.engine.model import Model, _parked_callbacks
 from qasr.engine.modelfile import ModelKind
-from qasr.errors import EngineError, EngineNotFound, ModelFileError, UsageError
+from qasr.errors import AudioError, EngineError, EngineNotFound, ModelFileError, UsageError
 
 DEFAULT_TEXT = "hello world from the test double"
 
@@ -234,7 +234,7 @@ def test_bad_arguments(engine: Path, asr_model_file: Path) -> None:
     with pytest.raises(UsageError, match="max_length"):
         Model(asr_model_file, max_length=10)
     model = Model(asr_model_file)
-    with pytest.raises(Exception, match="NaN"):
+    with pytest.raises(AudioError, match="NaN"):
         list(model.transcribe_raw(np.full(16_000, np.nan, np.float32)))
 
 

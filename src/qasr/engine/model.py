@@ -14,7 +14,8 @@ Why it looks like this:
   per-turn queue.
 * Upstream 4a4310e: ``chatllm_destroy`` aborts the process for Qwen3-ASR models, and so does normal
   interpreter exit once a model was loaded (README, "Known engine issues"). `close()` destroys
-  honestly; code that must survive should end the process with ``os._exit`` instead.
+  honestly; the exit is guarded (`qasr.engine.exit_guard`): a program that loaded a model ends with
+  its own exit status.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from qasr.audio.decode import as_audio
-from qasr.engine import ffmpeg_shim
+from qasr.audio.decode import as_audio, check_one_call
+from qasr.engine import exit_guard, ffmpeg_shim
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
-from qasr.errors import EngineError, UsageError
+from qasr.errors import EngineError, ModelFileError, UsageError
+from qasr.spec import EngineSpec
 
 PRINT_CHUNK = 0
 PRINT_ERROR = 2
@@ -143,7 +145,8 @@ class Model:
 
     Hazard (upstream 4a4310e): destroying a Qwen3-ASR or aligner model aborts the process
     (``free(): invalid pointer``), so `close()` and leaving a ``with`` block do too. Long-lived
-    programs keep the model; CLIs end with ``os._exit``.
+    programs keep the model. Ending the program is safe: `qasr.engine.exit_guard` keeps the
+    engine's static destructors (which abort too) from running.
     """
 
     def __init__(
@@ -194,6 +197,27 @@ class Model:
             raise EngineError(f"engine failed to load {self.file.path} (code {rc}): {words}", words)
         if self._sink.info_lines:
             self.info = ModelInfo.parse(self._sink.info_lines[-1])
+        exit_guard.install()  # from now on a normal exit would abort in the engine's destructors
+
+    @classmethod
+    def from_spec(cls, spec: EngineSpec, kind: ModelKind = ModelKind.ASR) -> Model:
+        """Load the spec's ASR model (``spec.model``) or, with ``kind=ALIGNER``, its aligner
+        (``spec.aligner``, JSON output, the spec's language as one of the aligner's 11), with the
+        spec's engine, threads and context length. The name is resolved through the registry."""
+        from qasr.engine.registry import model_file
+
+        name = spec.model if kind is ModelKind.ASR else spec.aligner
+        if not name:
+            what = "a Qwen3-ASR model (--model FILE or a registry name, or QASR_MODEL)" if kind is ModelKind.ASR else "a ForcedAligner model (--aligner)"
+            raise ModelFileError(f"no model to load: give {what}")
+        path = model_file(name, kind).path
+        load = dict(threads=spec.threads, max_length=spec.max_length, engine=spec.engine)
+        if kind is ModelKind.ASR:
+            return cls(path, language=spec.language, **load)  # type: ignore[arg-type]
+        from qasr.text.languages import aligner_language
+
+        language = aligner_language(spec.language or "en")
+        return cls(path, kind=kind, language=language, settings={"format": "json"}, **load)  # type: ignore[arg-type]
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -355,6 +379,7 @@ class Model:
         if context is not None and not fresh:
             raise UsageError("a context replaces the system prompt, which needs a fresh conversation (fresh=True)")
         prepared = as_audio(audio)
+        check_one_call(prepared)  # longer audio aborts the engine (qasr.transcribe cuts it at pauses)
 
         def call(lib, obj):  # type: ignore[no-untyped-def]
             self._fresh_turn(lib, obj, fresh, context)
@@ -388,6 +413,7 @@ class Model:
         if not transcript.strip():
             raise UsageError("the transcript to align is empty")
         prepared = as_audio(audio)
+        check_one_call(prepared)
         payload = base64.b64encode(wav_bytes(prepared.samples))
         text = transcript.encode("utf-8")
 
