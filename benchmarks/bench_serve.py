@@ -11,6 +11,12 @@ Three runs against a server started here on 127.0.0.1 (bounded: --requests each,
 (3) the server's overhead per request: (2)'s median latency minus a direct `transcribe()` of the
     same file in one process — target at most 10 ms.
 Works with the test double as the engine too (then it measures qasr alone).
+
+With ``--chaos SECONDS`` it runs one chaos run instead: the same bounded load while a random worker
+is SIGKILLed every SECONDS (as the OOM killer would); it prints requests sent, succeeded, retried
+(on a fresh worker, by the server), failed (5xx and other), p50/p95 latency, worker restarts by
+reason, /health at the end, and the lab's slope verdict on the workers' RSS and on the server's own
+RSS, read after every request. Target: at least 99% succeed; the server is healthy at the end.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ def free_port() -> int:
 def start_server(model: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "qasr", "serve", "-m", model, "--port", str(port), "--workers", str(workers),
-                             "--queue", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                             "--queue", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -50,7 +56,7 @@ def start_server(model: str, workers: int) -> tuple[subprocess.Popen[bytes], str
                 return proc, url
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"server failed: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise SystemExit(f"server failed (exit {proc.returncode}); run it by hand to see why")
             time.sleep(0.2)
     raise SystemExit("server did not become healthy")
 
@@ -73,6 +79,8 @@ def post(url: str, body: bytes, boundary: str) -> tuple[float, int]:
             return time.perf_counter() - t0, r.status
     except urllib.error.HTTPError as exc:
         return time.perf_counter() - t0, exc.code
+    except OSError:  # refused, reset: no status at all
+        return time.perf_counter() - t0, 0
 
 
 def multipart(audio: Path) -> tuple[bytes, str]:
@@ -83,12 +91,105 @@ def multipart(audio: Path) -> tuple[bytes, str]:
     return head + audio.read_bytes() + f"\r\n--{boundary}--\r\n".encode(), boundary
 
 
+def metrics_text(url: str) -> str:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
 def worker_pids(url: str) -> list[int]:
     import re
 
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    return sorted({int(p) for p in re.findall(r'pid="(\d+)"', text)})
+    return sorted({int(p) for p in re.findall(r'pid="(\d+)"', metrics_text(url))})
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def chaos(args: argparse.Namespace, body: bytes, boundary: str) -> int:
+    """The chaos run: bounded load while a random worker is SIGKILLed every ``args.chaos`` seconds."""
+    import random
+    import threading
+
+    import psutil
+
+    from qasr.lab.scenarios import default_threshold
+    from qasr.lab.verdict import slope_verdict
+
+    proc, url = start_server(args.model, args.workers)
+    server = psutil.Process(proc.pid)
+    done, kills = threading.Event(), []
+    worker_rss: list[float] = []
+    server_rss: list[float] = []
+    lock = threading.Lock()
+
+    def killer() -> None:
+        rng = random.Random(args.seed)
+        while not done.wait(args.chaos):  # the benchmark's own pace, not an ordering
+            pids = worker_pids(url)
+            if pids:
+                victim = rng.choice(pids)
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                    kills.append(victim)
+                except ProcessLookupError:
+                    pass
+
+    def one(_: int) -> tuple[float, int]:
+        result = post(url, body, boundary)
+        rss = []
+        for child in server.children():
+            try:
+                rss.append(child.memory_info().rss)
+            except psutil.Error:
+                pass
+        with lock:
+            if rss:
+                worker_rss.append(sum(rss) / len(rss))
+            server_rss.append(server.memory_info().rss)
+        return result
+
+    thread = threading.Thread(target=killer, daemon=True)
+    try:
+        t0 = time.perf_counter()
+        thread.start()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            results = list(pool.map(one, range(args.requests)))
+        wall = time.perf_counter() - t0
+        done.set()
+        thread.join()
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=10) as r:
+                health = r.status
+        except urllib.error.HTTPError as exc:
+            health = exc.code
+        text = metrics_text(url)
+    finally:
+        done.set()
+        stop(proc)
+    lat = sorted(r[0] for r in results)
+    ok = sum(1 for r in results if r[1] == 200)
+    fivexx = sum(1 for r in results if 500 <= r[1] < 600)
+    other = len(results) - ok - fivexx
+    restarts = {reason: int(metric(text, "qasr_worker_restarts_total", reason=reason)) for reason in ("died", "stuck", "rss", "requests")}
+    threshold = default_threshold("restart", None, "rss")
+    print(f"chaos: {args.requests} requests, concurrency {args.concurrency}, {args.workers} worker(s), a worker SIGKILLed every {args.chaos:g} s")
+    print(f"    load average before/after: {args.load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"    wall {wall:.1f} s   {args.requests / wall:.1f} requests/s   workers killed {len(kills)}")
+    print(f"    sent {len(results)}   succeeded {ok} ({100 * ok / len(results):.1f}%)   retried {int(metric(text, 'qasr_request_retries_total'))}   "
+          f"failed 5xx {fivexx}   failed other {other}")  # fmt: skip
+    print(f"    p50 {lat[len(lat) // 2] * 1000:.0f} ms   p95 {lat[int(len(lat) * 0.95) - 1] * 1000:.0f} ms")
+    print(f"    worker restarts: " + "  ".join(f"{k} {v}" for k, v in restarts.items()))
+    print(f"    /health at the end: {health}")
+    for label, series in (("workers' mean RSS", worker_rss), ("server's RSS", server_rss)):
+        verdict = slope_verdict(series, threshold)
+        print(f"    {label}: {series[0] / 2**20:.1f} -> {series[-1] / 2**20:.1f} MiB: {verdict.verdict.value}: {verdict.reason}")
+    met = ok >= 0.99 * len(results) and health == 200
+    print(f"    target: >= 99% succeed and healthy at the end   {'OK' if met else 'MISSED'}")
+    return 0 if met else 1
 
 
 def direct_median(model: str, audio: str, n: int) -> float:
@@ -113,11 +214,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--chaos", type=float, metavar="SECONDS", help="kill a random worker every SECONDS under the load instead")
+    parser.add_argument("--seed", type=int, default=1, help="which workers the chaos run kills")
     args = parser.parse_args()
     body, boundary = multipart(Path(args.audio))
+    args.load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     print(f"engine      : {os.environ.get('QASR_CHATLLM_LIB', '(default search)')}")
     print(f"model/audio : {args.model} / {args.audio}\n")
+    if args.chaos:
+        return chaos(args, body, boundary)
     proc, url = start_server(args.model, args.workers)
     try:
         t0 = time.perf_counter()

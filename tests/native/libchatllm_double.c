@@ -459,6 +459,19 @@ static void abort_at_count(atomic_long *counter, const char *knob, const char *w
     }
 }
 
+/* QASR_DOUBLE_ABORT_LONGER_THAN_MS=N: an input whose audio lasts longer than N ms kills every
+ * process that reads it (SIGABRT): a poison input, as opposed to a fault of one process. */
+static void abort_if_poison(long long duration_ms)
+{
+    long long limit = env_ll("QASR_DOUBLE_ABORT_LONGER_THAN_MS");
+    if (limit > 0 && duration_ms > limit) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "qasr double: injected abort on audio of %lld ms (longer than %lld)\n", duration_ms, limit);
+        say(msg);
+        abort();
+    }
+}
+
 /* QASR_DOUBLE_ABORT_AT_CALL=k: the k-th inference call of the process dies with SIGABRT. */
 static atomic_long g_inference_calls;
 
@@ -1110,9 +1123,10 @@ static void deliver(struct turn *t)
     int emitted = 0;
     for (size_t i = 0; i < t->chunks.n; i++) {
         int cap = atomic_load(&o->gen_max_tokens);
-        if (atomic_load(&o->abort_requested) || (cap >= 0 && emitted >= cap)) break;
+        int deaf = env_flag("QASR_DOUBLE_IGNORE_ABORT"); /* a stuck engine: aborts are not heard */
+        if ((!deaf && atomic_load(&o->abort_requested)) || (cap >= 0 && emitted >= cap)) break;
         if (t->delay_ms > 0) sleep_ms(t->delay_ms);
-        if (atomic_load(&o->abort_requested)) break; /* aborted while "computing" this chunk */
+        if (!deaf && atomic_load(&o->abort_requested)) break; /* aborted while "computing" this chunk */
         emit(receiver, PRINT_CHAT_CHUNK, t->chunks.v[i]);
         atomic_fetch_add(&o->cursor, 1);
         emitted++;
@@ -1223,6 +1237,7 @@ int chatllm_user_input(struct chatllm_obj *obj, const char *utf8_str)
         if (audio_words_on) words_from_samples(x, n, 16000, &obj->heard);
         free(x);
     }
+    abort_if_poison(duration_ms);
     free(path);
 
     struct turn t = {.obj = obj};

@@ -13,14 +13,16 @@ def serve(
     provider: str = typer.Option("qwen3-chatllm", "--provider", help="qwen3-chatllm, faster-whisper, or auto (the first that starts; auto:A,B for an order)."),
     whisper_model: Optional[str] = typer.Option(None, "--whisper-model", help="faster-whisper model directory (for --provider faster-whisper or auto)."),
     aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model: enables word timestamps."),
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language for every request; default: detect."),
+    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language for every request (another asked per request is a 400); default: each request's language field, else detect."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes, each with the model loaded once."),
     queue: int = typer.Option(16, "--queue", min=0, help="Requests that may wait for a worker; more get 429."),
     max_worker_rss: Optional[str] = typer.Option(None, "--max-worker-rss", help="Replace a worker whose RSS passes this, e.g. '2 GiB'."),
     max_requests: Optional[int] = typer.Option(None, "--max-requests", min=1, help="Replace a worker after this many requests."),
-    max_upload: str = typer.Option("100 MiB", "--max-upload", help="Largest upload accepted (413 above)."),
+    max_upload: str = typer.Option("100 MiB", "--max-upload", help="Largest upload accepted (413 above), counted as the body streams in."),
+    upload_timeout: float = typer.Option(120.0, "--upload-timeout", min=0.1, help="Seconds to receive an upload (408 after)."),
+    shutdown_timeout: float = typer.Option(10.0, "--shutdown-timeout", min=0.0, help="On SIGTERM or Ctrl-C: seconds requests in progress get to finish before they are stopped."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="QASR_API_KEY", help="Require 'Authorization: Bearer KEY' (all but /health)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads per worker (default: the cores shared out among the workers)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length per worker (memory)."),
@@ -30,7 +32,9 @@ def serve(
     """Serve an OpenAI-compatible transcription API, a WebSocket for live audio and a web page.
 
     Endpoints: POST /v1/audio/transcriptions, GET /v1/models, GET /health, GET /metrics,
-    WS /v1/realtime, GET / (the page). Exit codes: 0 stopped, 2 bad options or model, 3 engine missing.
+    WS /v1/realtime, GET / (the page). SIGTERM or Ctrl-C drains (/health 503, requests in progress
+    get --shutdown-timeout seconds) and exits 0; a second one stops at once.
+    Exit codes: 0 stopped, 2 bad options or model, 3 engine missing, 128+N a second signal N.
     """
     import asyncio
     import os
@@ -60,10 +64,10 @@ def serve(
             "threads": threads, "max_length": max_length, "max_tokens": max_tokens, "engine": str(engine) if engine else None,
             "provider": provider, "whisper_model": whisper_model}  # fmt: skip
 
-    import uvicorn
-
-    from qasr.serve.app import ServeOptions, create_app
+    from qasr.serve.app import create_app
     from qasr.serve.pool import PoolOptions, WorkerFailed, WorkerPool
+    from qasr.serve.server import run_server
+    from qasr.serve.state import ServeOptions
 
     async def run() -> None:
         pool = WorkerPool(PoolOptions(spec, workers=workers, queue=queue, max_worker_rss=rss_limit, max_requests=max_requests))
@@ -76,9 +80,10 @@ def serve(
             raise err from None
         name = asr.name if asr else Path(whisper_model or "faster-whisper").name
         options = ServeOptions(name, api_key=api_key, max_upload=upload_limit, has_aligner=aligner_path is not None,
-                               languages=tuple(asr.languages) if asr else ())  # fmt: skip
-        config = uvicorn.Config(create_app(pool, options), host=host, port=port, log_level="warning", lifespan="on")
+                               languages=tuple(asr.languages) if asr else (), language=language,
+                               upload_seconds=upload_timeout)  # fmt: skip
+        app = create_app(pool, options)
         print(f"qasr serve: http://{host}:{port}/ ({workers} worker(s), {pool.provider or provider}, model {name})", flush=True)
-        await uvicorn.Server(config).serve()
+        await run_server(app, host, port, shutdown_timeout)
 
     asyncio.run(run())

@@ -349,6 +349,18 @@ class Model:
             words = "; ".join(turn.errors) or "no message"
             raise EngineError(f"engine error (code {rc}): {words}", words)
 
+    def abort(self) -> None:
+        """Stop the running turn soon (``chatllm_abort_generation``), from any thread, without its lock.
+
+        For a caller whose consumer went away while the turn runs (the server's worker when its
+        client disconnects). Upstream clears the flag when the next generation starts, so a call
+        that lands between turns stops nothing later; one that lands while the audio is still being
+        encoded is lost the same way, so such a caller also stops iterating at its next chunk.
+        """
+        obj = self._obj
+        if obj is not None:
+            self._engine.lib.chatllm_abort_generation(obj)
+
     def _fresh_turn(self, lib, obj, fresh: bool, context: str | None = None) -> None:  # type: ignore[no-untyped-def]
         """Restart first when an earlier turn left history, or when the turn wants another system prompt."""
         wanted = self.system_prompt if context is None else context

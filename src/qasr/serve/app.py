@@ -1,48 +1,43 @@
-"""The HTTP and WebSocket routes of `qasr serve` (Starlette), over a `WorkerPool`.
+"""The HTTP routes of `qasr serve` (Starlette), over a `WorkerPool`; the WebSocket is `qasr.serve.realtime`.
 
-Uploads are decoded and validated here, in the parent, as everywhere in qasr; the worker gets raw
-16 kHz float32 in a file we named, in a private directory (GUIDE §2: the engine never sees a user's
-file name). Every failure is an OpenAI-shaped JSON error (``{"error": {"message", "type", "param",
-"code"}}``) with its status: 400 bad input, 401 no or wrong key, 413 too large, 429 queue full
-(with ``Retry-After``), 500 a worker that died mid-request, 503 not ready. Never a traceback.
+Uploads are received (`qasr.serve.upload`: bounded in size and time while they stream in), decoded
+and validated here, in the parent, as everywhere in qasr; the worker gets raw 16 kHz float32 in a
+file we named, in a private directory (GUIDE §2: the engine never sees a user's file name). Every use
+of a worker is one `qasr.serve.lease.Lease`. Every failure is an OpenAI-shaped JSON error
+(``{"error": {"message", "type", "param", "code"}}``) with its status: 400 bad input, 401 no or wrong
+key, 408 an upload too slow, 413 too large, 429 queue full (with ``Retry-After``), 500 an input that
+killed two workers, 503 not ready or shutting down. Never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hmac
 import json
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
 
 from qasr.serve.formats import RESPONSE_FORMATS, render
+from qasr.serve.lease import Cancel, Cancelled, Lease
 from qasr.serve.metrics import Metrics
-from qasr.text.languages import CODE_TO_NAME
+from qasr.serve.realtime import realtime_route
 from qasr.serve.pool import QueueFull, WorkerDied, WorkerPool
+from qasr.serve.state import ServeOptions, ServerState, authorized
+from qasr.serve.upload import Upload, UploadRefused, read_form
+from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE
 
 
-@dataclass(frozen=True)
-class ServeOptions:
-    model_name: str
-    api_key: str | None = None
-    max_upload: int = 100 * 1024 * 1024
-    has_aligner: bool = False
-    languages: tuple[str, ...] = ()
+class PoisonInput(Exception):
+    """The same input ended two workers in a row: it is not tried a third time."""
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None,
@@ -50,200 +45,232 @@ def error(status: int, message: str, kind: str = "invalid_request_error", param:
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status, headers=headers)
 
 
-def _authorized(key: str | None, header: str | None) -> bool:
-    if key is None:
-        return True
-    given = (header or "").removeprefix("Bearer ").strip()
-    return hmac.compare_digest(given.encode(), key.encode())  # constant time
+def refused(exc: UploadRefused) -> JSONResponse:
+    """A refused upload; the connection closes, so a body we stopped reading is not read any further."""
+    kind = "invalid_request_error" if exc.status < 500 else "server_error"
+    return error(exc.status, str(exc), kind, exc.param, exc.code, headers={"Connection": "close"})
 
 
-class _Upload:
-    """A private directory for one request's audio: the upload as received, then raw float32 for the worker."""
+def request_language(value: str, options: ServeOptions) -> str | None:
+    """The model's own spelling of the language a request asks for (an ISO code or a name); None
+    detects. `UploadRefused` (400) when the model cannot take it, or the server forces another."""
+    asked = value.strip()
+    if not asked or asked.lower() == "auto":
+        return None
+    name = CODE_TO_NAME.get(asked.lower()) or (asked.capitalize() if asked.lower() in NAME_TO_CODE else None)
+    known = {lang.lower(): lang for lang in options.languages}
+    if known:
+        if name is None and asked.lower() in known:
+            name = asked
+        if name is None or name.lower() not in known:
+            raise UploadRefused(400, f"the model cannot take language {value!r}; it takes {', '.join(options.languages)}", param="language")
+        name = known[name.lower()]
+    elif name is None:
+        raise UploadRefused(400, f"unknown language {value!r} (an ISO code such as 'en' or a name such as 'English')", param="language")
+    if options.language and name.lower() != options.language.lower():
+        raise UploadRefused(400, f"this server answers in {options.language} only (started with -l); cannot take {value!r}", param="language")
+    return name
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="qasr-upload-"))  # 0700
 
-    async def prepare(self, data: bytes) -> Path:
-        from qasr.audio import load_audio
+async def _watch_disconnect(request: Request, cancel: Cancel) -> None:
+    """Once the body is read, the next ASGI message is the client going away."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    cancel.set("disconnect")
 
-        raw, f32 = self.dir / "upload", self.dir / "audio.f32"
-        raw.write_bytes(data)
 
-        def decode() -> None:
-            samples = load_audio(raw, max_seconds=None).samples
-            samples.astype("<f4").tofile(f32)
+class EventStream(StreamingResponse):
+    """Server-sent events whose generator is closed, and ``on_close`` run, however the response ends
+    (a client gone before the first event included), so its lease is always given back."""
 
-        await asyncio.to_thread(decode)
-        return f32
+    def __init__(self, events: AsyncIterator[str], on_close: Callable[[], None]) -> None:
+        super().__init__(events, media_type="text/event-stream")
+        self.on_close = [on_close]
 
-    def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        import anyio
+
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            pass
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                for hook in self.on_close:
+                    hook()
 
 
 def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
-    metrics = Metrics(pool)
+    state = ServerState(pool, options, Metrics(pool))
+    metrics = state.metrics
 
-    def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def guarded(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
         """The route behind the API key (every route but /health and the page, which holds no data)."""
 
-        async def route(request: Request) -> Response:
-            if not _authorized(options.api_key, request.headers.get("authorization")):
+        async def route(request: Request, *args: Any) -> Response:
+            if not authorized(options.api_key, request.headers.get("authorization")):
                 return error(401, "missing or wrong API key (Authorization: Bearer ...)", "invalid_api_key", code="invalid_api_key")
-            return await handler(request)
+            return await handler(request, *args)
 
         return route
 
+    async def run(message: dict[str, Any], cancel: Cancel) -> dict[str, Any]:
+        """The request's last answer, from a second worker if the first died (nothing was sent yet)."""
+        died: WorkerDied | None = None
+        for _ in range(2):
+            message["id"] = metrics.next_id()
+            try:
+                async with Lease(pool, cancel) as lease:
+                    answers = [a async for a in lease.request(message)]
+                return answers[-1]
+            except WorkerDied as exc:
+                if died is not None:
+                    raise PoisonInput(f"this input ended two workers in a row ({died}; then {exc}); it is not tried again") from None
+                died = exc
+                metrics.retries.inc()
+        raise AssertionError("unreachable")
+
     async def transcriptions(request: Request) -> Response:
         started = time.perf_counter()
-        response = await _transcriptions(request)
+        cancel = state.inflight.begin()
+        handed = False
+        try:
+            response = await _transcriptions(request, cancel)
+            if isinstance(response, EventStream):
+                response.on_close.append(lambda: state.inflight.end(cancel))
+                handed = True
+        finally:
+            if not handed:
+                state.inflight.end(cancel)
         metrics.observe(response.status_code, time.perf_counter() - started)
         return response
 
     @guarded
-    async def _transcriptions(request: Request) -> Response:
-        length = int(request.headers.get("content-length") or 0)
-        if length > options.max_upload + 65536:
-            return error(413, f"upload too large: {length:,} bytes; the limit is {options.max_upload:,}", code="file_too_large")
+    async def _transcriptions(request: Request, cancel: Cancel) -> Response:
+        if state.draining:
+            return error(503, "the server is shutting down; retry on another", "server_error", code="shutting_down",
+                         headers={"Retry-After": "1", "Connection": "close"})  # fmt: skip
+        if pool.full:  # refused before its body is read
+            return error(429, "all workers are busy and the queue is full; retry shortly", "rate_limit_error",
+                         code="queue_full", headers={"Retry-After": "1", "Connection": "close"})  # fmt: skip
         try:
-            form = await request.form(max_part_size=options.max_upload + 1)
-        except Exception as exc:  # noqa: BLE001 - multipart parser errors are the client's
-            return error(400, f"cannot read the form: {exc}")
+            form = await read_form(request, options.max_upload, options.upload_seconds, cancel)
+        except UploadRefused as exc:
+            return refused(exc)
+        except ClientDisconnect:
+            metrics.cancelled.labels(reason="disconnect").inc()
+            return error(499, "the client went away during the upload")
+        job = Upload()
+        try:
+            message = await _message(form, job)
+        except UploadRefused as exc:
+            job.close()
+            return refused(exc)
+        except BaseException:
+            job.close()
+            raise
+        finally:
+            await form.close()
+        fmt, words = str(form.get("response_format") or "json"), message["options"]["words"]
+        if message["stream"]:
+            return EventStream(_sse(message, job, cancel), on_close=job.close)
+        watcher = asyncio.ensure_future(_watch_disconnect(request, cancel))
+        try:
+            last = await run(message, cancel)
+        except QueueFull:
+            return error(429, "all workers are busy and the queue is full; retry shortly", "rate_limit_error",
+                         code="queue_full", headers={"Retry-After": "1"})  # fmt: skip
+        except PoisonInput as exc:
+            return error(500, str(exc), "server_error", code="worker_died")
+        except Cancelled as exc:
+            metrics.cancelled.labels(reason=exc.reason).inc()
+            if exc.reason == "shutdown":
+                return error(503, "the server is shutting down; the request was stopped", "server_error", code="shutting_down")
+            return error(499, "the client went away")
+        finally:
+            watcher.cancel()
+            job.close()
+        if last["type"] == "error":
+            status = int(last.get("status") or 500)
+            return error(status, last["message"], "invalid_request_error" if status == 400 else "server_error")
+        body, media = render(last["result"], fmt, words)
+        return JSONResponse(body) if isinstance(body, dict) else PlainTextResponse(body, media_type=media)
+
+    async def _message(form: Any, job: Upload) -> dict[str, Any]:
+        """The worker's request for a valid form, its audio decoded into ``job``; `UploadRefused` (400) otherwise."""
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            return error(400, "the 'file' field (the audio) is required", param="file")
-        data = await upload.read()
-        if len(data) > options.max_upload:
-            return error(413, f"upload too large: {len(data):,} bytes; the limit is {options.max_upload:,}", param="file", code="file_too_large")
+            raise UploadRefused(400, "the 'file' field (the audio) is required", param="file")
         fmt = str(form.get("response_format") or "json")
         if fmt not in RESPONSE_FORMATS:
-            return error(400, f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", param="response_format")
-        granularities = [str(g) for g in form.getlist("timestamp_granularities[]")]
-        words = "word" in granularities
+            raise UploadRefused(400, f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", param="response_format")
+        words = "word" in [str(g) for g in form.getlist("timestamp_granularities[]")]
         if words and not options.has_aligner:
-            return error(400, "word timestamps need the server started with an aligner (qasr serve -a ALIGNER)", param="timestamp_granularities[]")
-        language = str(form.get("language") or "")
-        if language and language.lower() not in CODE_TO_NAME and language.capitalize() not in options.languages:
-            return error(400, f"unsupported language {language!r}", param="language")
+            raise UploadRefused(400, "word timestamps need the server started with an aligner (qasr serve -a ALIGNER)",
+                                param="timestamp_granularities[]")  # fmt: skip
+        language = request_language(str(form.get("language") or ""), options)
         opencc = str(form.get("opencc") or "") or None
         if opencc:
             from qasr.text.convert import OPENCC_TARGETS
 
             if opencc not in OPENCC_TARGETS:
-                return error(400, f"opencc must be one of {', '.join(OPENCC_TARGETS)}", param="opencc")
-        stream = str(form.get("stream") or "").lower() in ("true", "1")
-        job = _Upload()
-        try:
-            audio = await job.prepare(data)
-        except Exception as exc:  # noqa: BLE001 - AudioError and friends: one message, 400
-            job.close()
-            said = str(exc).replace(str(job.dir / "upload"), upload.filename or "the upload")  # no server paths
-            return error(400, f"bad audio: {said}", param="file", code="invalid_audio")
-        message = {"op": "transcribe", "audio": str(audio), "stream": stream, "options": {
-            "context": str(form.get("prompt") or "") or None, "itn": str(form.get("itn") or "").lower() in ("true", "1"),
-            "opencc": opencc, "words": words}}  # fmt: skip
-        try:
-            worker = await pool.acquire()
-        except QueueFull:
-            job.close()
-            return error(429, "all workers are busy and the queue is full; retry shortly", "rate_limit_error",
-                         code="queue_full", headers={"Retry-After": "1"})  # fmt: skip
-        message["id"] = metrics.next_id()
-        if stream:
-            return StreamingResponse(_sse(worker, message, job), media_type="text/event-stream")
-        try:
-            answers = [a async for a in pool.request(message, worker)]
-        except WorkerDied as exc:
-            return error(500, str(exc), "server_error", code="worker_died")
-        finally:
-            job.close()
-        await pool.release(worker)
-        last = answers[-1]
-        if last["type"] == "error":
-            return error(int(last.get("status") or 500), last["message"], "invalid_request_error" if last.get("status") == 400 else "server_error")
-        body, media = render(last["result"], fmt, words)
-        return JSONResponse(body) if isinstance(body, dict) else PlainTextResponse(body, media_type=media)
+                raise UploadRefused(400, f"opencc must be one of {', '.join(OPENCC_TARGETS)}", param="opencc")
+        audio = await job.prepare(upload, options.max_upload)
+        return {"op": "transcribe", "audio": str(audio), "stream": str(form.get("stream") or "").lower() in ("true", "1"),
+                "options": {"context": str(form.get("prompt") or "") or None, "language": language,
+                            "itn": str(form.get("itn") or "").lower() in ("true", "1"), "opencc": opencc, "words": words}}  # fmt: skip
 
-    async def _sse(worker: Any, message: dict[str, Any], job: _Upload):  # type: ignore[no-untyped-def]
+    async def _sse(message: dict[str, Any], job: Upload, cancel: Cancel) -> AsyncIterator[str]:
         def event(record: dict[str, Any]) -> str:
             return f"data: {json.dumps(record, ensure_ascii=False)}\n\n"
 
-        finished = False
-        try:
-            async for answer in pool.request(message, worker):
-                if answer["type"] == "delta":
-                    yield event({"type": "transcript.text.delta", "delta": answer["text"]})
-                elif answer["type"] == "result":
-                    finished = True
-                    yield event({"type": "transcript.text.done", "text": answer["result"]["text"]})
-                else:
-                    finished = True
-                    yield event({"type": "error", "error": {"message": answer.get("message"), "type": "server_error"}})
-        except WorkerDied as exc:
-            yield event({"type": "error", "error": {"message": str(exc), "type": "server_error", "code": "worker_died"}})
-            return
-        finally:
-            job.close()
-        if finished:
-            await pool.release(worker)
+        def failure(text: str, code: str) -> str:
+            return event({"type": "error", "error": {"message": text, "type": "server_error", "code": code}})
 
-    async def realtime(ws: WebSocket) -> None:
-        if not _authorized(options.api_key, ws.headers.get("authorization") or ("Bearer " + ws.query_params.get("key", ""))):
-            await ws.close(code=1008)
-            return
-        await ws.accept()
+        sent = False
+        died: WorkerDied | None = None
         try:
-            worker = await pool.acquire()
-        except QueueFull:
-            await ws.send_json({"type": "error", "error": {"message": "all workers are busy", "code": "queue_full"}})
-            await ws.close(code=1013)
-            return
-        opts = {"itn": ws.query_params.get("itn") in ("1", "true"), "opencc": ws.query_params.get("opencc") or None,
-                "context": ws.query_params.get("prompt") or None}  # fmt: skip
-        rid = metrics.next_id()
-        await pool.send(worker, {"id": rid, "op": "stream", "options": opts})
-
-        async def pump() -> None:  # browser -> worker
-            try:
-                while True:
-                    got = await ws.receive()
-                    if got.get("type") == "websocket.disconnect" or got.get("text") == "end":
-                        break
-                    if got.get("bytes"):
-                        await pool.send(worker, {"id": rid, "op": "audio", "data": base64.b64encode(got["bytes"]).decode()})
-            except WebSocketDisconnect:
-                pass
-            await pool.send(worker, {"id": rid, "op": "end"})
-
-        feeder = asyncio.create_task(pump())
-        try:
-            while True:
-                answer = await pool.receive(worker)
-                if answer["type"] == "done":
-                    break
+            for _ in range(2):
+                message["id"] = metrics.next_id()
                 try:
-                    if answer["type"] == "error":  # the worker cannot stream: say why, and end
-                        await ws.send_json({"type": "error", "error": {"message": answer.get("message"), "code": "cannot_stream"}})
-                        break
-                    await ws.send_json(answer.get("event") or answer)
-                except (WebSocketDisconnect, RuntimeError):
-                    pass  # the browser left: keep draining until the worker is done
-            await feeder
-            await pool.release(worker)
-            await ws.close()
-        except WorkerDied as exc:
-            feeder.cancel()
-            try:
-                await ws.send_json({"type": "error", "error": {"message": str(exc), "code": "worker_died"}})
-                await ws.close(code=1011)
-            except (WebSocketDisconnect, RuntimeError):
-                pass
+                    async with Lease(pool, cancel) as lease:
+                        async for answer in lease.request(message):
+                            if answer["type"] == "delta":
+                                yield event({"type": "transcript.text.delta", "delta": answer["text"]})
+                            elif answer["type"] == "result":
+                                yield event({"type": "transcript.text.done", "text": answer["result"]["text"]})
+                            else:
+                                yield event({"type": "error", "error": {"message": answer.get("message"), "type": "server_error"}})
+                            sent = True
+                    return
+                except WorkerDied as exc:
+                    if sent:
+                        yield failure(str(exc), "worker_died")
+                        return
+                    if died is not None:
+                        yield failure(f"this input ended two workers in a row ({died}; then {exc}); it is not tried again", "worker_died")
+                        return
+                    died = exc
+                    metrics.retries.inc()
+        except QueueFull:
+            yield failure("all workers are busy and the queue is full; retry shortly", "queue_full")
+        except Cancelled as exc:
+            metrics.cancelled.labels(reason=exc.reason).inc()
+            if exc.reason == "shutdown":
+                yield failure("the server is shutting down; the request was stopped", "shutting_down")
+        except (asyncio.CancelledError, GeneratorExit):
+            metrics.cancelled.labels(reason="disconnect").inc()  # the client went away: starlette stopped us
+            raise
 
     @guarded
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": options.model_name, "object": "model", "created": 0, "owned_by": "qasr"}]})
 
     async def health(_: Request) -> Response:
-        ready = sum(w.ready for w in pool.workers.values())
+        if state.draining:
+            return JSONResponse({"status": "draining", "workers": 0}, 503)
+        ready = sum(w.ready and w.alive for w in pool.workers.values())
         return JSONResponse({"status": "ok" if ready else "starting", "workers": ready}, 200 if ready else 503)
 
     @guarded
@@ -260,8 +287,9 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
         Route("/v1/models", models),
         Route("/health", health),
         Route("/metrics", metrics_route),
-        WebSocketRoute("/v1/realtime", realtime),
+        WebSocketRoute("/v1/realtime", realtime_route(state)),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette):  # type: ignore[no-untyped-def]
         try:
@@ -269,7 +297,9 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
         finally:
             await pool.close()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.qasr = state
+    return app
 
 
 def env_api_key(given: str | None) -> str | None:
