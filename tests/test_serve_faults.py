@@ -26,6 +26,7 @@ import psutil
 import pytest
 import soundfile
 from conftest import sine
+from qasr.spec import EngineSpec
 from serving import (DEFAULT_TEXT, SAMPLES, clip, form_body, raw_request, read_status, serve,  # noqa: F401 - fixtures
                      wait_until)  # fmt: skip
 
@@ -450,8 +451,7 @@ def test_a_worker_exits_when_its_pipes_close_without_a_signal(double_lib: Path, 
     """The second watch, for where PR_SET_PDEATHSIG is absent: end of stdin ends the worker even mid-decode."""
     from conftest import double_env
 
-    spec = json.dumps({"model": str(asr_model_file), "language": None, "threads": 1, "max_length": None, "max_tokens": None,
-                       "engine": None, "provider": "qwen3-chatllm", "whisper_model": None})  # fmt: skip
+    spec = EngineSpec(model=str(asr_model_file), threads=1).to_json()
     env = double_env(double_lib, token_delay_ms="500")
     proc = subprocess.Popen([sys.executable, "-m", "qasr.serve.worker", spec], stdin=subprocess.PIPE,  # type: ignore[attr-defined]
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
@@ -470,7 +470,7 @@ def test_a_worker_exits_when_its_pipes_close_without_a_signal(double_lib: Path, 
 def test_an_abort_message_stops_a_decode_at_once(double_lib: Path, asr_model_file: Path) -> None:
     from conftest import double_env
 
-    spec = json.dumps({"model": str(asr_model_file), "provider": "qwen3-chatllm"})
+    spec = EngineSpec(model=str(asr_model_file)).to_json()
     proc = subprocess.Popen([sys.executable, "-m", "qasr.serve.worker", spec], stdin=subprocess.PIPE,  # type: ignore[attr-defined]
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=double_env(double_lib, token_delay_ms="500"))  # fmt: skip
     assert proc.stdout is not None and proc.stdin is not None

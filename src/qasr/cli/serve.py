@@ -7,12 +7,15 @@ from typing import Optional
 
 import typer
 
+from qasr.cli.options import ALIGNER, ENGINE, MAX_LENGTH, MAX_TOKENS, MODEL
+from qasr.cli.provider_options import PROVIDER, WHISPER_MODEL
+
 
 def serve(
-    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file or a registry name."),
-    provider: str = typer.Option("qwen3-chatllm", "--provider", help="qwen3-chatllm, faster-whisper, or auto (the first that starts; auto:A,B for an order)."),
-    whisper_model: Optional[str] = typer.Option(None, "--whisper-model", help="faster-whisper model directory (for --provider faster-whisper or auto)."),
-    aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model: enables word timestamps."),
+    model: Optional[str] = MODEL,
+    provider: str = PROVIDER,
+    whisper_model: Optional[str] = WHISPER_MODEL,
+    aligner: Optional[str] = ALIGNER,
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language for every request (another asked per request is a 400); default: each request's language field, else detect."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
@@ -25,9 +28,9 @@ def serve(
     shutdown_timeout: float = typer.Option(10.0, "--shutdown-timeout", min=0.0, help="On SIGTERM or Ctrl-C: seconds requests in progress get to finish before they are stopped."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="QASR_API_KEY", help="Require 'Authorization: Bearer KEY' (all but /health)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads per worker (default: the cores shared out among the workers)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length per worker (memory)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each engine call after N tokens (a synthetic model never stops by itself)."),
-    engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
+    max_length: Optional[int] = MAX_LENGTH,
+    max_tokens: Optional[int] = MAX_TOKENS,
+    engine: Optional[Path] = ENGINE,
 ) -> None:
     """Serve an OpenAI-compatible transcription API, a WebSocket for live audio and a web page.
 
@@ -39,8 +42,9 @@ def serve(
     import asyncio
     import os
 
-    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind, warn_if_synthetic
-    from qasr.engine.registry import resolve_model
+    from qasr.cli.options import engine_spec
+    from qasr.engine.modelfile import ModelKind, warn_if_synthetic
+    from qasr.engine.registry import model_file
     from qasr.errors import QasrError, UsageError
     from qasr.lab.units import parse_size
 
@@ -49,20 +53,21 @@ def serve(
         upload_limit = parse_size(max_upload)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    asr = require_kind(inspect_model_file(resolve_model(model)), ModelKind.ASR) if model else None
+    asr = model_file(model, ModelKind.ASR) if model else None
     if asr is None and provider == "qwen3-chatllm":
         raise UsageError("give a model: --model FILE (or QASR_MODEL), or --provider faster-whisper --whisper-model DIR")
     warn_if_synthetic(asr, max_tokens)
     aligner_path = None
     if aligner:
-        aligner_path = require_kind(inspect_model_file(resolve_model(aligner)), ModelKind.ALIGNER).path
+        aligner_path = model_file(aligner, ModelKind.ALIGNER).path
     if threads is None:
         # ggml's threads spin while they wait: more threads than cores in all makes every request
         # slower (measured: 2 workers x 2 threads on 2 cores served 1.8 requests/s, p50 2 s).
         threads = max(1, (os.cpu_count() or 1) // workers)
-    spec = {"model": str(asr.path) if asr else None, "aligner": str(aligner_path) if aligner_path else None, "language": language,
-            "threads": threads, "max_length": max_length, "max_tokens": max_tokens, "engine": str(engine) if engine else None,
-            "provider": provider, "whisper_model": whisper_model}  # fmt: skip
+    # The one engine spec every worker receives (as JSON), with the files resolved once here.
+    spec = engine_spec(provider=provider, model=str(asr.path) if asr else None, aligner=str(aligner_path) if aligner_path else None,
+                       language=language, threads=threads, max_length=max_length, max_tokens=max_tokens, engine=engine,
+                       whisper_model=whisper_model)  # fmt: skip
 
     from qasr.serve.app import create_app
     from qasr.serve.pool import PoolOptions, WorkerFailed, WorkerPool

@@ -31,6 +31,7 @@ from typing import Any
 
 from qasr.processes import Child
 from qasr.serve.control import PARENT_ENV
+from qasr.spec import EngineSpec
 
 READY_TIMEOUT = 120.0
 #: The longest JSON line a worker may send (a result with word times for hours of audio).
@@ -62,7 +63,7 @@ class WorkerFailed(Exception):
 
 @dataclass
 class PoolOptions:
-    spec: dict[str, Any]  # what `qasr.serve.worker` loads: model, aligner, language, threads, ...
+    spec: EngineSpec  # what `qasr.serve.worker` loads, sent to each worker as JSON
     workers: int = 1
     queue: int = 16
     max_worker_rss: int | None = None
@@ -163,7 +164,7 @@ class WorkerPool:
         self._next += 1
         log = Path(self._logs.name) / f"worker-{index}.log"
         env = {**os.environ, PARENT_ENV: str(os.getpid())}
-        child = Child("qasr.serve.worker", [json.dumps(self.options.spec)], log=log, env=env, stdout="pipe", stdin=True)
+        child = Child("qasr.serve.worker", [self.options.spec.to_json()], log=log, env=env, stdout="pipe", stdin=True)
         worker = Worker(child, index, child.pid)
         self.workers[index] = worker
         await self._attach(worker)

@@ -1,5 +1,7 @@
 """A server worker: ``python -m qasr.serve.worker SPEC_JSON``. One model, one request at a time.
 
+SPEC_JSON is the server's `qasr.spec.EngineSpec` (what to load), the same value every child gets.
+
 The parent writes one JSON object per line on stdin and reads JSON lines from stdout:
 
 * on start: ``{"type": "ready", "pid", "load_seconds"}`` once the model is loaded, or
@@ -33,7 +35,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from qasr.channel import exit_now
 from qasr.serve.control import Control, watch_parent
+from qasr.spec import EngineSpec
 
 
 class Aborted(Exception):
@@ -45,25 +49,24 @@ def _send(out: TextIO, record: dict[str, Any]) -> None:
     out.flush()
 
 
-def _load(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """(engine Model or another provider, aligner file). ``provider``: as `qasr.providers.make_provider`."""
+def _load(spec: EngineSpec):  # type: ignore[no-untyped-def]
+    """(engine Model or another provider, aligner file), from the server's engine spec.
+
+    qwen3-chatllm stays a `Model` here: a request's abort is checked between the engine's chunks
+    (`_ForRequest`), which the provider interface does not expose yet; any other provider (an
+    ``auto`` chain's fallback included) is called through its own interface.
+    """
     from qasr.engine.model import Model
 
-    if spec.get("provider") not in (None, "qwen3-chatllm"):
-        from qasr.providers import ProviderOptions, make_provider
+    if spec.provider != "qwen3-chatllm":
+        from qasr.providers import make_provider
 
-        chosen = make_provider(spec["provider"], ProviderOptions(
-            model=spec.get("model"), whisper_model=spec.get("whisper_model"), language=spec.get("language"),
-            threads=spec.get("threads"), max_length=spec.get("max_length"), engine=spec.get("engine")))  # fmt: skip
+        chosen = make_provider(spec.replace(aligner=None))
         if chosen.name != "qwen3-chatllm":
             return chosen, None  # another recogniser: requests go through its own interface
-        model = chosen.model  # type: ignore[attr-defined]
-        return model, spec.get("aligner")
-    model = Model(spec["model"], language=spec.get("language"), threads=spec.get("threads"),
-                  max_length=spec.get("max_length"), engine=spec.get("engine"))  # fmt: skip
-    # The aligner runs in a process of its own per request (qasr.pipeline.align_child): upstream
-    # silences the first of two models loaded in one process.
-    return model, spec.get("aligner")
+        return chosen.model, spec.aligner  # type: ignore[attr-defined]  # an auto chain's first choice
+    # The aligner runs in a process of its own per request (qasr.pipeline.align_child).
+    return Model.from_spec(spec), spec.aligner
 
 
 class _ForRequest:
@@ -218,7 +221,7 @@ class _Engine:
             self.model.abort()
 
 
-def serve(spec: dict[str, Any], stdin: TextIO, out: TextIO) -> int:
+def serve(spec: EngineSpec, stdin: TextIO, out: TextIO) -> int:
     from qasr.errors import QasrError
 
     engine = _Engine()
@@ -235,8 +238,8 @@ def serve(spec: dict[str, Any], stdin: TextIO, out: TextIO) -> int:
     for request in messages:
         if request.get("op") not in ("transcribe", "stream"):
             continue  # audio or "end" that crossed the end of an aborted stream
-        if spec.get("max_tokens"):  # the server's cap, not a client's choice
-            request.setdefault("options", {})["max_tokens"] = spec["max_tokens"]
+        if spec.max_tokens:  # the server's cap, not a client's choice
+            request.setdefault("options", {})["max_tokens"] = spec.max_tokens
         rid = request.get("id")
         control.begin(rid)
         try:
@@ -260,10 +263,8 @@ def serve(spec: dict[str, Any], stdin: TextIO, out: TextIO) -> int:
 
 def main() -> None:
     watch_parent()
-    code = serve(json.loads(sys.argv[1]), sys.stdin, sys.stdout)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    code = serve(EngineSpec.from_json(sys.argv[1]), sys.stdin, sys.stdout)
+    exit_now(code)
 
 
 if __name__ == "__main__":
