@@ -26,9 +26,8 @@ def _emit(event: str, **fields: Any) -> None:
 
 def run(job: dict[str, Any]) -> int:
     from qasr.errors import QasrError
-    from qasr.processes import peak_rss_bytes
     from qasr.providers import ProviderOptions, failure_reason
-    from qasr.providers.chain import provider_class
+    from qasr.providers.chain import peak_rss_of, provider_class
 
     try:
         provider = provider_class(job["provider"])(ProviderOptions(**job["options"]))
@@ -45,7 +44,7 @@ def run(job: dict[str, Any]) -> int:
         f = result.figures
         _emit("file", source=path, text=result.text, language=result.language, audio_seconds=f.audio_seconds,
               inference_seconds=f.inference_seconds, ttft_seconds=f.ttft_seconds, rtf=f.rtf)  # fmt: skip
-    _emit("done", peak_rss_bytes=peak_rss_bytes())
+    _emit("done", peak_rss_bytes=peak_rss_of(provider))  # the engine process's too, for crispasr
     return 0
 
 

@@ -10,7 +10,7 @@ import typer
 
 def serve(
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file or a registry name."),
-    provider: str = typer.Option("qwen3-chatllm", "--provider", help="qwen3-chatllm, faster-whisper, or auto (the first that starts; auto:A,B for an order)."),
+    provider: str = typer.Option("qwen3-chatllm", "--provider", help="qwen3-chatllm, crispasr (GGUF models), faster-whisper, or auto (the first that starts; auto:A,B for an order)."),
     whisper_model: Optional[str] = typer.Option(None, "--whisper-model", help="faster-whisper model directory (for --provider faster-whisper or auto)."),
     aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model: enables word timestamps."),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language for every request; default: detect."),
@@ -45,7 +45,14 @@ def serve(
         upload_limit = parse_size(max_upload)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    asr = require_kind(inspect_model_file(resolve_model(model)), ModelKind.ASR) if model else None
+    if provider == "crispasr":  # a GGUF file, checked the same way before a worker starts
+        from qasr.engine.gguf import inspect_gguf, require_qwen3
+
+        if aligner:
+            raise UsageError("the server gives word times with --provider qwen3-chatllm only (qasr transcribe --provider crispasr takes --aligner)")
+        crisp = require_qwen3(inspect_gguf(resolve_model(model)), ModelKind.ASR) if model else None
+        model = str(crisp.path) if crisp else None
+    asr = require_kind(inspect_model_file(resolve_model(model)), ModelKind.ASR) if model and provider != "crispasr" else None
     if asr is None and provider == "qwen3-chatllm":
         raise UsageError("give a model: --model FILE (or QASR_MODEL), or --provider faster-whisper --whisper-model DIR")
     warn_if_synthetic(asr, max_tokens)
@@ -56,7 +63,7 @@ def serve(
         # ggml's threads spin while they wait: more threads than cores in all makes every request
         # slower (measured: 2 workers x 2 threads on 2 cores served 1.8 requests/s, p50 2 s).
         threads = max(1, (os.cpu_count() or 1) // workers)
-    spec = {"model": str(asr.path) if asr else None, "aligner": str(aligner_path) if aligner_path else None, "language": language,
+    spec = {"model": str(asr.path) if asr else model, "aligner": str(aligner_path) if aligner_path else None, "language": language,
             "threads": threads, "max_length": max_length, "max_tokens": max_tokens, "engine": str(engine) if engine else None,
             "provider": provider, "whisper_model": whisper_model}  # fmt: skip
 

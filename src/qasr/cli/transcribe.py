@@ -15,10 +15,10 @@ from qasr.errors import warn_on_stderr
 
 def transcribe(
     files: List[Path] = typer.Argument(..., help="Audio files (wav, flac, mp3, ogg, m4a, ...).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model (for qwen3-chatllm): a file (chatllm.cpp format) or a registry name (qasr models list).", show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file (chatllm.cpp format for qwen3-chatllm, GGUF for crispasr) or a registry name (qasr models list).", show_default=False),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (e.g. English, Chinese); default: detect."),
     context: Optional[str] = typer.Option(None, "--context", "-c", help="Hint text for the model (names, terms), or @FILE to read it from a file."),
-    aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model (file or registry name): adds word times to each segment."),
+    aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model (file or registry name; GGUF for crispasr): adds word times to each segment."),
     max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=2.0, help="Longest engine call in seconds; longer audio is cut at pauses (default: one call, 8 min)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine (default: physical cores)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory (model default 65536)."),
@@ -54,8 +54,8 @@ def transcribe(
 
     from qasr.providers import ProviderOptions, make_provider
 
-    if aligner is not None and provider != "qwen3-chatllm":
-        raise UsageError("--aligner (word times from the ForcedAligner) works with --provider qwen3-chatllm only")
+    if aligner is not None and provider not in ("qwen3-chatllm", "crispasr"):
+        raise UsageError("--aligner (word times from the ForcedAligner) works with --provider qwen3-chatllm or crispasr only")
     options = ProviderOptions(
         model=model, whisper_model=whisper_model, language=language, context=hint, itn=itn, opencc=conversion,
         threads=threads, aligner=aligner, max_chunk=max_chunk, max_length=max_length, engine=str(engine) if engine else None,
@@ -70,8 +70,8 @@ def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output
 
     from qasr.cli.output import dumps, emit, render, write_record
     from qasr.pipeline.batch import FileDone, FileFailed, TextDelta, run_streams
-    from qasr.processes import peak_rss_bytes
     from qasr.progress import make_progress
+    from qasr.providers.chain import peak_rss_of
 
     many = len(files) > 1
     records: list[dict[str, object]] = []
@@ -99,7 +99,7 @@ def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output
                 if not many:
                     raise typer.Exit(event.error.exit_code)
             else:
-                record = _record(event, peak_rss_bytes(), provider.name)
+                record = _record(event, peak_rss_of(provider), provider.name)
                 if stream and fmt is OutputFormat.txt:
                     _finish_live_text(event, many, event.source in opened)
             if output_dir is not None and "error" not in record:

@@ -69,6 +69,28 @@ def _joined(parts: list[str]) -> str:
     return out
 
 
+def plan_calls(audio: Audio, max_chunk: float) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each engine call: the whole audio, or VAD chunks of at most
+    ``max_chunk`` seconds (every provider that cuts long audio cuts it here)."""
+    if audio.seconds <= max_chunk:
+        return [(0.0, audio.seconds)]
+    from qasr.audio.vad import VadOptions, find_chunks
+    from qasr.errors import AudioError
+
+    _, chunks = find_chunks(audio.samples, VadOptions(max_chunk=max(2.0, max_chunk)), isolated=True)
+    if not chunks:
+        raise AudioError(f"no speech found in {audio.source} (voice activity detection heard none in {audio.seconds:.1f} s)")
+    return [(c.start, c.end) for c in chunks]
+
+
+def call_audio(audio: Audio, start: float, end: float) -> Audio:
+    """The samples of one engine call (the audio itself when the call covers all of it)."""
+    if start == 0.0 and end == audio.seconds:
+        return audio
+    a, b = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
+    return from_array(audio.samples[a:b], SAMPLE_RATE, source=f"{audio.source}@{start:.2f}s")
+
+
 class TranscriptionStream:
     """Iterate for transcript text as it is generated; `result` is filled when iteration ends.
 
@@ -109,22 +131,10 @@ class TranscriptionStream:
         self._calls: list[_Call] = []
 
     def _plan(self) -> list[tuple[float, float]]:
-        """(start, end) in seconds of each engine call: the whole audio, or VAD chunks."""
-        if self.audio.seconds <= self.max_chunk:
-            return [(0.0, self.audio.seconds)]
-        from qasr.audio.vad import VadOptions, find_chunks
-        from qasr.errors import AudioError
-
-        _, chunks = find_chunks(self.audio.samples, VadOptions(max_chunk=max(2.0, self.max_chunk)), isolated=True)
-        if not chunks:
-            raise AudioError(f"no speech found in {self.audio.source} (voice activity detection heard none in {self.audio.seconds:.1f} s)")
-        return [(c.start, c.end) for c in chunks]
+        return plan_calls(self.audio, self.max_chunk)
 
     def _samples(self, start: float, end: float) -> Audio:
-        if start == 0.0 and end == self.audio.seconds:
-            return self.audio
-        a, b = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
-        return from_array(self.audio.samples[a:b], SAMPLE_RATE, source=f"{self.audio.source}@{start:.2f}s")
+        return call_audio(self.audio, start, end)
 
     def __iter__(self) -> Iterator[str]:
         last = ""  # the last character shown, to join segments as `_joined` does

@@ -42,7 +42,8 @@ def _load(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
 
         chosen = make_provider(spec["provider"], ProviderOptions(
             model=spec.get("model"), whisper_model=spec.get("whisper_model"), language=spec.get("language"),
-            threads=spec.get("threads"), max_length=spec.get("max_length"), engine=spec.get("engine")))  # fmt: skip
+            threads=spec.get("threads"), max_length=spec.get("max_length"), engine=spec.get("engine"),
+            max_tokens=spec.get("max_tokens")))  # fmt: skip
         if chosen.name != "qwen3-chatllm":
             return chosen, None  # another recogniser: requests go through its own interface
         model = chosen.model  # type: ignore[attr-defined]

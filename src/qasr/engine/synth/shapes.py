@@ -31,13 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qasr.engine.modelfile import MODEL_TYPE_QWEN3_ASR, MODEL_TYPE_QWEN3_FORCED_ALIGNER, ModelKind
+from qasr.engine.modelfile import GGML_TYPES, MODEL_TYPE_QWEN3_ASR, MODEL_TYPE_QWEN3_FORCED_ALIGNER, ModelKind
 
 F32, F16, Q4_0, Q8_0 = 0, 1, 2, 8
 QUANT_TYPES = {"q4_0": Q4_0, "q8_0": Q8_0}
 BLOCK = 32  # elements per q4_0 / q8_0 block
 BLOCK_BYTES = {Q4_0: 18, Q8_0: 34}
-ELEMENT_BYTES = {F32: 4, F16: 2}
 TENSOR_ALIGNMENT = 16
 
 FIRST_SPECIAL = 151_643  # <|endoftext|>: the byte-level BPE vocabulary is ids 0..151,642
@@ -168,9 +167,8 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
-        if self.ggml_type in BLOCK_BYTES:
-            return self.elements // BLOCK * BLOCK_BYTES[self.ggml_type]
-        return self.elements * ELEMENT_BYTES[self.ggml_type]
+        _, block, block_bytes = GGML_TYPES[self.ggml_type]  # whole blocks: f32/f16 are blocks of one
+        return self.elements // block * block_bytes
 
     @property
     def fan_in(self) -> int:
