@@ -17,7 +17,7 @@ from qasr.errors import warn_on_stderr
 
 def benchmark(
     data: Path = typer.Argument(..., help="A directory of audio files with <name>.txt references beside them, or a TSV manifest (audio, reference[, language]).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model for qwen3-chatllm: a file or a registry name."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model for qwen3-chatllm (chatllm.cpp file) or crispasr (GGUF): a file or a registry name."),
     whisper_model: Optional[str] = WHISPER_MODEL,
     candidate: str = typer.Option("qwen3-chatllm", "--candidate", help="The provider to decide about."),
     baseline: str = typer.Option("faster-whisper", "--baseline", help="The provider it must beat ('none': figures only)."),

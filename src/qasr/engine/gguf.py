@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from qasr.engine.modelfile import GGML_TYPES, SYNTHETIC_NOTE, ModelKind
+from qasr.engine.modelfile import GGML_TYPES, SYNTHETIC_NOTE, ModelKind, open_model_file
 from qasr.errors import ModelFileError
 
 GGUF_MAGIC = b"GGUF"
@@ -168,19 +168,8 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GgufInfo:
 
     Reads the header only (a few MB for the vocabulary), never the weights.
     """
-    p = Path(path)
-    if not p.exists():
-        raise ModelFileError(f"model file not found: {p}")
-    if p.is_dir():
-        raise ModelFileError(f"model path is a directory, not a file: {p}")
-    try:
-        f = p.open("rb")
-    except OSError as exc:
-        raise ModelFileError(f"cannot open model file ({exc.strerror}): {p}") from None
+    p, f, size = open_model_file(path)
     with f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            raise ModelFileError(f"model file is empty: {p}")
         r = _Reader(f, size, p)
         magic = f.read(4)
         if magic != GGUF_MAGIC:

@@ -51,7 +51,7 @@ def _prepare(audio: object) -> Audio:
     return as_audio(audio)
 
 
-def _joint(last: str, first: str) -> str:
+def joint(last: str, first: str) -> str:
     """What goes between two segments' texts: nothing between CJK characters (or at a space), else a space."""
     if not last or not first or last.isspace() or first.isspace():
         return ""  # (checked first: a single segment never pays for importing the aligner's module)
@@ -60,12 +60,12 @@ def _joint(last: str, first: str) -> str:
     return "" if is_cjk(last) and is_cjk(first) else " "
 
 
-def _joined(parts: list[str]) -> str:
-    """Segment texts joined by `_joint`."""
+def joined(parts: list[str]) -> str:
+    """Segment texts joined by `joint`."""
     out = ""
     for part in (p.strip() for p in parts):
         if part:
-            out += _joint(out[-1:], part[0]) + part
+            out += joint(out[-1:], part[0]) + part
     return out
 
 
@@ -137,7 +137,7 @@ class TranscriptionStream:
         return call_audio(self.audio, start, end)
 
     def __iter__(self) -> Iterator[str]:
-        last = ""  # the last character shown, to join segments as `_joined` does
+        last = ""  # the last character shown, to join segments as `joined` does
         for start, end in self._plan():
             call = _Call(start, end)
             self._calls.append(call)
@@ -152,11 +152,11 @@ class TranscriptionStream:
                 call.chunks.append(chunk)
                 shown = view.feed(chunk)
                 if shown:
-                    yield (_joint(last, shown[0]) if opening else "") + shown
+                    yield (joint(last, shown[0]) if opening else "") + shown
                     last, opening = shown[-1], False
             tail = view.finish()
             if tail:
-                yield (_joint(last, tail[0]) if opening else "") + tail
+                yield (joint(last, tail[0]) if opening else "") + tail
                 last = tail[-1]
             call.t_end = time.perf_counter()
         self.result = self._build()
@@ -202,8 +202,8 @@ class TranscriptionStream:
         return TranscriptionResult(
             source=self.audio.source,
             language=languages[0] if languages else None,
-            text=_joined([s.text for s in segments]),
-            asr_text=_joined([s.asr_text for s in segments]),
+            text=joined([s.text for s in segments]),
+            asr_text=joined([s.asr_text for s in segments]),
             raw_text="\n".join("".join(c.chunks) for c in self._calls),
             segments=segments,
             figures=figures,

@@ -30,6 +30,7 @@ All the options it reads from `ProviderOptions` are read in `CrispSettings.from_
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import json
 import os
@@ -114,6 +115,37 @@ def check_aligner(path: Path) -> GgufInfo:
         raise ModelFileError(f"{path} has {rows} token rows; CrispASR's aligner needs the timestamp token "
                              f"{TIMESTAMP_TOKEN_ID} (it would abort): use a full-vocabulary aligner GGUF")
     return info
+
+
+def merge_words(found: list[tuple[str, float, float]], units: list[str]) -> list[tuple[str, float, float]]:
+    """CrispASR's aligned words folded onto our units, one to one.
+
+    Its word split is finer than ours (it also cuts after punctuation inside a word: ``P!g+7`` comes
+    back as ``P!``, ``g+``, ``7``), so consecutive pieces are joined while their letters and digits
+    (`qasr.pipeline.align.comparable`) spell the unit; a unit then spans from its first piece's start
+    to its last piece's end. Pieces that spell something else are an `EngineError`.
+    """
+    from qasr.pipeline.align import comparable
+
+    out, k = [], 0
+    for unit in units:
+        want, got = comparable(unit), ""
+        start = end = out[-1][2] if out else 0.0
+        first = True
+        while len(got) < len(want) and k < len(found):
+            word, a, b = found[k]
+            k += 1
+            piece = comparable(word)
+            if not piece:
+                continue
+            got += piece
+            start, end, first = (a if first else start), b, False
+        if got != want:
+            raise EngineError(f"the aligner's words do not spell the transcript's {unit!r} (got {got!r})")
+        out.append((unit, start, end))
+    if any(comparable(w) for w, _, _ in found[k:]):
+        raise EngineError(f"the aligner returned {len(found) - k} more words than the transcript has")
+    return out
 
 
 class _Engine:
@@ -262,7 +294,7 @@ class CrispStream:
         self.result: TranscriptionResult | None = None
 
     def __iter__(self) -> Iterator[str]:
-        from qasr.pipeline.transcribe import _joint, call_audio, plan_calls
+        from qasr.pipeline.transcribe import joint, call_audio, plan_calls
         from qasr.text.context import is_context_echo
         from qasr.text.parse import repair_loops
         from qasr.text.post import postprocess
@@ -285,7 +317,7 @@ class CrispStream:
             text = postprocess(asr_text, itn=s.itn, opencc=s.opencc, language=language)
             segments.append(Segment(i, round(start, 3), round(end, 3), text, asr_text))
             if text:
-                yield _joint(last, text[0]) + text
+                yield joint(last, text[0]) + text
                 last = text[-1]
         warnings = [f"{echoes} segment(s) only repeated the context and were dropped"] if echoes else []
         if p.aligner is not None:
@@ -307,7 +339,8 @@ class CrispStream:
                 continue
             try:
                 found = self.provider.align(call_audio(self.audio, seg.start, seg.end).samples, engine_text(seg.asr_text, spans))
-                raw = json.dumps([{"text": w, "start": a * 1000, "end": b * 1000} for w, a, b in found])
+                merged = merge_words(found, [seg.asr_text[a:b] for a, b in spans])
+                raw = json.dumps([{"text": w, "start": a * 1000, "end": b * 1000} for w, a, b in merged])
                 alignment = build_alignment(seg.asr_text, spans, raw, language or guess_language(seg.asr_text), seg.end - seg.start)
             except QasrError as exc:
                 problems.append(f"segment {seg.id} ({seg.start:.1f}-{seg.end:.1f} s) not aligned: {exc}")
@@ -319,23 +352,23 @@ class CrispStream:
 
     def _build(self, segments: list[Segment], seconds: float, tokens: int, loops: int, echoes: int,
                warnings: list[str], language: str | None) -> TranscriptionResult:
-        from qasr.pipeline.transcribe import _joined
+        from qasr.pipeline.transcribe import joined
 
         figures = Figures(
             audio_seconds=round(self.audio.seconds, 3), load_seconds=round(self.load_seconds, 4),
             inference_seconds=round(seconds, 4), ttft_seconds=None, tokens=tokens, tokens_per_second=None,
             rtf=round(seconds / self.audio.seconds, 4), engine_calls=len(segments),
         )  # fmt: skip
-        asr_text = _joined([seg.asr_text for seg in segments])
+        asr_text = joined([seg.asr_text for seg in segments])
         return TranscriptionResult(
-            source=self.audio.source, language=language, text=_joined([seg.text for seg in segments]), asr_text=asr_text,
+            source=self.audio.source, language=language, text=joined([seg.text for seg in segments]), asr_text=asr_text,
             raw_text="\n".join(self.raw), segments=segments, figures=figures,
             no_speech=not asr_text, loops_repaired=loops, model=self.provider.model.path.name,
             context=self.provider.settings.context, context_echo=bool(echoes), warnings=warnings,
         )  # fmt: skip
 
     def run(self) -> TranscriptionResult:
-        for _ in self:
-            pass
+        """Every segment, then the result (what `CrispAsrProvider.transcribe` returns)."""
+        collections.deque(self, maxlen=0)
         assert self.result is not None
         return self.result

@@ -27,6 +27,7 @@ file says it is synthetic in ``general.name`` and ``qasr.synthetic``; `qasr.engi
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
 from collections.abc import Iterator
@@ -38,8 +39,8 @@ import numpy as np
 from qasr import __version__
 from qasr.engine import gguf as fmt
 from qasr.engine.synth import tokenizer
-from qasr.engine.synth.shapes import F16, F32, Q4_0, Q8_0, Architecture, TensorSpec
-from qasr.engine.synth.writer import CHUNK_BYTES, PROGRESS_KEY, SynthResult, _quant_chunks
+from qasr.engine.synth.shapes import F16, F32, Q4_0, Q8_0, Architecture, TensorSpec, official
+from qasr.engine.synth.writer import CHUNK_BYTES, PROGRESS_KEY, SynthResult, quant_chunks
 from qasr.errors import UsageError
 from qasr.fileio import atomic_file
 from qasr.progress import Progress, SilentProgress
@@ -66,51 +67,39 @@ def _type_for(name: str, dims: tuple[int, ...], quant: int) -> int:
     return F16
 
 
+# CrispASR's converter (``models/convert-qwen3-asr-to-gguf.py``): its DIRECT_THINKER, AUDIO_SUB and TEXT_SUB tables.
+DIRECT = {"thinker.audio_tower.conv2d1": "audio.conv.1", "thinker.audio_tower.conv2d2": "audio.conv.2",
+          "thinker.audio_tower.conv2d3": "audio.conv.3", "thinker.model.embed_tokens": "token_embd",
+          "thinker.model.norm": "output_norm", "thinker.lm_head": "output"}  # fmt: skip
+AUDIO_SUB = {"self_attn_layer_norm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+             "self_attn.v_proj": "attn_v", "self_attn.out_proj": "attn_out", "final_layer_norm": "ffn_norm",
+             "fc1": "ffn_up", "fc2": "ffn_down"}  # fmt: skip
+TEXT_SUB = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+            "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+            "self_attn.k_norm": "attn_k_norm", "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
+            "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}  # fmt: skip
+_LAYER = re.compile(r"thinker\.(audio_tower|model)\.layers\.(\d+)\.(.+)")
+
+
+def crispasr_name(official_name: str) -> str:
+    """An official checkpoint name as CrispASR's converter writes it (``...layers.3.fc1.bias`` -> ``audio.blk.3.ffn_up.bias``)."""
+    stem, kind = official_name.rsplit(".", 1)
+    if stem in DIRECT:
+        return f"{DIRECT[stem]}.{kind}"
+    layer = _LAYER.fullmatch(stem)
+    if layer:
+        table, prefix = (AUDIO_SUB, "audio.blk") if layer[1] == "audio_tower" else (TEXT_SUB, "blk")
+        return f"{prefix}.{layer[2]}.{table[layer[3]]}.{kind}"
+    return f"{stem.replace('thinker.audio_tower.', 'audio.')}.{kind}"  # conv_out, ln_post, proj1, proj2
+
+
 def tensors(arch: Architecture, quant: int) -> list[TensorSpec]:
-    """Every tensor in file order with CrispASR's names; dims outermost first (PyTorch order)."""
-    a, t = arch.audio, arch.text
-    out: list[TensorSpec] = []
-
-    def add(name: str, dims: tuple[int, ...], init: str = "weight") -> None:
-        kind = {1: "bias" if name.endswith(".bias") else "norm"}.get(len(dims), init)
-        out.append(TensorSpec(name, dims, _type_for(name, dims, quant), kind))
-
-    out.append(TensorSpec("audio.mel_filters", (N_FFT // 2 + 1, a.mel_bins), F32, "mel"))
-    out.append(TensorSpec("audio.mel_window", (N_FFT,), F32, "window"))
-    c = a.downsample_hidden
-    for i, cin in ((1, 1), (2, c), (3, c)):
-        add(f"audio.conv.{i}.weight", (c, cin, 3, 3))
-        add(f"audio.conv.{i}.bias", (c,))
-    add("audio.conv_out.weight", (a.d_model, c * a.conv_freq))
-    for i in range(a.layers):
-        p = f"audio.blk.{i}."
-        for norm in ("attn_norm", "ffn_norm"):
-            add(p + f"{norm}.weight", (a.d_model,))
-            add(p + f"{norm}.bias", (a.d_model,))
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            add(p + f"{proj}.weight", (a.d_model, a.d_model))
-            add(p + f"{proj}.bias", (a.d_model,))
-        add(p + "ffn_up.weight", (a.ffn, a.d_model))
-        add(p + "ffn_up.bias", (a.ffn,))
-        add(p + "ffn_down.weight", (a.d_model, a.ffn))
-        add(p + "ffn_down.bias", (a.d_model,))
-    add("audio.ln_post.weight", (a.d_model,))
-    add("audio.ln_post.bias", (a.d_model,))
-    add("audio.proj1.weight", (a.d_model, a.d_model))
-    add("audio.proj1.bias", (a.d_model,))
-    add("audio.proj2.weight", (a.output_dim, a.d_model))
-    add("audio.proj2.bias", (a.output_dim,))
-    h, q, kv = t.hidden, t.heads * t.head_dim, t.kv_heads * t.head_dim
-    add("token_embd.weight", (t.vocab_size, h), "embedding")
-    for i in range(t.layers):
-        p = f"blk.{i}."
-        for name, dims in (("attn_norm", (h,)), ("attn_q", (q, h)), ("attn_k", (kv, h)), ("attn_v", (kv, h)),
-                           ("attn_output", (h, q)), ("attn_q_norm", (t.head_dim,)), ("attn_k_norm", (t.head_dim,)),
-                           ("ffn_norm", (h,)), ("ffn_gate", (t.intermediate, h)), ("ffn_up", (t.intermediate, h)),
-                           ("ffn_down", (h, t.intermediate))):
-            add(p + name + ".weight", dims)  # type: ignore[arg-type]
-    add("output_norm.weight", (h,))
-    add("output.weight", (arch.head_rows, h), "head")
+    """Every tensor in file order with CrispASR's names (the mel tables first); dims outermost first."""
+    out = [TensorSpec("audio.mel_filters", (N_FFT // 2 + 1, arch.audio.mel_bins), F32, "mel"),
+           TensorSpec("audio.mel_window", (N_FFT,), F32, "window")]
+    for name, dims, init in official(arch):
+        new = crispasr_name(name)
+        out.append(TensorSpec(new, dims, _type_for(new, dims, quant), init))
     return out
 
 
@@ -229,7 +218,7 @@ def _chunks(spec: TensorSpec, rng: np.random.Generator, silent: np.ndarray | Non
         return _float_chunks(spec, rng, silent)
     if spec.ggml_type == Q4_K:
         return _q4_k_chunks(spec, rng, silent)
-    return _quant_chunks(spec, rng, silent)
+    return quant_chunks(spec, rng, silent)
 
 
 def _header(meta: dict[str, Any], specs: list[TensorSpec]) -> bytes:

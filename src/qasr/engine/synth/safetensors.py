@@ -36,7 +36,7 @@ import numpy as np
 
 from qasr.engine.synth import meta as meta_block
 from qasr.engine.synth import tokenizer
-from qasr.engine.synth.shapes import QWEN3_ALIGNER_06B, QWEN3_ASR_06B, QWEN3_ASR_17B, Architecture, TensorSpec
+from qasr.engine.synth.shapes import QWEN3_ALIGNER_06B, QWEN3_ASR_06B, QWEN3_ASR_17B, Architecture, TensorSpec, official
 from qasr.engine.synth.writer import CHUNK_BYTES, PROGRESS_KEY, SynthResult
 from qasr.errors import ModelFileError, UsageError
 from qasr.fileio import atomic_file, write_atomic
@@ -54,51 +54,12 @@ GENERATION = {"do_sample": False, "max_new_tokens": 4096}
 
 def tensors(arch: Architecture) -> list[TensorSpec]:
     """Every tensor under its official name, in the sorted order safetensors files keep, BF16."""
-    a, t = arch.audio, arch.text
-    out: list[TensorSpec] = []
-
-    def add(name: str, dims: tuple[int, ...], init: str = "weight") -> None:
-        kind = {1: "bias" if name.endswith(".bias") else "norm"}.get(len(dims), init)
-        out.append(TensorSpec(name, dims, BF16, kind))
-
-    c, at = a.downsample_hidden, "thinker.audio_tower."
-    for i, cin in ((1, 1), (2, c), (3, c)):
-        add(f"{at}conv2d{i}.weight", (c, cin, 3, 3))
-        add(f"{at}conv2d{i}.bias", (c,))
-    add(f"{at}conv_out.weight", (a.d_model, c * a.conv_freq))
-    for i in range(a.layers):
-        p = f"{at}layers.{i}."
-        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            add(p + f"self_attn.{proj}.weight", (a.d_model, a.d_model))
-            add(p + f"self_attn.{proj}.bias", (a.d_model,))
-        for norm in ("self_attn_layer_norm", "final_layer_norm"):
-            add(p + f"{norm}.weight", (a.d_model,))
-            add(p + f"{norm}.bias", (a.d_model,))
-        add(p + "fc1.weight", (a.ffn, a.d_model))
-        add(p + "fc1.bias", (a.ffn,))
-        add(p + "fc2.weight", (a.d_model, a.ffn))
-        add(p + "fc2.bias", (a.d_model,))
-    for name, dims in (("ln_post.weight", (a.d_model,)), ("ln_post.bias", (a.d_model,)), ("proj1.weight", (a.d_model, a.d_model)),
-                       ("proj1.bias", (a.d_model,)), ("proj2.weight", (a.output_dim, a.d_model)), ("proj2.bias", (a.output_dim,))):
-        add(at + name, dims)  # type: ignore[arg-type]
-    h, q, kv = t.hidden, t.heads * t.head_dim, t.kv_heads * t.head_dim
-    add("thinker.model.embed_tokens.weight", (t.vocab_size, h), "embedding")
-    for i in range(t.layers):
-        p = f"thinker.model.layers.{i}."
-        for name, dims in (("input_layernorm.weight", (h,)), ("post_attention_layernorm.weight", (h,)),
-                           ("self_attn.q_proj.weight", (q, h)), ("self_attn.k_proj.weight", (kv, h)),
-                           ("self_attn.v_proj.weight", (kv, h)), ("self_attn.o_proj.weight", (h, q)),
-                           ("self_attn.q_norm.weight", (t.head_dim,)), ("self_attn.k_norm.weight", (t.head_dim,)),
-                           ("mlp.gate_proj.weight", (t.intermediate, h)), ("mlp.up_proj.weight", (t.intermediate, h)),
-                           ("mlp.down_proj.weight", (h, t.intermediate))):
-            add(p + name, dims)  # type: ignore[arg-type]
-    add("thinker.model.norm.weight", (h,))
-    add("thinker.lm_head.weight", (arch.head_rows, h), "head")
-    return sorted(out, key=lambda s: s.name)
+    return sorted((TensorSpec(name, dims, BF16, init) for name, dims, init in official(arch)), key=lambda s: s.name)
 
 
-def shards(specs: list[TensorSpec], limit: int = MAX_SHARD_BYTES) -> list[list[TensorSpec]]:
-    """Tensors in order, a new shard whenever the next one would pass ``limit`` bytes."""
+def shards(specs: list[TensorSpec], limit: int | None = None) -> list[list[TensorSpec]]:
+    """Tensors in order, a new shard whenever the next one would pass ``limit`` bytes (`MAX_SHARD_BYTES`)."""
+    limit = MAX_SHARD_BYTES if limit is None else limit
     out: list[list[TensorSpec]] = [[]]
     size = 0
     for s in specs:
