@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import SHARED_DATA, run_qasr, sine
+from conftest import SHARED_DATA, engine_child, real_engine, requires_real_engine, run_qasr, sine
 
 from qasr.engine.synth import TINY_ALIGNER, TINY_ASR, write_model
 from qasr.engine.synth.gguf import write_gguf
@@ -98,7 +98,12 @@ def test_the_provider_interface(gguf: Path, tone: Path) -> None:
         assert d["format"] == "gguf" and d["synthetic"] is True and d["streams_tokens"] is False and "crispasr 0.8" in d["engine"]
         own = status_bytes("VmHWM")
         assert provider.peak_rss_bytes() > 0 and chain.peak_rss_of(provider) >= max(own or 0, provider.peak_rss_bytes())
-        pid = provider.engine.child.pid  # type: ignore[union-attr]
+        samples = soundfile.read(str(tone), dtype="float32")[0]
+        assert provider.call(samples, max_tokens=2)["tokens"] == 2 and provider.call(samples)["tokens"] == 6  # this call only
+        engine = provider.engine
+        assert engine is not None and engine.ask("close")["kind"] == "closed"  # load/close cycles in one engine process
+        assert engine.ask("open", model=str(gguf), threads=1, max_tokens=3)["kind"] == "opened" and provider.call(samples)["tokens"] == 3
+        pid = engine.child.pid
     finally:
         provider.close()
         provider.close()
@@ -223,6 +228,34 @@ def test_the_server_takes_crispasr(gguf: Path, tone: Path) -> None:
         assert result.text == direct.transcribe(tone).text and result.duration == pytest.approx(2.0)  # the same engine's words
     finally:
         direct.close()
+
+
+@requires_crispasr
+@requires_real_engine
+@pytest.mark.real_engine
+@pytest.mark.parametrize("first", ["chatllm", "crispasr"])
+def test_crispasr_and_libchatllm_cannot_share_a_process(gguf: Path, first: str) -> None:
+    """Why the provider runs CrispASR in a process of its own: the two ggml copies break each other."""
+    lib, model = real_engine()  # type: ignore[misc]
+    r = engine_child(f"""
+        import os, numpy as np
+        def chat():
+            from qasr.engine.model import Model
+            print("chatllm:", "".join(Model({str(model)!r}, threads=1).transcribe_raw(np.full(16000, 0.01, np.float32), max_tokens=4)))
+        def crisp():
+            import crispasr
+            s = crispasr.Session({str(gguf)!r}, n_threads=1)
+            s.set_max_new_tokens(2)
+            print("crispasr:", s.transcribe(np.full(16000, 0.01, np.float32))[0].text)
+        try:
+            for step in ((chat, crisp) if {first!r} == "chatllm" else (crisp, chat)):
+                step()
+        except BaseException as exc:
+            print("FAILED:", exc)
+        os._exit(0)
+    """)
+    assert r.returncode == 0 and f"{first}:" in r.stdout, r.stdout + r.stderr
+    assert "FAILED:" in r.stdout and "undefined symbol: ggml_" in r.stdout  # the second engine cannot load
 
 
 # -- with the scripted stand-in ----------------------------------------------------------------------

@@ -227,6 +227,7 @@ class CrispAsrProvider:
         if self.aligner is not None:
             os.symlink(os.path.abspath(self.aligner.path), workdir / ALIGNER_LINK)
         self.startup_seconds = time.perf_counter() - t0
+        self.opened = opened  # load time, and the engine process's RSS and peak right after the load
         self.backend = str(opened.get("backend", ""))
         self._load = LoadTimeOnce(float(opened["load_seconds"]))
 
@@ -246,10 +247,11 @@ class CrispAsrProvider:
     def transcribe(self, audio: object) -> TranscriptionResult:
         return self.stream(audio).run()
 
-    def call(self, samples: np.ndarray) -> dict[str, Any]:
-        """One engine call on 16 kHz samples: CrispASR's text, token count and time (in the child)."""
+    def call(self, samples: np.ndarray, max_tokens: int | None = None) -> dict[str, Any]:
+        """One engine call on 16 kHz samples: CrispASR's text, token count and time (in the child);
+        ``max_tokens`` caps this call only (the benchmark's one-token run)."""
         engine = self._loaded()
-        return engine.ask("transcribe", pcm=engine.pcm(samples), language=self.settings.language)
+        return engine.ask("transcribe", pcm=engine.pcm(samples), language=self.settings.language, max_tokens=max_tokens)
 
     def align(self, samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
         """(word, start, end) for ``text`` (words separated by spaces) over ``samples``, from the aligner."""

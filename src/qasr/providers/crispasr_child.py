@@ -1,16 +1,20 @@
 """``python -m qasr.providers.crispasr_child``: CrispASR's library in a process of its own.
 
 Why a process of its own: the ``crispasr`` wheel bundles its ggml under the sonames libchatllm's and
-pysilero's ggml also use (``libggml-base.so.0``, ``libggml.so.0``, ``libggml-cpu.so.0``); two such
-copies in one process break each other (measured for libchatllm and pysilero, `qasr.audio.silero`).
-And CrispASR aborts the whole process on some bad inputs (a ggml assert: an aligner whose vocabulary
+pysilero's ggml also use (``libggml-base.so.0``, ``libggml.so.0``, ``libggml-cpu.so.0``), and the
+copies do not coexist. Measured with crispasr 0.8.45 and upstream chatllm.cpp 4a4310e in one
+process: with libchatllm loaded first, ``libcrispasr.so`` fails to load (``undefined symbol:
+ggml_prec_set_acc``); with CrispASR loaded first, libchatllm fails (``undefined symbol:
+ggml_backend_sched_dump_dot``); tests/test_crispasr.py pins both. And CrispASR aborts the whole process on some bad inputs (a ggml assert: an aligner whose vocabulary
 lacks the timestamp token id 151705 dies in ``ggml_get_rows``), which here costs a child, never the
 caller.
 
 One channel, JSON lines with a ``kind`` key. In on stdin: ``open`` (model, threads, max_tokens,
-hotwords), ``transcribe`` (a float32 file we wrote, language code), ``align`` (aligner, float32
-file, text), ``stats``. Out on the original stdout: ``ready``, ``opened``, ``result``, ``aligned``,
-``stats``, or ``error`` (``what``: missing | model | engine, and a message). File descriptor 1 is
+hotwords; an open session is closed first), ``transcribe`` (a float32 file we wrote, language code,
+optionally this call's max_tokens), ``align`` (aligner, float32 file, text), ``close`` (the
+session; the process stays), ``stats``. Out on the original stdout: ``ready``, ``opened``,
+``result``, ``aligned``, ``closed``, ``stats`` (``opened``, ``closed`` and ``stats`` carry the
+process's RSS and peak), or ``error`` (``what``: missing | model | engine, and a message). File descriptor 1 is
 pointed at stderr before the library loads, so nothing native can write into the channel.
 """
 
@@ -43,19 +47,22 @@ class _Engine:
         self.load_seconds = time.perf_counter() - t0
         self.crispasr = crispasr
         self.backend = self.session.backend
-        if request.get("max_tokens"):
-            self.session.set_max_new_tokens(int(request["max_tokens"]))
+        self.max_tokens = int(request.get("max_tokens") or 0)  # 0: CrispASR's own default (512)
+        self.session.set_max_new_tokens(self.max_tokens)
         if request.get("hotwords"):
             self.session.set_hotwords(request["hotwords"])
         self.threads = int(request["threads"])
 
     def transcribe(self, request: dict[str, Any]) -> dict[str, Any]:
         pcm = np.fromfile(request["pcm"], dtype="<f4")
+        if request.get("max_tokens"):  # this call only (a benchmark's one-token run)
+            self.session.set_max_new_tokens(int(request["max_tokens"]))
         times: list[float] = []
         self.session.set_token_callback(lambda _piece, _i: times.append(time.perf_counter()))
         t0 = time.perf_counter()
         segments = self.session.transcribe(pcm, 16000, language=request.get("language") or None)
         seconds = time.perf_counter() - t0
+        self.session.set_max_new_tokens(self.max_tokens)
         return {"seconds": seconds, "text": " ".join(s.text for s in segments).strip(), "tokens": len(times),
                 "first_token_after": times[0] - t0 if times else None, "last_token_after": times[-1] - t0 if times else None}
 
@@ -86,8 +93,15 @@ def serve(channel: IO[str]) -> int:
         kind = request.get("kind")
         try:
             if kind == "open":
+                if engine is not None:
+                    engine.session.close()
                 engine = _Engine(crispasr, request)
                 _emit(channel, "opened", load_seconds=engine.load_seconds, backend=engine.backend, **_stats())
+            elif kind == "close":  # the session goes, the process stays: load/close cycles in one process
+                if engine is not None:
+                    engine.session.close()
+                engine = None
+                _emit(channel, "closed", **_stats())
             elif kind == "stats":
                 _emit(channel, "stats", **_stats())
             elif engine is None:
