@@ -24,8 +24,10 @@ Engines (each run is one fresh process; a missing one is a row that says why):
 
 Per row: load time, RSS after load, TTFT, decode tokens/s, RTF (the call's wall time over the audio
 time, load excluded; main: its whole run, load included), peak RSS, and the ratio of the RTF and
-peak to ``chatllm-qasr``'s. ``load avg`` is /proc/loadavg's 1-minute figure when the row started:
-this machine is shared, so read every figure with it. Synthetic models decode exactly ``--tokens``
+peak to the median of ``chatllm-qasr``'s repeats. ``load avg`` is /proc/loadavg's 1-minute figure when the row started
+and ``busy`` (in the JSON lines) the machine's runnable threads during it, ours included
+(`bench_scale.Busy`); ``--wait-quiet S`` waits up to S seconds for an idle machine before each run.
+This machine is shared: read every figure with them. Synthetic models decode exactly ``--tokens``
 tokens on every engine that takes a cap. The audio is the clip repeated to each duration, with no
 forced language (every engine gets the same prompt: the system turn empty).
 """
@@ -36,13 +38,14 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import clip, find_main, resolve, run_main, warm_page_cache  # noqa: E402
+from bench_scale import Busy, clip, find_main, resolve, run_main, wait_quiet, warm_page_cache  # noqa: E402
 
 MIB = 1 << 20
 
@@ -159,11 +162,14 @@ def rows_for(args: argparse.Namespace, duration: float) -> list[dict[str, object
     rows: list[dict[str, object]] = []
 
     def add(engine: str, fmt: str, size: int | None, measure) -> None:  # type: ignore[no-untyped-def]
-        load = load_average()
         for _ in range(args.repeats):
-            record = {"engine": engine, "format": fmt, "file_bytes": size, "audio_seconds": duration, "threads": args.threads,
-                      "tokens_asked": args.tokens, "load_average": load, **measure()}  # fmt: skip
-            rows.append(record)
+            waited = wait_quiet(args.wait_quiet)
+            load = load_average()
+            with Busy() as busy:
+                figures = measure()
+            rows.append({"engine": engine, "format": fmt, "file_bytes": size, "audio_seconds": duration, "threads": args.threads,
+                         "tokens_asked": args.tokens, "load_average": load, "busy": busy.mean, "waited_seconds": waited,
+                         **figures})  # fmt: skip
 
     chat = resolve(args.chatllm_model, 0)
     add("chatllm-qasr", "ggmm q4_0", chat.stat().st_size, lambda: run_child("chatllm", chat, args.audio, duration, args.threads, args.tokens))
@@ -183,13 +189,16 @@ def rows_for(args: argparse.Namespace, duration: float) -> list[dict[str, object
     else:
         rows.append({"engine": "qwen-asr", "audio_seconds": duration, "error": "not built (--qwen-asr PROGRAM --hf-dir DIR)"})
     rows.append({"engine": "llama.cpp-mtmd", "audio_seconds": duration, "error": "not run here (docs/engines.md)"})
-    base = next((r for r in rows if r["engine"] == "chatllm-qasr" and "error" not in r), None)
     for r in rows:
         if "call_seconds" in r:
             r["rtf"] = float(r["call_seconds"]) / duration  # type: ignore[arg-type]
-        if base and "rtf" in r:
-            r["rtf_ratio"] = r["rtf"] / base["rtf"]  # type: ignore[operator]
-            r["peak_ratio"] = r["peak_rss"] / base["peak_rss"] if r.get("peak_rss") and base.get("peak_rss") else None  # type: ignore[operator]
+    base = [r for r in rows if r["engine"] == "chatllm-qasr" and "rtf" in r]
+    if base:  # against the median of chatllm.cpp-through-qasr's repeats
+        rtf, peak = statistics.median(r["rtf"] for r in base), statistics.median(r.get("peak_rss") or 0 for r in base)  # type: ignore[misc]
+        for r in rows:
+            if "rtf" in r:
+                r["rtf_ratio"] = r["rtf"] / rtf  # type: ignore[operator]
+                r["peak_ratio"] = r["peak_rss"] / peak if r.get("peak_rss") and peak else None  # type: ignore[operator]
     return rows
 
 
@@ -213,6 +222,7 @@ def main() -> None:
     parser.add_argument("--qwen-asr", default="/opt/engines/qwen-asr/qwen_asr")
     parser.add_argument("--main")
     parser.add_argument("--jsonl")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds before each run for an idle machine")
     args = parser.parse_args()
     if args.child:
         record = (child_chatllm if args.child == "chatllm" else child_crispasr)(args)
@@ -224,7 +234,7 @@ def main() -> None:
     print(f"# {args.tokens} tokens per call, {args.threads} threads, audio {args.audio} repeated; load average at each row "
           "(a shared machine: figures taken under load)")
     print(f"{'engine':15} {'audio_s':>7} {'load_s':>7} {'rss_load':>8} {'ttft_s':>7} {'dec_t/s':>7} {'rtf':>6} {'peak_MiB':>8} "
-          f"{'rtf_x':>6} {'peak_x':>6} {'loadavg':>7}")
+          f"{'rtf_x':>6} {'peak_x':>6} {'loadavg':>7} {'busy':>5}")
     out = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     for duration in (float(d) for d in args.durations.split(",")):
         for r in rows_for(args, duration):
@@ -238,7 +248,7 @@ def main() -> None:
             print(f"{r['engine']:15} {duration:7.0f} {cell(r.get('load_seconds'), '7.2f')} {cell(rss / MIB if rss else None, '8.1f')} "  # type: ignore[operator]
                   f"{cell(r.get('ttft_seconds'), '7.2f')} {cell(r.get('decode_tokens_per_second'), '7.2f')} {cell(r.get('rtf'), '6.2f')} "
                   f"{cell(r['peak_rss'] / MIB if r.get('peak_rss') else None, '8.1f')} {cell(r.get('rtf_ratio'), '6.2f')} "  # type: ignore[operator]
-                  f"{cell(r.get('peak_ratio'), '6.2f')} {cell(r.get('load_average'), '7.2f')}", flush=True)
+                  f"{cell(r.get('peak_ratio'), '6.2f')} {cell(r.get('load_average'), '7.2f')} {cell(r.get('busy'), '5.1f')}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,19 @@ import dataclasses
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from conftest import SHARED_DATA, engine_child, real_engine, requires_real_engine, run_qasr, sine
+from conftest import ROOT, SHARED_DATA, double_env, engine_child, real_engine, requires_real_engine, run_qasr, sine
 
 from qasr.engine.synth import TINY_ALIGNER, TINY_ASR, write_model
 from qasr.engine.synth.gguf import write_gguf
-from qasr.pipeline.align import unit_spans
 from qasr.errors import AudioError, EngineError, EngineNotFound, ModelFileError, QasrError, UsageError
+from qasr.pipeline.align import unit_spans
 from qasr.processes import status_bytes
 from qasr.providers import ProviderOptions, make_provider
 from qasr.providers import chain
@@ -104,6 +106,7 @@ def test_the_provider_interface(gguf: Path, tone: Path) -> None:
         assert engine is not None and engine.ask("close")["kind"] == "closed"  # load/close cycles in one engine process
         assert engine.ask("open", model=str(gguf), threads=1, max_tokens=3)["kind"] == "opened" and provider.call(samples)["tokens"] == 3
         pid = engine.child.pid
+        assert provider.engine_pid == pid and Path(f"/proc/{pid}/status").read_text().count("VmRSS") == 1
     finally:
         provider.close()
         provider.close()
@@ -365,3 +368,34 @@ def test_no_speech_in_long_audio_is_an_audio_error(fake, gguf: Path, tmp_path: P
     finally:
         provider.close()
     assert fake("transcribe") == []
+
+
+@requires_crispasr
+def test_bench_engines_rows(double_lib: Path, asr_model_file: Path, gguf: Path, tmp_path: Path) -> None:
+    """benchmarks/bench_engines.py end to end on small models: the test double as chatllm.cpp, CrispASR on
+    the tiny GGUF, and a stand-in for antirez's program that prints its timing lines."""
+    program = tmp_path / "qwen_asr"
+    program.write_text("#!/bin/sh\necho 'Model loaded.' >&2\necho '  Mel: 100 frames (10 ms)' >&2\n"
+                       "echo '  Encoder: 13 tokens (200 ms)' >&2\necho '  Prefill: 20 tokens (300 ms)' >&2\n"
+                       "echo \"  Decode: $QWEN_ASR_MAX_TOKENS tokens (400 ms, 100.0 ms/token)\" >&2\n")  # fmt: skip
+    program.chmod(0o755)
+    out = tmp_path / "rows.jsonl"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_engines.py"), "--chatllm-model", str(asr_model_file),
+                        "--crispasr-model", str(gguf), "--audio", str(_wav(tmp_path)),
+                        "--durations", "2", "--tokens", "4", "--threads", "1", "--hf-dir", str(tmp_path), "--qwen-asr", str(program),
+                        "--jsonl", str(out)], capture_output=True, text=True, env=double_env(double_lib), timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = {row["engine"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert rows["chatllm-qasr"]["rtf_ratio"] == 1.0 and rows["chatllm-qasr"]["ttft_how"].startswith("measured")
+    crisp = rows["crispasr-qasr"]
+    assert crisp["tokens"] == 4 and crisp["ttft_how"].startswith("derived") and crisp["peak_rss"] > 0 and crisp["rss_after_load"] > 0
+    qwen = rows["qwen-asr"]
+    assert qwen["tokens"] == 4 and qwen["capped"] and qwen["ttft_seconds"] == pytest.approx(0.61) and qwen["decode_tokens_per_second"] == 10.0
+    assert "error" in rows["crispasr-cli"] and "error" in rows["llama.cpp-mtmd"]
+    assert all(row["load_average"] >= 0 for row in rows.values() if "rtf" in row)
+
+
+def _wav(tmp_path: Path) -> Path:
+    path = tmp_path / "speech.wav"
+    soundfile.write(str(path), sine(1.0), 16_000)
+    return path

@@ -259,6 +259,11 @@ class CrispAsrProvider:
         found = engine.ask("align", aligner=str(engine.workdir / ALIGNER_LINK), pcm=engine.pcm(samples), text=text)
         return [(str(w), float(a), float(b)) for w, a, b in found["words"]]
 
+    @property
+    def engine_pid(self) -> int | None:
+        """The process CrispASR's memory lives in (what a memory sampler should read), None once closed."""
+        return self.engine.child.pid if self.engine is not None else None
+
     def peak_rss_bytes(self) -> int:
         """The engine process's peak resident set (where the model lives), 0 once closed."""
         if self.engine is None:
