@@ -34,6 +34,7 @@ import collections
 import importlib.util
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -157,13 +158,17 @@ class _Engine:
         if importlib.util.find_spec("crispasr") is None:
             raise EngineNotFound(f"{NAME}: the crispasr package is not installed: {INSTALL_HINT}")
         self.workdir = workdir
-        self.child = Child("qasr.providers.crispasr_child", [], log=workdir / "crispasr.log", stdout="pipe", stdin=True)
+        # GGML_NO_BACKTRACE: on an abort ggml would attach gdb and print a backtrace: seconds, and a log
+        # whose last line says nothing; without it the assert's own line is what the error quotes.
+        env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
+        self.child = Child("qasr.providers.crispasr_child", [], log=workdir / "crispasr.log", env=env, stdout="pipe", stdin=True)
         self.version = str(self._read().get("version", "?"))
 
     def _fail(self, what: str) -> EngineError:
         self.child.stop(grace=1.0, wait_first=1.0)
         tail = [line for line in self.child.stderr_tail(40) if line.strip()]
-        last = tail[-1] if tail else "no message"
+        telling = [line for line in tail if re.search(r"GGML_ASSERT|error|failed|abort", line, re.I)]
+        last = (telling or tail or ["no message"])[-1].strip()
         return EngineError(f"{NAME}: the engine process {what} ({self.child.exit_reason()}): {last}", "\n".join(tail))
 
     def _read(self) -> dict[str, Any]:
@@ -268,7 +273,10 @@ class CrispAsrProvider:
         """The engine process's peak resident set (where the model lives), 0 once closed."""
         if self.engine is None:
             return 0
-        return max(int(self.engine.ask("stats")["peak_rss_bytes"]), self.engine.child.peak)
+        try:
+            return max(int(self.engine.ask("stats")["peak_rss_bytes"]), self.engine.child.peak)
+        except QasrError:  # the engine process is gone: what was seen of it while it ran
+            return self.engine.child.peak
 
     def describe(self) -> dict[str, Any]:
         engine = self._loaded()
