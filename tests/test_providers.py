@@ -185,8 +185,10 @@ class _Fake:
 
 
 def _fakes(monkeypatch: pytest.MonkeyPatch, **failures: QasrError | None) -> None:
+    """Fake providers; ``auto`` walks just these two (tests/test_crispasr.py covers the default order with crispasr)."""
     table = {name.replace("_", "-"): _Fake(name.replace("_", "-"), exc) for name, exc in failures.items()}
     monkeypatch.setattr(chain, "provider_class", lambda name: table[name])
+    monkeypatch.setattr(chain, "DEFAULT_ORDER", ("qwen3-chatllm", "faster-whisper"))
 
 
 @pytest.mark.parametrize(
@@ -243,7 +245,7 @@ def test_specs_are_checked() -> None:
     assert parse_spec(None) == (["qwen3-chatllm"], False)
     assert parse_spec("auto:faster-whisper") == (["faster-whisper"], True)
     for bad in ("whisper", "auto:qwen", "auto:"):
-        with pytest.raises(UsageError, match="qwen3-chatllm, faster-whisper"):
+        with pytest.raises(UsageError, match="qwen3-chatllm, crispasr, faster-whisper"):
             parse_spec(bad)
     assert providers_for("auto", ("qwen3-chatllm",)) == (["qwen3-chatllm"], True)
     with pytest.raises(UsageError, match="cannot serve this command, which needs qwen3-chatllm: because"):
@@ -280,8 +282,10 @@ def test_cli_auto_falls_back_saying_why_in_one_line(double_lib: Path, asr_model_
                  double_env(double_lib, **env_knobs))  # fmt: skip
     assert r.returncode == 0, r.stderr
     warnings = [line for line in r.stderr.splitlines() if line.startswith("qasr: warning:")]
-    assert len(warnings) == 1 and f"qwen3-chatllm unavailable ({reason}" in warnings[0], r.stderr
-    assert warnings[0].endswith("falling back to faster-whisper")
+    # the default order goes through crispasr, which has no GGUF model here: one line per provider skipped
+    assert len(warnings) == 2 and f"qwen3-chatllm unavailable ({reason}" in warnings[0], r.stderr
+    assert warnings[0].endswith("falling back to crispasr") and "crispasr unavailable (model file missing or corrupt" in warnings[1]
+    assert warnings[1].endswith("falling back to faster-whisper")
     assert json.loads(r.stdout)["provider"] == "faster-whisper" and json.loads(r.stdout)["text"] == TEXT
 
 

@@ -43,7 +43,7 @@ def test_entries_are_consistent() -> None:
     names = registry.names()
     assert len(names) == len(set(names)) == len({m.filename for m in registry.MODELS})
     for m in registry.MODELS:
-        assert m.filename.endswith(".bin") and m.urls and all(u.startswith("https://") for u in m.urls)
+        assert m.filename.endswith({"ggmm": ".bin", "gguf": ".gguf"}[m.file_format]) and m.urls and all(u.startswith("https://") for u in m.urls)
         assert m.kind is (ModelKind.ALIGNER if "aligner" in m.name else ModelKind.ASR)
         assert m.name.endswith(m.quantization) and m.parameters in m.name.upper()
     assert {k: registry.get(v).kind for k, v in registry.DEFAULTS.items()} == {ModelKind.ASR: ModelKind.ASR, ModelKind.ALIGNER: ModelKind.ALIGNER}

@@ -289,10 +289,20 @@ def test_cli_synth_refuses_one_line(args: list[str], words: str, tmp_path: Path)
 
 
 def test_catalog_names_and_paths(tmp_path: Path) -> None:
-    assert "qwen3-aligner-0.6b-f16" not in catalog.names() and len(catalog.names()) == 6
+    names = catalog.names()
+    assert "qwen3-aligner-0.6b-f16" not in names  # chatllm.cpp f16: not a type our ggmm writer makes
+    chatllm = [n for n in names if (m := registry.find(n)) is not None and m.file_format == "ggmm"]
+    assert len(chatllm) == 6 and "crispasr-qwen3-asr-0.6b-f16" in names and "qwen3-asr-1.7b-hf" in names
     model, arch, dtype = catalog.resolve("qwen3-asr-1.7b-q8_0")
     assert arch is QWEN3_ASR_17B and dtype == "q8_0"
     assert catalog.default_path(model, tmp_path) == tmp_path / "qwen3-asr-1.7b-q8_0.synthetic.bin"
+    gguf, arch, dtype = catalog.resolve("crispasr-qwen3-asr-1.7b-q4_k")
+    assert arch is QWEN3_ASR_17B and dtype == "q4_k"
+    assert catalog.default_path(gguf, tmp_path) == tmp_path / "crispasr-qwen3-asr-1.7b-q4_k.synthetic.gguf"
+    hf, arch, dtype = catalog.resolve("qwen3-asr-1.7b-hf")
+    assert arch is QWEN3_ASR_17B and dtype == "bf16" and catalog.default_path(hf, tmp_path) == tmp_path / "qwen3-asr-1.7b-hf.synthetic"
+    with pytest.raises(UsageError):
+        catalog.stand_in("crispasr-qwen3-asr-0.6b-q4_k", tmp_path)  # stand-ins are chatllm.cpp files
     with pytest.raises(UsageError):
         write_model(TINY_ASR, tmp_path / "t.bin", dtype="f16")
 

@@ -40,9 +40,8 @@ class Job:
 def run(job: Job) -> int:
     from qasr.channel import Sender
     from qasr.errors import QasrError, to_record
-    from qasr.processes import peak_rss_bytes
     from qasr.providers import failure_reason
-    from qasr.providers.chain import provider_class
+    from qasr.providers.chain import peak_rss_of, provider_class
 
     out = Sender.for_stdout()
     try:
@@ -60,7 +59,7 @@ def run(job: Job) -> int:
         f = result.figures
         out.send("file", source=path, text=result.text, language=result.language, audio_seconds=f.audio_seconds,
                  inference_seconds=f.inference_seconds, ttft_seconds=f.ttft_seconds, rtf=f.rtf)  # fmt: skip
-    out.send("done", peak_rss_bytes=peak_rss_bytes())
+    out.send("done", peak_rss_bytes=peak_rss_of(provider))  # the engine process's too, for crispasr
     return 0
 
 

@@ -134,10 +134,12 @@ def pull(
 
 @app.command("synth")
 def synth(
-    name: str = typer.Argument(..., help="A registry name with q4_0 or q8_0 weights, e.g. qwen3-asr-0.6b-q4_0.",
-                               show_default=False),
+    name: str = typer.Argument(..., help="What to write: a chatllm.cpp registry name (qwen3-asr-0.6b-q4_0), a CrispASR "
+                               "one for a GGUF (crispasr-qwen3-asr-0.6b-q4_k), or a BF16 safetensors checkpoint "
+                               "(qwen3-asr-0.6b-hf, qwen3-asr-1.7b-hf, qwen3-aligner-0.6b-hf).", show_default=False),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Where to write (default: MODELS_DIR/NAME.synthetic.bin)."),
+                                          help="Where to write (default: MODELS_DIR/NAME.synthetic.bin, .synthetic.gguf, "
+                                               "or the directory NAME.synthetic for a checkpoint)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same bytes."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir", help=_DIR_HELP),
@@ -147,10 +149,10 @@ def synth(
 
     Its transcripts are meaningless and it never stops decoding by itself (cap it with max tokens).
     The file is marked synthetic in its metadata and name; models list and doctor label it.
+    The format follows the name: chatllm.cpp's, GGUF (CrispASR), or the official BF16 safetensors.
     Exit codes: 0 ok, 2 unknown name, unsupported quantization, or an existing file without --force.
     """
     from qasr.engine import registry
-    from qasr.engine.modelfile import inspect_model_file
     from qasr.engine.synth import catalog
     from qasr.errors import UsageError
     from qasr.lab.units import format_bytes
@@ -162,9 +164,9 @@ def synth(
     if path.exists() and not force:
         raise UsageError(f"{path} exists; use --force to replace it")
     result = catalog.write(model.name, path, seed=seed, progress=make_progress(None, "bytes"))
-    info = inspect_model_file(result.path)  # what every later command will see
+    header = catalog.inspect(result.path, model)  # what every later command will see
     if as_json:
-        print(json.dumps({**result.to_dict(), "name": model.name, "header": info.to_dict()}, indent=2))
+        print(json.dumps({**result.to_dict(), "name": model.name, "format": model.file_format, "header": header}, indent=2))
         return
     print(f"{model.name}: SYNTHETIC {arch.name} {dtype}, {format_bytes(result.file_bytes, binary=False)}, "
           f"{result.parameters:,} parameters, seed {seed}, in {result.seconds:.1f} s", file=sys.stderr)

@@ -53,7 +53,15 @@ def serve(
         upload_limit = parse_size(max_upload)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    asr = model_file(model, ModelKind.ASR) if model else None
+    if provider == "crispasr":  # a GGUF file, checked the same way before a worker starts
+        from qasr.engine.gguf import inspect_gguf, require_qwen3
+        from qasr.engine.registry import resolve_model
+
+        if aligner:
+            raise UsageError("the server gives word times with --provider qwen3-chatllm only (qasr transcribe --provider crispasr takes --aligner)")
+        crisp = require_qwen3(inspect_gguf(resolve_model(model)), ModelKind.ASR) if model else None
+        model = str(crisp.path) if crisp else None
+    asr = model_file(model, ModelKind.ASR) if model and provider != "crispasr" else None
     if asr is None and provider == "qwen3-chatllm":
         raise UsageError("give a model: --model FILE (or QASR_MODEL), or --provider faster-whisper --whisper-model DIR")
     warn_if_synthetic(asr, max_tokens)
@@ -65,7 +73,7 @@ def serve(
         # slower (measured: 2 workers x 2 threads on 2 cores served 1.8 requests/s, p50 2 s).
         threads = max(1, (os.cpu_count() or 1) // workers)
     # The one engine spec every worker receives (as JSON), with the files resolved once here.
-    spec = engine_spec(provider=provider, model=str(asr.path) if asr else None, aligner=str(aligner_path) if aligner_path else None,
+    spec = engine_spec(provider=provider, model=str(asr.path) if asr else model, aligner=str(aligner_path) if aligner_path else None,
                        language=language, threads=threads, max_length=max_length, max_tokens=max_tokens, engine=engine,
                        whisper_model=whisper_model)  # fmt: skip
 

@@ -56,8 +56,8 @@ def transcribe(
 
     from qasr.providers import make_provider
 
-    if aligner is not None and provider != "qwen3-chatllm":
-        raise UsageError("--aligner (word times from the ForcedAligner) works with --provider qwen3-chatllm only")
+    if aligner is not None and provider not in ("qwen3-chatllm", "crispasr"):
+        raise UsageError("--aligner (word times from the ForcedAligner) works with --provider qwen3-chatllm or crispasr only")
     spec = engine_spec(provider=provider, model=model, aligner=aligner, engine=engine, threads=threads, max_length=max_length,
                        max_tokens=max_tokens, language=language, whisper_model=whisper_model)  # fmt: skip
     _run(make_provider(spec, calls), files, fmt=fmt, stream=stream, output_dir=output_dir)
@@ -69,8 +69,8 @@ def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output
 
     from qasr.cli.output import dumps, emit, render, write_record
     from qasr.pipeline.batch import FileDone, FileFailed, TextDelta, run_streams
-    from qasr.processes import peak_rss_bytes
     from qasr.progress import make_progress
+    from qasr.providers.chain import peak_rss_of
 
     many = len(files) > 1
     records: list[dict[str, object]] = []
@@ -98,7 +98,7 @@ def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output
                 if not many:
                     raise typer.Exit(event.error.exit_code)
             else:
-                record = _record(event, peak_rss_bytes(), provider.name)
+                record = _record(event, peak_rss_of(provider), provider.name)
                 if stream and fmt is OutputFormat.txt:
                     _finish_live_text(event, many, event.source in opened)
             if output_dir is not None and "error" not in record:

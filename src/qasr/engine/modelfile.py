@@ -22,6 +22,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 from qasr.errors import ModelFileError, warn_on_stderr
 
@@ -199,11 +200,9 @@ def _is_synthetic(meta: dict, path: Path) -> bool:
     return (isinstance(mark, dict) and bool(mark.get("synthetic"))) or path.name.endswith(SYNTHETIC_SUFFIX)
 
 
-def inspect_model_file(path: str | os.PathLike[str]) -> ModelFileInfo:
-    """Parse and verify a model file's header and tensor table; raise `ModelFileError` if it is bad.
-
-    Reads only headers (a few KB plus one small record per tensor), never the weights.
-    """
+def open_model_file(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO, int]:
+    """(path, open binary file, size): the checks every model format starts with (it exists, is a
+    file, opens, is not empty), each a `ModelFileError` naming the path."""
     p = Path(path)
     if not p.exists():
         raise ModelFileError(f"model file not found: {p}")
@@ -213,10 +212,20 @@ def inspect_model_file(path: str | os.PathLike[str]) -> ModelFileInfo:
         f = p.open("rb")
     except OSError as exc:
         raise ModelFileError(f"cannot open model file ({exc.strerror}): {p}") from None
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        f.close()
+        raise ModelFileError(f"model file is empty: {p}")
+    return p, f, size
+
+
+def inspect_model_file(path: str | os.PathLike[str]) -> ModelFileInfo:
+    """Parse and verify a model file's header and tensor table; raise `ModelFileError` if it is bad.
+
+    Reads only headers (a few KB plus one small record per tensor), never the weights.
+    """
+    p, f, size = open_model_file(path)
     with f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            raise ModelFileError(f"model file is empty: {p}")
         head = f.read(_HEADER.size)
         if head[:4] != GGMM_MAGIC:
             if head[:4] == b"GGUF":

@@ -1,9 +1,13 @@
-"""The published chatllm.cpp Qwen3-ASR / ForcedAligner files, where they live locally, and their state.
+"""The published Qwen3-ASR / ForcedAligner files (chatllm.cpp's and CrispASR's GGUF), where they live locally, and their state.
 
 Users should not have to know that chatllm.cpp's store spells the aligner ``qwen3-focedaligner`` (sic),
 that its q8_0 files carry no quantization suffix, or that the q4_0 conversions live on Hugging Face:
 each published file gets a short registry name (``qwen3-asr-0.6b-q4_0``) and is saved under the
 store's own file name in the models directory (``./models``, or ``QASR_MODELS_DIR``).
+
+CrispASR's GGUF files (``crispasr-...`` names, ``--provider crispasr``) are the ones its own registry
+(``crispasr.registry_lookup``) and model cards list on Hugging Face (``cstr/qwen3-asr-0.6b-GGUF``...);
+their cards give sizes to a few MB only, so they are recorded on first download like the q4_0 files.
 
 Sizes come from chatllm.cpp's ``scripts/models.json`` where it lists them. For the q4_0 files only
 an approximate size is known, so the first successful download (checked by header) records the exact
@@ -20,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from qasr.engine.gguf import SYNTHETIC_SUFFIX as GGUF_SYNTHETIC_SUFFIX
+from qasr.engine.gguf import GgufInfo, inspect_gguf, require_qwen3
 from qasr.engine.modelfile import SYNTHETIC_SUFFIX, ModelFileInfo, ModelKind, inspect_model_file, require_kind
 from qasr.errors import ModelFileError, UsageError
 
@@ -35,6 +41,9 @@ _MODELSCOPE = "https://modelscope.cn/api/v1/models/judd2024/chatllm_quantized_qw
 _HUGGINGFACE = "https://huggingface.co/Luigi/Qwen3-ASR-0.6B-chatllm-quantized/resolve/main/{file}"
 _STORE = "chatllm.cpp store (ModelScope judd2024/chatllm_quantized_qwen3)"
 _STUDY = "Hugging Face Luigi/Qwen3-ASR-0.6B-chatllm-quantized"
+# CrispASR's GGUF conversions (its registry: crispasr.registry_lookup("qwen3"), "qwen3-1.7b", "qwen3-forced-aligner").
+_CRISP = "https://huggingface.co/cstr/{repo}-GGUF/resolve/main/{file}"
+_CRISP_SOURCE = "Hugging Face cstr/*-GGUF (CrispASR)"
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class RegistryModel:
     source: str
     approx_size: int | None = None  # for display only, when ``size`` is unknown
     note: str = ""
+    file_format: str = "ggmm"  # ggmm (chatllm.cpp, --provider qwen3-chatllm) or gguf (CrispASR, --provider crispasr)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -64,6 +74,7 @@ class RegistryModel:
             "parameters": self.parameters,
             "source": self.source,
             "note": self.note,
+            "format": self.file_format,
         }
 
 
@@ -85,6 +96,22 @@ MODELS: tuple[RegistryModel, ...] = (
            _STORE, note="upstream spells the file 'focedaligner' (sic)"),
     _entry("qwen3-aligner-0.6b-f16", ALIGNER, "qwen3-focedaligner-0.6b-f16.bin", _MODELSCOPE, 1_840_552_064, "f16", "0.6B",
            _STORE, note="upstream spells the file 'focedaligner' (sic)"),
+)
+
+
+def _crisp(name: str, kind: ModelKind, repo: str, filename: str, quant: str, params: str, approx: int, note: str = "") -> RegistryModel:
+    url = _CRISP.format(repo=repo, file=filename)
+    return RegistryModel(name, kind, filename, (url,), None, quant, params, _CRISP_SOURCE, approx, note, "gguf")
+
+
+_REBAKE = "2026-07 rebake: audio tower kept at q8_0 (card: 631 MB; CrispASR's registry still says ~500 MB)"
+MODELS += (
+    _crisp("crispasr-qwen3-asr-0.6b-q4_k", ASR, "qwen3-asr-0.6b", "qwen3-asr-0.6b-q4_k.gguf", "q4_k", "0.6B", 631_000_000, _REBAKE),
+    _crisp("crispasr-qwen3-asr-0.6b-q8_0", ASR, "qwen3-asr-0.6b", "qwen3-asr-0.6b-q8_0.gguf", "q8_0", "0.6B", 961_000_000),
+    _crisp("crispasr-qwen3-asr-0.6b-f16", ASR, "qwen3-asr-0.6b", "qwen3-asr-0.6b.gguf", "f16", "0.6B", 1_880_000_000),
+    _crisp("crispasr-qwen3-asr-1.7b-q4_k", ASR, "qwen3-asr-1.7b", "qwen3-asr-1.7b-q4_k.gguf", "q4_k", "1.7B", 1_300_000_000),
+    _crisp("crispasr-qwen3-aligner-0.6b-q4_k", ALIGNER, "qwen3-forced-aligner-0.6b", "qwen3-forced-aligner-0.6b-q4_k.gguf",
+           "q4_k", "0.6B", 500_000_000),
 )
 DEFAULTS: dict[ModelKind, str] = {ASR: "qwen3-asr-0.6b-q4_0", ALIGNER: "qwen3-aligner-0.6b-q4_0"}
 
@@ -197,7 +224,11 @@ class LocalState:
 def check_file(path: Path, model: RegistryModel, size: int | None) -> None:
     """Raise `ModelFileError` unless ``path`` has a sound header, the right kind and the expected size
     (in that order: "this is a GGUF file" helps more than "wrong size")."""
-    info = require_kind(inspect_model_file(path), model.kind)
+    info: ModelFileInfo | GgufInfo
+    if model.file_format == "gguf":
+        info = require_qwen3(inspect_gguf(path), model.kind)
+    else:
+        info = require_kind(inspect_model_file(path), model.kind)
     if info.synthetic:
         raise ModelFileError(f"{path} is a SYNTHETIC model (random weights, qasr models synth), not the published {model.name}")
     if size is not None and info.file_bytes != size:
@@ -230,7 +261,7 @@ class SyntheticFile:
     """A ``*.synthetic.bin`` file in the models directory (written by ``qasr models synth``)."""
 
     path: Path
-    info: ModelFileInfo | None
+    info: ModelFileInfo | GgufInfo | None
     problem: str | None
 
     def to_dict(self) -> dict[str, object]:
@@ -239,12 +270,13 @@ class SyntheticFile:
 
 
 def synthetic_files(directory: Path | None = None) -> list[SyntheticFile]:
-    """Every synthetic model file in the models directory, checked by header (never the weights)."""
+    """Every synthetic model file (chatllm.cpp's or GGUF) in the models directory, checked by header (never the weights)."""
     directory = directory or models_dir()
     found = []
-    for path in sorted(directory.glob(f"*{SYNTHETIC_SUFFIX}")) if directory.is_dir() else []:
+    paths = sorted([*directory.glob(f"*{SYNTHETIC_SUFFIX}"), *directory.glob(f"*{GGUF_SYNTHETIC_SUFFIX}")]) if directory.is_dir() else []
+    for path in paths:
         try:
-            found.append(SyntheticFile(path, inspect_model_file(path), None))
+            found.append(SyntheticFile(path, inspect_gguf(path) if path.name.endswith(GGUF_SYNTHETIC_SUFFIX) else inspect_model_file(path), None))
         except ModelFileError as exc:
             found.append(SyntheticFile(path, None, str(exc)))
     return found

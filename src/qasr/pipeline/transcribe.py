@@ -47,20 +47,42 @@ class _Call:
     t_end: float = 0.0
 
 
-def _joint(last: str, first: str) -> str:
+def joint(last: str, first: str) -> str:
     """What goes between two segments' texts: nothing between CJK characters (or at a space), else a space."""
     if not last or not first or last.isspace() or first.isspace():
         return ""
     return "" if is_cjk(last) and is_cjk(first) else " "
 
 
-def _joined(parts: list[str]) -> str:
-    """Segment texts joined by `_joint`."""
+def joined(parts: list[str]) -> str:
+    """Segment texts joined by `joint`."""
     out = ""
     for part in (p.strip() for p in parts):
         if part:
-            out += _joint(out[-1:], part[0]) + part
+            out += joint(out[-1:], part[0]) + part
     return out
+
+
+def plan_calls(audio: Audio, max_chunk: float) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each engine call: the whole audio, or VAD chunks of at most
+    ``max_chunk`` seconds (every provider that cuts long audio cuts it here)."""
+    if audio.seconds <= max_chunk:
+        return [(0.0, audio.seconds)]
+    from qasr.audio.vad import VadOptions, find_chunks
+    from qasr.errors import AudioError
+
+    _, chunks = find_chunks(audio.samples, VadOptions(max_chunk=max(2.0, max_chunk)), isolated=True)
+    if not chunks:
+        raise AudioError(f"no speech found in {audio.source} (voice activity detection heard none in {audio.seconds:.1f} s)")
+    return [(c.start, c.end) for c in chunks]
+
+
+def call_audio(audio: Audio, start: float, end: float) -> Audio:
+    """The samples of one engine call (the audio itself when the call covers all of it)."""
+    if start == 0.0 and end == audio.seconds:
+        return audio
+    a, b = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
+    return from_array(audio.samples[a:b], SAMPLE_RATE, source=f"{audio.source}@{start:.2f}s")
 
 
 class TranscriptionStream:
@@ -122,25 +144,13 @@ class TranscriptionStream:
         return f"language {wanted}{ASR_TEXT_TAG}"
 
     def _plan(self) -> list[tuple[float, float]]:
-        """(start, end) in seconds of each engine call: the whole audio, or VAD chunks."""
-        if self.audio.seconds <= self.max_chunk:
-            return [(0.0, self.audio.seconds)]
-        from qasr.audio.vad import VadOptions, find_chunks
-        from qasr.errors import AudioError
-
-        _, chunks = find_chunks(self.audio.samples, VadOptions(max_chunk=max(2.0, self.max_chunk)), isolated=True)
-        if not chunks:
-            raise AudioError(f"no speech found in {self.audio.source} (voice activity detection heard none in {self.audio.seconds:.1f} s)")
-        return [(c.start, c.end) for c in chunks]
+        return plan_calls(self.audio, self.max_chunk)
 
     def _samples(self, start: float, end: float) -> Audio:
-        if start == 0.0 and end == self.audio.seconds:
-            return self.audio
-        a, b = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
-        return from_array(self.audio.samples[a:b], SAMPLE_RATE, source=f"{self.audio.source}@{start:.2f}s")
+        return call_audio(self.audio, start, end)
 
     def __iter__(self) -> Iterator[str]:
-        last = ""  # the last character shown, to join segments as `_joined` does
+        last = ""  # the last character shown, to join segments as `joined` does
         for start, end in self._plan():
             call = _Call(start, end)
             self._calls.append(call)
@@ -155,11 +165,11 @@ class TranscriptionStream:
                 call.chunks.append(chunk)
                 shown = view.feed(chunk)
                 if shown:
-                    yield (_joint(last, shown[0]) if opening else "") + shown
+                    yield (joint(last, shown[0]) if opening else "") + shown
                     last, opening = shown[-1], False
             tail = view.finish()
             if tail:
-                yield (_joint(last, tail[0]) if opening else "") + tail
+                yield (joint(last, tail[0]) if opening else "") + tail
                 last = tail[-1]
             call.t_end = time.perf_counter()
         self.result = self._build()
@@ -205,8 +215,8 @@ class TranscriptionStream:
         return TranscriptionResult(
             source=self.audio.source,
             language=languages[0] if languages else None,
-            text=_joined([s.text for s in segments]),
-            asr_text=_joined([s.asr_text for s in segments]),
+            text=joined([s.text for s in segments]),
+            asr_text=joined([s.asr_text for s in segments]),
             raw_text="\n".join("".join(c.chunks) for c in self._calls),
             segments=segments,
             figures=figures,

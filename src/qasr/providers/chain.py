@@ -1,7 +1,8 @@
 """Choosing a provider by name, and ``auto``: try them in order, say in one line why one was skipped.
 
-A provider spec is a name (``qwen3-chatllm``, ``faster-whisper``), ``auto`` (the order in
-``$QASR_PROVIDER_ORDER``, else `DEFAULT_ORDER`: Qwen3-ASR first, faster-whisper as the fallback), or
+A provider spec is a name (``qwen3-chatllm``, ``crispasr``, ``faster-whisper``), ``auto`` (the order
+in ``$QASR_PROVIDER_ORDER``, else `DEFAULT_ORDER`: Qwen3-ASR on chatllm.cpp first, then Qwen3-ASR on
+CrispASR, faster-whisper as the fallback), or
 ``auto:NAME,NAME`` (that order). A named provider that cannot start raises its own error; ``auto``
 moves on to the next and reports the reason through ``on_fallback`` (by default one
 ``qasr: warning:`` line on stderr), and raises `NoProviderAvailable` naming every reason if none
@@ -18,18 +19,22 @@ from qasr.errors import EngineNotFound, ModelFileError, NoProviderAvailable, Qas
 from qasr.providers.base import Provider, ProviderOptions
 from qasr.spec import CallOptions, EngineSpec
 
-QWEN, WHISPER = "qwen3-chatllm", "faster-whisper"
-PROVIDER_NAMES = (QWEN, WHISPER)
-DEFAULT_ORDER = (QWEN, WHISPER)
+QWEN, CRISPASR, WHISPER = "qwen3-chatllm", "crispasr", "faster-whisper"
+PROVIDER_NAMES = (QWEN, CRISPASR, WHISPER)
+DEFAULT_ORDER = (QWEN, CRISPASR, WHISPER)
 ORDER_ENV = "QASR_PROVIDER_ORDER"
 
 
 def provider_class(name: str) -> Callable[..., Provider]:
-    """The class behind a name, imported only when asked for (faster-whisper is an optional extra)."""
+    """The class behind a name, imported only when asked for (faster-whisper and crispasr are optional extras)."""
     if name == QWEN:
         from qasr.providers.qwen import QwenChatllmProvider
 
         return QwenChatllmProvider  # type: ignore[return-value]
+    if name == CRISPASR:
+        from qasr.providers.crispasr import CrispAsrProvider
+
+        return CrispAsrProvider  # type: ignore[return-value]
     if name == WHISPER:
         from qasr.providers.whisper import FasterWhisperProvider
 
@@ -117,3 +122,13 @@ def make_provider(
                 on_fallback(f"{name} unavailable ({failure_reason(exc)}: {exc}); falling back to {names[i + 1]}")
     reasons = "; ".join(f"{name}: {failure_reason(exc)} ({exc})" for name, exc in failures)
     raise NoProviderAvailable(f"no provider could start: {reasons}", failures[0][1].exit_code)
+
+
+def peak_rss_of(provider: object) -> int:
+    """The peak resident set behind a provider: this process's, or its engine process's when it runs
+    one (``crispasr``), whichever is larger. What a figure called peak RSS reports."""
+    from qasr.processes import peak_rss_bytes
+
+    own = peak_rss_bytes()
+    engine_peak = getattr(provider, "peak_rss_bytes", None)
+    return max(own, int(engine_peak())) if callable(engine_peak) else own

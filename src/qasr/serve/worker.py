@@ -131,50 +131,34 @@ def _job(model, aligner, options: dict[str, Any], audio, cancelled: Callable[[],
                                    max_tokens=options.get("max_tokens"))  # fmt: skip
     if options.get("words"):
         raise UsageError(f"word timestamps need qwen3-chatllm with an aligner; this server runs {model.name}")
-    if language:
-        from qasr.text.languages import NAME_TO_CODE
+    from qasr.spec import CallOptions
 
-        model.language = NAME_TO_CODE.get(language.lower(), language.lower())  # read when the stream runs
-    return model.stream(audio)
+    # Another provider: the request's language, context, ITN and OpenCC as its per-call options.
+    calls = CallOptions(language=language, context=options.get("context"), itn=bool(options.get("itn")), opencc=options.get("opencc"))
+    return model.stream(audio, calls)
 
 
 def _transcribe(model, aligner, request: dict[str, Any], out: TextIO, control: Control) -> None:  # type: ignore[no-untyped-def]
     """One transcription: text deltas while generating (when asked), then the result record.
 
-    ``model`` is our engine `Model`, or another provider (faster-whisper), whose text then gets the
-    same ITN / OpenCC here; it has no word times and no context.
+    ``model`` is our engine `Model`, or another provider (faster-whisper, crispasr), called with the
+    request's `CallOptions` (its own ITN / OpenCC); it has no word times.
     """
-    from qasr.engine.model import Model
-    from qasr.text.post import postprocess
-
     rid, options = request["id"], request.get("options") or {}
-    itn, opencc = bool(options.get("itn")), options.get("opencc")
-    ours = isinstance(model, Model)
-    remembered = None if ours else model.language
+    job = _job(model, aligner, options, _audio(request["audio"]), lambda: control.cancelled(rid))
+    pieces = iter(job)
     try:
-        job = _job(model, aligner, options, _audio(request["audio"]), lambda: control.cancelled(rid))
-        pieces = iter(job)
-        try:
-            for piece in pieces:
-                if control.cancelled(rid):
-                    raise Aborted()
-                if request.get("stream"):
-                    _send(out, {"id": rid, "type": "delta", "text": piece})
-        finally:
-            pieces.close()  # type: ignore[attr-defined]  # stops the engine's turn if we left early
+        for piece in pieces:
+            if control.cancelled(rid):
+                raise Aborted()
+            if request.get("stream"):
+                _send(out, {"id": rid, "type": "delta", "text": piece})
     finally:
-        if not ours:
-            model.language = remembered
+        pieces.close()  # type: ignore[attr-defined]  # stops the engine's turn if we left early
     if control.cancelled(rid):
         raise Aborted()
     assert job.result is not None
-    record = job.result.to_dict()
-    if not ours:
-        lang = record.get("language")
-        record["text"] = postprocess(record["text"], itn=itn, opencc=opencc, language=lang)
-        for segment in record.get("segments") or []:
-            segment["text"] = postprocess(segment["text"], itn=itn, opencc=opencc, language=lang)
-    _send(out, {"id": rid, "type": "result", "result": record})
+    _send(out, {"id": rid, "type": "result", "result": job.result.to_dict()})
 
 
 def _stream(model, request: dict[str, Any], messages: Iterator[dict[str, Any]], out: TextIO, control: Control) -> None:  # type: ignore[no-untyped-def]

@@ -29,15 +29,15 @@ The tensor names, and which tensors are f32 / f16 / quantized, follow chatllm.cp
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from qasr.engine.modelfile import MODEL_TYPE_QWEN3_ASR, MODEL_TYPE_QWEN3_FORCED_ALIGNER, ModelKind
+from qasr.engine.modelfile import GGML_TYPES, MODEL_TYPE_QWEN3_ASR, MODEL_TYPE_QWEN3_FORCED_ALIGNER, ModelKind
 
 F32, F16, Q4_0, Q8_0 = 0, 1, 2, 8
 QUANT_TYPES = {"q4_0": Q4_0, "q8_0": Q8_0}
 BLOCK = 32  # elements per q4_0 / q8_0 block
 BLOCK_BYTES = {Q4_0: 18, Q8_0: 34}
-ELEMENT_BYTES = {F32: 4, F16: 2}
 TENSOR_ALIGNMENT = 16
 
 FIRST_SPECIAL = 151_643  # <|endoftext|>: the byte-level BPE vocabulary is ids 0..151,642
@@ -168,9 +168,8 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
-        if self.ggml_type in BLOCK_BYTES:
-            return self.elements // BLOCK * BLOCK_BYTES[self.ggml_type]
-        return self.elements * ELEMENT_BYTES[self.ggml_type]
+        _, block, block_bytes = GGML_TYPES[self.ggml_type]  # whole blocks: f32/f16 are blocks of one
+        return self.elements // block * block_bytes
 
     @property
     def fan_in(self) -> int:
@@ -185,57 +184,75 @@ def tensor_type(dims: tuple[int, ...], quant: int) -> int:
     return quant if dims[-1] % BLOCK == 0 else F16
 
 
-def tensors(arch: Architecture, quant: int) -> list[TensorSpec]:
-    """Every tensor of the model in file order, with chatllm.cpp's names."""
+def official(arch: Architecture) -> list[tuple[str, tuple[int, ...], str]]:
+    """Every tensor as (official checkpoint name, dims outermost first, init kind), in chatllm.cpp's file
+    order. The one table of the architecture: each file format renames it (`rename`), none rebuilds it."""
     a, t = arch.audio, arch.text
-    out: list[TensorSpec] = []
+    out: list[tuple[str, tuple[int, ...], str]] = []
 
     def add(name: str, dims: tuple[int, ...], init: str = "weight") -> None:
-        kind = {1: "bias" if name.endswith(".bias") else "norm"}.get(len(dims), init)
-        out.append(TensorSpec(name, dims, tensor_type(dims, quant), kind))
+        out.append((name, dims, {1: "bias" if name.endswith(".bias") else "norm"}.get(len(dims), init)))
 
-    c = a.downsample_hidden
+    c, at = a.downsample_hidden, "thinker.audio_tower."
     for i, cin in ((1, 1), (2, c), (3, c)):
-        add(f"audio.conv2d{i}.bias", (c,))
-        add(f"audio.conv2d{i}.weight", (c, cin, 3, 3))
-    add("audio.conv_out.weight", (a.d_model, c * a.conv_freq))
+        add(f"{at}conv2d{i}.bias", (c,))
+        add(f"{at}conv2d{i}.weight", (c, cin, 3, 3))
+    add(f"{at}conv_out.weight", (a.d_model, c * a.conv_freq))
     for i in range(a.layers):
-        p = f"audio.layers.{i}."
-        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+        p = f"{at}layers.{i}."
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
             add(p + f"self_attn.{proj}.weight", (a.d_model, a.d_model))
             add(p + f"self_attn.{proj}.bias", (a.d_model,))
-        for norm in ("input_layernorm", "post_attention_layernorm"):
+        for norm in ("self_attn_layer_norm", "final_layer_norm"):
             add(p + f"{norm}.weight", (a.d_model,))
             add(p + f"{norm}.bias", (a.d_model,))
-        add(p + "mlp.fc0.weight", (a.ffn, a.d_model))
-        add(p + "mlp.fc0.bias", (a.ffn,))
-        add(p + "mlp.fc1.weight", (a.d_model, a.ffn))
-        add(p + "mlp.fc1.bias", (a.d_model,))
-    add("audio.ln_post.weight", (a.d_model,))
-    add("audio.ln_post.bias", (a.d_model,))
-    add("multi_modal_projector.proj1.weight", (a.d_model, a.d_model))
-    add("multi_modal_projector.proj1.bias", (a.d_model,))
-    add("multi_modal_projector.proj2.weight", (a.output_dim, a.d_model))
-    add("multi_modal_projector.proj2.bias", (a.output_dim,))
-
+        for fc, rows, cols in (("fc1", a.ffn, a.d_model), ("fc2", a.d_model, a.ffn)):
+            add(p + f"{fc}.weight", (rows, cols))
+            add(p + f"{fc}.bias", (rows,))
+    for name, rows, cols in (("ln_post", a.d_model, 0), ("proj1", a.d_model, a.d_model), ("proj2", a.output_dim, a.d_model)):
+        add(f"{at}{name}.weight", (rows, cols) if cols else (rows,))
+        add(f"{at}{name}.bias", (rows,))
     h, q, kv = t.hidden, t.heads * t.head_dim, t.kv_heads * t.head_dim
-    add("model.embed_tokens.weight", (t.vocab_size, h), "embedding")
+    add("thinker.model.embed_tokens.weight", (t.vocab_size, h), "embedding")
     for i in range(t.layers):
-        p = f"model.layers.{i}."
-        add(p + "input_layernorm.weight", (h,))
-        add(p + "post_attention_layernorm.weight", (h,))
-        add(p + "self_attn.q_proj.weight", (q, h))
-        add(p + "self_attn.k_proj.weight", (kv, h))
-        add(p + "self_attn.v_proj.weight", (kv, h))
-        add(p + "self_attn.o_proj.weight", (h, q))
-        add(p + "self_attn.q_norm.weight", (t.head_dim,))
-        add(p + "self_attn.k_norm.weight", (t.head_dim,))
-        add(p + "mlp.gate_proj.weight", (t.intermediate, h))
-        add(p + "mlp.up_proj.weight", (t.intermediate, h))
-        add(p + "mlp.down_proj.weight", (h, t.intermediate))
-    add("model.norm.weight", (h,))
-    add("lm_head.weight", (arch.head_rows, h), "head")
+        p = f"thinker.model.layers.{i}."
+        for name, dims in (("input_layernorm", (h,)), ("post_attention_layernorm", (h,)), ("self_attn.q_proj", (q, h)),
+                           ("self_attn.k_proj", (kv, h)), ("self_attn.v_proj", (kv, h)), ("self_attn.o_proj", (h, q)),
+                           ("self_attn.q_norm", (t.head_dim,)), ("self_attn.k_norm", (t.head_dim,)),
+                           ("mlp.gate_proj", (t.intermediate, h)), ("mlp.up_proj", (t.intermediate, h)),
+                           ("mlp.down_proj", (h, t.intermediate))):
+            add(p + name + ".weight", dims)  # type: ignore[arg-type]
+    add("thinker.model.norm.weight", (h,))
+    add("thinker.lm_head.weight", (arch.head_rows, h), "head")
     return out
+
+
+def rename(name: str, rules: tuple[tuple[str, str], ...]) -> str:
+    """An official name in a format's words: the first rule whose pattern matches rewrites it."""
+    for pattern, replacement in rules:
+        new, n = re.subn(pattern, replacement, name)
+        if n:
+            return new
+    return name
+
+
+_LAYER = r"^thinker\.audio_tower\.layers\.(\d+)\."
+#: chatllm.cpp's converter (``convert.py: Qwen3ASRConverter``) names.
+CHATLLM_NAMES = (
+    (_LAYER + r"self_attn\.out_proj\.", r"audio.layers.\1.self_attn.o_proj."),
+    (_LAYER + r"self_attn_layer_norm\.", r"audio.layers.\1.input_layernorm."),
+    (_LAYER + r"final_layer_norm\.", r"audio.layers.\1.post_attention_layernorm."),
+    (_LAYER + r"fc1\.", r"audio.layers.\1.mlp.fc0."),
+    (_LAYER + r"fc2\.", r"audio.layers.\1.mlp.fc1."),
+    (r"^thinker\.audio_tower\.(proj[12])\.", r"multi_modal_projector.\1."),
+    (r"^thinker\.audio_tower\.", "audio."),
+    (r"^thinker\.", ""),
+)
+
+
+def tensors(arch: Architecture, quant: int) -> list[TensorSpec]:
+    """Every tensor of the model in file order, with chatllm.cpp's names."""
+    return [TensorSpec(rename(name, CHATLLM_NAMES), dims, tensor_type(dims, quant), init) for name, dims, init in official(arch)]
 
 
 def weight_bytes(arch: Architecture, quant: int) -> int:

@@ -107,7 +107,7 @@ def _std(spec: TensorSpec) -> float:
     return 0.05 if spec.init == "embedding" else 1.0 / float(np.sqrt(spec.fan_in))
 
 
-def _quant_chunks(spec: TensorSpec, rng: np.random.Generator, silent: np.ndarray | None):
+def quant_chunks(spec: TensorSpec, rng: np.random.Generator, silent: np.ndarray | None):
     """Yield the tensor's bytes in chunks of whole rows of blocks: [fp16 scale | quant bytes] each.
     Rows where ``silent`` is true are zero (scale 0, quants at their zero point)."""
     rows, cols = spec.dims[0], spec.dims[-1]
@@ -140,7 +140,7 @@ def _write_tensor(f: BinaryIO, spec: TensorSpec, rng: np.random.Generator, silen
         f.write(values.tobytes())
         progress.advance(PROGRESS_KEY, values.nbytes)
         return
-    for chunk in _quant_chunks(spec, rng, silent):
+    for chunk in quant_chunks(spec, rng, silent):
         f.write(memoryview(chunk).cast("B"))
         progress.advance(PROGRESS_KEY, chunk.nbytes)
 

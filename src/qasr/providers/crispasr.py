@@ -1,0 +1,407 @@
+"""``crispasr``: Qwen3-ASR through CrispASR (``pip install 'qasr[crispasr]'``), a second engine for the same model.
+
+CrispASR (ggml, GGUF files, `CrispStrobe/CrispASR`) runs Qwen3-ASR and its ForcedAligner through its
+``qwen3`` backend; its wheel bundles ``libcrispasr`` and its own ggml. That ggml has the sonames of
+libchatllm's and pysilero's, and CrispASR aborts the process on some inputs, so the library lives
+in a child process of its own (`qasr.providers.crispasr_child`, started through
+`qasr.processes.Child`); this module is the parent side and never imports ``crispasr``.
+
+Everything around the engine is qwen3-chatllm's: audio is decoded and validated by `qasr.audio`
+(the same refusals, the same samples), long audio is cut at pauses by the same VAD plan
+(`qasr.pipeline.transcribe.plan_calls`), loops are repaired and counted by `qasr.text.parse`, a
+segment that only repeats the context is dropped, ITN then OpenCC run as `qasr.text.post` says,
+and word times go through the same unit split, checks and repair as the chatllm aligner
+(`qasr.pipeline.align`). What CrispASR 0.8.45 does differently, measured with it (docs/engines.md):
+
+* **No token streaming.** Its token callback fires for all tokens after decoding ends, so
+  ``streams`` is False and ``ttft_seconds`` / ``tokens_per_second`` are None; ``tokens`` counts the
+  transcript tokens it reports (the ``language X<asr_text>`` header is filtered out by CrispASR).
+* **Language.** A forced language becomes its ``language X<asr_text>`` prefill, as in chatllm.cpp;
+  with auto-detection CrispASR drops the detected language, so ``language`` is None.
+* **Context.** CrispASR puts nothing in Qwen3-ASR's system turn; its contextual biasing is
+  ``hotwords``, which it words as "The following words may appear in the audio: ..." after the
+  audio in the user turn. qasr gives it the cleaned context that way (and says so in ``describe``).
+* **Token cap.** ``max_tokens`` is its ``max_new_tokens`` (default 512 when unset).
+* **Word times** need the Qwen3-ForcedAligner as a GGUF; CrispASR picks that aligner by file name,
+  so the engine is handed a link named ``qwen3-forced-aligner.gguf`` in a private directory.
+
+What it loads comes from an `EngineSpec` and its calls' defaults from `CallOptions`; both are read
+in `CrispSettings.from_spec`, once. A call's `CallOptions` can change its language, ITN, OpenCC and
+chunk bound (`CrispSettings.for_call`); the context is CrispASR's hotwords, fixed when it opens.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qasr.audio import Audio
+from qasr.engine.gguf import GgufInfo, inspect_gguf, require_qwen3
+from qasr.engine.modelfile import SYNTHETIC_NOTE, ModelKind
+from qasr.errors import EngineError, EngineNotFound, ModelFileError, QasrError, UsageError, warn_on_stderr
+from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
+from qasr.providers.base import LoadTimeOnce
+from qasr.spec import CallOptions, EngineSpec
+from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE
+
+NAME = "crispasr"
+#: CrispASR's aligner embeds this token id (``<timestamp>``) whatever the file says: a smaller vocabulary aborts it.
+TIMESTAMP_TOKEN_ID = 151_705
+#: The name CrispASR's ``align_words`` needs to see to pick the Qwen3-ForcedAligner.
+ALIGNER_LINK = "qwen3-forced-aligner.gguf"
+INSTALL_HINT = "pip install 'qasr[crispasr]'"
+
+
+def language_code(language: str | None) -> str | None:
+    """A Qwen3-ASR language name (``English``) or code (``en``) as the code CrispASR takes; None detects."""
+    if not language or language.strip().lower() == "auto":
+        return None
+    key = language.strip().lower()
+    if key in NAME_TO_CODE:
+        return NAME_TO_CODE[key]
+    if key in CODE_TO_NAME:
+        return key
+    names = ", ".join(sorted(n.capitalize() for n in NAME_TO_CODE))
+    raise UsageError(f"language {language!r} is not one of Qwen3-ASR's; choose one of: {names} (or a code such as en)")
+
+
+@dataclass(frozen=True)
+class CrispSettings:
+    """What this provider takes from a command line, in its own terms."""
+
+    model: Path
+    aligner: Path | None
+    language: str | None  # ISO code
+    context: str | None  # cleaned; given to CrispASR as hotwords
+    itn: bool
+    opencc: str | None
+    threads: int
+    max_chunk: float
+    max_tokens: int | None
+
+    @classmethod
+    def from_spec(cls, spec: EngineSpec, calls: CallOptions) -> CrispSettings:
+        """The one place the spec and the default call options are read (``engine`` and
+        ``max_length`` are chatllm.cpp's: not used)."""
+        from qasr.engine.registry import resolve_model
+        from qasr.text.context import clean_context
+
+        if not spec.model:
+            raise ModelFileError(f"{NAME} needs a Qwen3-ASR GGUF model: --model FILE or a registry name (qasr models list)")
+        return cls(
+            model=resolve_model(spec.model), aligner=resolve_model(spec.aligner) if spec.aligner else None,
+            language=language_code(spec.language), context=clean_context(calls.context), itn=calls.itn, opencc=calls.opencc,
+            threads=spec.threads or os.cpu_count() or 1, max_chunk=_bound(calls.max_chunk), max_tokens=spec.max_tokens,
+        )  # fmt: skip
+
+    def for_call(self, calls: CallOptions | None) -> CrispSettings:
+        """These settings with one call's language, ITN, OpenCC and chunk bound (None: as loaded)."""
+        if calls is None:
+            return self
+        from dataclasses import replace
+
+        return replace(self, language=language_code(calls.language) or self.language, itn=calls.itn, opencc=calls.opencc,
+                       max_chunk=_bound(calls.max_chunk))  # fmt: skip
+
+
+def _bound(max_chunk: float | None) -> float:
+    from qasr.audio import MAX_SECONDS_PER_CALL
+
+    return min(max_chunk or MAX_SECONDS_PER_CALL, MAX_SECONDS_PER_CALL)
+
+
+def check_aligner(path: Path) -> GgufInfo:
+    """A Qwen3-ForcedAligner GGUF whose vocabulary holds the timestamp token CrispASR embeds."""
+    info = require_qwen3(inspect_gguf(path), ModelKind.ALIGNER)
+    embed = info.tensors.get("token_embd.weight")
+    if embed is None or len(embed.ne) != 2 or embed.ne[1] <= TIMESTAMP_TOKEN_ID:
+        rows = embed.ne[1] if embed is not None and len(embed.ne) == 2 else 0
+        raise ModelFileError(f"{path} has {rows} token rows; CrispASR's aligner needs the timestamp token "
+                             f"{TIMESTAMP_TOKEN_ID} (it would abort): use a full-vocabulary aligner GGUF")
+    return info
+
+
+def merge_words(found: list[tuple[str, float, float]], units: list[str]) -> list[tuple[str, float, float]]:
+    """CrispASR's aligned words folded onto our units, one to one.
+
+    Its word split is finer than ours (it also cuts after punctuation inside a word: ``P!g+7`` comes
+    back as ``P!``, ``g+``, ``7``), so consecutive pieces are joined while their letters and digits
+    (`qasr.pipeline.align.comparable`) spell the unit; a unit then spans from its first piece's start
+    to its last piece's end. Pieces that spell something else are an `EngineError`.
+    """
+    from qasr.pipeline.align import comparable
+
+    out, k = [], 0
+    for unit in units:
+        want, got = comparable(unit), ""
+        start = end = out[-1][2] if out else 0.0
+        first = True
+        while len(got) < len(want) and k < len(found):
+            word, a, b = found[k]
+            k += 1
+            piece = comparable(word)
+            if not piece:
+                continue
+            got += piece
+            start, end, first = (a if first else start), b, False
+        if got != want:
+            raise EngineError(f"the aligner's words do not spell the transcript's {unit!r} (got {got!r})")
+        out.append((unit, start, end))
+    if any(comparable(w) for w, _, _ in found[k:]):
+        raise EngineError(f"the aligner returned {len(found) - k} more words than the transcript has")
+    return out
+
+
+class _Engine:
+    """The child process and its channel: one request, one answer (an ``error`` record raises)."""
+
+    def __init__(self, workdir: Path) -> None:
+        from qasr.processes import Child
+
+        if importlib.util.find_spec("crispasr") is None:
+            raise EngineNotFound(f"{NAME}: the crispasr package is not installed: {INSTALL_HINT}")
+        self.workdir = workdir
+        # GGML_NO_BACKTRACE: on an abort ggml would attach gdb and print a backtrace: seconds, and a log
+        # whose last line says nothing; without it the assert's own line is what the error quotes.
+        env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
+        self.child = Child("qasr.providers.crispasr_child", [], log=workdir / "crispasr.log", env=env, stdout="pipe", stdin=True)
+        self.version = str(self._read().get("version", "?"))
+
+    def _fail(self, what: str) -> EngineError:
+        self.child.stop(grace=1.0, wait_first=1.0)
+        tail = [line for line in self.child.stderr_tail(40) if line.strip()]
+        telling = [line for line in tail if re.search(r"GGML_ASSERT|error|failed|abort", line, re.I)]
+        last = (telling or tail or ["no message"])[-1].strip()
+        return EngineError(f"{NAME}: the engine process {what} ({self.child.exit_reason()}): {last}", "\n".join(tail))
+
+    def _read(self) -> dict[str, Any]:
+        assert self.child.stdout is not None
+        line = self.child.stdout.readline()
+        if not line:
+            raise self._fail("stopped")
+        record = json.loads(line)
+        if record.get("kind") == "error":
+            what, message = record.get("what"), str(record.get("message"))
+            if what == "missing":
+                raise EngineNotFound(f"{NAME}: {message}: {INSTALL_HINT}")
+            raise (ModelFileError if what == "model" else EngineError)(f"{NAME}: {message}")
+        return record
+
+    def ask(self, kind: str, **fields: Any) -> dict[str, Any]:
+        stdin = self.child.stdin
+        assert stdin is not None
+        try:
+            stdin.write(json.dumps({"kind": kind, **fields}, ensure_ascii=False) + "\n")
+            stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._fail("stopped") from None
+        self.child.poll()  # follows the child's peak RSS
+        return self._read()
+
+    def pcm(self, samples: np.ndarray) -> str:
+        """Samples in a file we name, in our private directory (the engine never sees a user's path)."""
+        path = self.workdir / "call.f32"
+        np.asarray(samples, dtype="<f4").tofile(path)
+        return str(path)
+
+    def close(self) -> None:
+        self.child.close()
+
+
+class CrispAsrProvider:
+    """Qwen3-ASR on CrispASR; reads ``model`` (a GGUF), ``aligner`` (a GGUF), ``language``, ``context``,
+    ``itn``, ``opencc``, ``threads``, ``max_chunk`` and ``max_tokens`` (see the module doc)."""
+
+    name = NAME
+    streams = False
+    live_prefix = False
+
+    def __init__(self, spec: EngineSpec, defaults: CallOptions | None = None) -> None:
+        self.spec, self.defaults = spec, defaults or CallOptions()
+        self.settings = s = CrispSettings.from_spec(spec, self.defaults)
+        self.model = require_qwen3(inspect_gguf(s.model), ModelKind.ASR)
+        self.aligner = check_aligner(s.aligner) if s.aligner else None
+        self.word_times = self.aligner is not None
+        if self.model.synthetic:
+            cap = f"each call stops after {s.max_tokens} tokens" if s.max_tokens else "CrispASR stops each call at 512 new tokens"
+            warn_on_stderr(f"{self.model.path.name} is a {SYNTHETIC_NOTE}; {cap}")
+        self._dir = tempfile.TemporaryDirectory(prefix="qasr-crispasr-")
+        workdir = Path(self._dir.name)
+        t0 = time.perf_counter()
+        try:
+            self.engine: _Engine | None = _Engine(workdir)
+            opened = self.engine.ask("open", model=str(self.model.path), threads=s.threads, max_tokens=s.max_tokens,
+                                     hotwords=s.context)  # fmt: skip
+        except BaseException:
+            self.close()
+            raise
+        if self.aligner is not None:
+            os.symlink(os.path.abspath(self.aligner.path), workdir / ALIGNER_LINK)
+        self.startup_seconds = time.perf_counter() - t0
+        self.opened = opened  # load time, and the engine process's RSS and peak right after the load
+        self.backend = str(opened.get("backend", ""))
+        self._load = LoadTimeOnce(float(opened["load_seconds"]))
+
+    @property
+    def load_seconds(self) -> float:
+        return self._load.load_seconds
+
+    def _loaded(self) -> _Engine:
+        if self.engine is None:
+            raise QasrError(f"the {NAME} provider was closed")
+        return self.engine
+
+    def stream(self, audio: object, options: CallOptions | None = None) -> CrispStream:
+        """Segment texts as each engine call ends; ``.result`` when the iteration ends."""
+        return CrispStream(self, audio, self._load.take(), self.settings.for_call(options))
+
+    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult:
+        return self.stream(audio, options).run()
+
+    def call(self, samples: np.ndarray, max_tokens: int | None = None, language: str | None = None) -> dict[str, Any]:
+        """One engine call on 16 kHz samples: CrispASR's text, token count and time (in the child);
+        ``max_tokens`` caps this call only (the benchmark's one-token run); ``language``: an ISO
+        code for this call (None: the loaded one)."""
+        engine = self._loaded()
+        return engine.ask("transcribe", pcm=engine.pcm(samples), language=language or self.settings.language, max_tokens=max_tokens)
+
+    def align(self, samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+        """(word, start, end) for ``text`` (words separated by spaces) over ``samples``, from the aligner."""
+        engine = self._loaded()
+        found = engine.ask("align", aligner=str(engine.workdir / ALIGNER_LINK), pcm=engine.pcm(samples), text=text)
+        return [(str(w), float(a), float(b)) for w, a, b in found["words"]]
+
+    @property
+    def engine_pid(self) -> int | None:
+        """The process CrispASR's memory lives in (what a memory sampler should read), None once closed."""
+        return self.engine.child.pid if self.engine is not None else None
+
+    def peak_rss_bytes(self) -> int:
+        """The engine process's peak resident set (where the model lives), 0 once closed."""
+        if self.engine is None:
+            return 0
+        try:
+            return max(int(self.engine.ask("stats")["peak_rss_bytes"]), self.engine.child.peak)
+        except QasrError:  # the engine process is gone: what was seen of it while it ran
+            return self.engine.child.peak
+
+    def describe(self) -> dict[str, Any]:
+        engine = self._loaded()
+        return {
+            "provider": self.name, "engine": f"crispasr {engine.version} ({self.backend} backend, child process)",
+            "model": str(self.model.path), "format": "gguf", "dtype": self.model.dtype, "synthetic": self.model.synthetic,
+            "aligner": str(self.aligner.path) if self.aligner else None, "streams_tokens": False,
+            "context_as": "hotwords (user turn, after the audio)" if self.settings.context else None,
+            "threads": self.settings.threads, "startup_seconds": round(self.startup_seconds, 4),
+        }  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the engine process (the model leaves memory with it); safe to call twice."""
+        engine, self.engine = getattr(self, "engine", None), None
+        try:
+            if engine is not None:
+                engine.close()
+        finally:
+            self._dir.cleanup()
+
+
+class CrispStream:
+    """One input through CrispASR: iterate for each segment's text, then read ``result``."""
+
+    def __init__(self, provider: CrispAsrProvider, audio: object, load_seconds: float, settings: CrispSettings) -> None:
+        from qasr.audio import as_audio
+
+        self.provider, self.load_seconds, self.settings = provider, load_seconds, settings
+        self.audio: Audio = as_audio(audio)
+        self.result: TranscriptionResult | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        from qasr.pipeline.transcribe import joint, call_audio, plan_calls
+        from qasr.text.context import is_context_echo
+        from qasr.text.parse import repair_loops
+        from qasr.text.post import postprocess
+
+        p, s = self.provider, self.settings
+        segments: list[Segment] = []
+        self.raw: list[str] = []  # CrispASR's own text per call (it has already cut the language header)
+        seconds, tokens, loops, echoes, last = 0.0, 0, 0, 0, ""
+        language = CODE_TO_NAME.get(s.language or "")
+        for i, (start, end) in enumerate(plan_calls(self.audio, s.max_chunk)):
+            t0 = time.perf_counter()
+            answer = p.call(call_audio(self.audio, start, end).samples, language=s.language)
+            seconds += time.perf_counter() - t0
+            tokens += int(answer.get("tokens") or 0)
+            self.raw.append(str(answer.get("text", "")))
+            asr_text, repaired = repair_loops(self.raw[-1].strip())
+            loops += repaired
+            if asr_text and is_context_echo(asr_text, s.context):
+                asr_text, echoes = "", echoes + 1
+            text = postprocess(asr_text, itn=s.itn, opencc=s.opencc, language=language)
+            segments.append(Segment(i, round(start, 3), round(end, 3), text, asr_text))
+            if text:
+                yield joint(last, text[0]) + text
+                last = text[-1]
+        warnings = [f"{echoes} segment(s) only repeated the context and were dropped"] if echoes else []
+        if p.aligner is not None:
+            warnings += self._align(segments, language)
+        self.result = self._build(segments, seconds, tokens, loops, echoes, warnings, language)
+
+    def _align(self, segments: list[Segment], language: str | None) -> list[str]:
+        """Word times per segment, as the chatllm aligner path gives them (`qasr.pipeline.align`)."""
+        from qasr.pipeline.align import build_alignment, engine_text, guess_language, unit_spans
+        from qasr.pipeline.textmap import apply
+        from qasr.pipeline.transcribe import call_audio
+        from qasr.text.post import postprocess
+
+        s, problems = self.settings, []
+        for seg in segments:
+            seg.words = []
+            spans = unit_spans(seg.asr_text)
+            if not spans:
+                continue
+            try:
+                found = self.provider.align(call_audio(self.audio, seg.start, seg.end).samples, engine_text(seg.asr_text, spans))
+                merged = merge_words(found, [seg.asr_text[a:b] for a, b in spans])
+                raw = json.dumps([{"text": w, "start": a * 1000, "end": b * 1000} for w, a, b in merged])
+                alignment = build_alignment(seg.asr_text, spans, raw, language or guess_language(seg.asr_text), seg.end - seg.start)
+            except QasrError as exc:
+                problems.append(f"segment {seg.id} ({seg.start:.1f}-{seg.end:.1f} s) not aligned: {exc}")
+                continue
+            if seg.text != seg.asr_text:
+                alignment = apply(alignment, lambda t: postprocess(t, itn=s.itn, opencc=s.opencc, language=language))
+            seg.words = [Word(u.text, round(seg.start + u.start, 3), round(seg.start + u.end, 3)) for u in alignment.units]
+        return problems
+
+    def _build(self, segments: list[Segment], seconds: float, tokens: int, loops: int, echoes: int,
+               warnings: list[str], language: str | None) -> TranscriptionResult:
+        from qasr.pipeline.transcribe import joined
+
+        figures = Figures(
+            audio_seconds=round(self.audio.seconds, 3), load_seconds=round(self.load_seconds, 4),
+            inference_seconds=round(seconds, 4), ttft_seconds=None, tokens=tokens, tokens_per_second=None,
+            rtf=round(seconds / self.audio.seconds, 4), engine_calls=len(segments),
+        )  # fmt: skip
+        asr_text = joined([seg.asr_text for seg in segments])
+        return TranscriptionResult(
+            source=self.audio.source, language=language, text=joined([seg.text for seg in segments]), asr_text=asr_text,
+            raw_text="\n".join(self.raw), segments=segments, figures=figures,
+            no_speech=not asr_text, loops_repaired=loops, model=self.provider.model.path.name,
+            context=self.provider.settings.context, context_echo=bool(echoes), warnings=warnings,
+        )  # fmt: skip
+
+    def run(self) -> TranscriptionResult:
+        """Every segment, then the result (what `CrispAsrProvider.transcribe` returns)."""
+        collections.deque(self, maxlen=0)
+        assert self.result is not None
+        return self.result
