@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import SHARED_DATA, double_env
+from tones import RATE, EnergyDetector, burst_track, tone
 
 from qasr import transcribe
 from qasr.audio.endpoint import Endpointer, EndpointOptions
@@ -28,19 +29,6 @@ from qasr.engine import library
 from qasr.engine.model import Model
 from qasr.errors import AudioError
 from qasr.pipeline.stream import StreamOptions, stream
-
-RATE = 16_000
-
-
-class EnergyDetector:
-    """A VAD for tones: a frame is speech when its RMS is above 0.01 (Silero does not hear tones)."""
-
-    def probabilities(self, frames: np.ndarray) -> np.ndarray:
-        return (np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)) > 0.01).astype(np.float32)
-
-    def reset(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class JumpClock:
@@ -56,24 +44,6 @@ class JumpClock:
         if seconds > 0:
             self.t += seconds
             self.slept += seconds
-
-
-def tone(hz: float, seconds: float) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-
-
-def burst_track(utterances: list[int], word: float = 0.4, gap: float = 0.15, pause: float = 0.9) -> tuple[np.ndarray, list[str]]:
-    """Utterances of distinct tone words (300 Hz, 325 Hz, ...) and the words the double says for them."""
-    parts, words, k = [np.zeros(int(0.5 * RATE), np.float32)], [], 0
-    for n in utterances:
-        for i in range(n):
-            hz = 300 + 25 * k
-            parts.append(tone(hz, word))
-            words.append(f"w{round(hz / 25)}")
-            parts.append(np.zeros(int((gap if i < n - 1 else pause) * RATE), np.float32))
-            k += 1
-    return np.concatenate(parts), words
 
 
 def blocks(samples: np.ndarray, seconds: float = 0.1) -> list[np.ndarray]:
