@@ -5,7 +5,6 @@ utterances one by one, each segment given as soon as its call ends, and the defa
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from tones import RATE, EnergyDetector, tone
 
 from qasr import transcribe
 from qasr.audio.vad import DEFAULT_MAX_CHUNK
-from qasr.engine import library
 from qasr.engine.model import Model
 from qasr.pipeline.results import Segment
 from qasr.pipeline.transcribe import TranscriptionStream
@@ -26,13 +24,8 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 @pytest.fixture()
-def model(double_lib: Path, monkeypatch: pytest.MonkeyPatch, asr_model_file: Path) -> Model:
-    for key in list(os.environ):
-        if key.startswith("QASR_DOUBLE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("QASR_DOUBLE_WORDS", "audio")
-    library.load_library(double_lib)
-    return Model(asr_model_file, language="English")
+def model(tone_model: Model) -> Model:
+    return tone_model
 
 
 def recording(minutes: float, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]], list[str]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,6 @@ from tones import RATE, EnergyDetector, burst_track, tone
 from qasr import transcribe
 from qasr.audio.endpoint import Endpointer, EndpointOptions
 from qasr.audio.sources import FileSource, PcmSource
-from qasr.engine import library
 from qasr.engine.model import Model
 from qasr.errors import AudioError
 from qasr.pipeline.stream import StreamOptions, stream
@@ -52,13 +50,8 @@ def blocks(samples: np.ndarray, seconds: float = 0.1) -> list[np.ndarray]:
 
 
 @pytest.fixture()
-def model(double_lib: Path, monkeypatch: pytest.MonkeyPatch, asr_model_file: Path) -> Model:
-    for key in list(os.environ):
-        if key.startswith("QASR_DOUBLE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("QASR_DOUBLE_WORDS", "audio")
-    library.load_library(double_lib)
-    return Model(asr_model_file, language="English")
+def model(tone_model: Model) -> Model:
+    return tone_model
 
 
 def run(model: Model, samples: np.ndarray, **options: object) -> list:  # type: ignore[type-arg]
