@@ -16,6 +16,23 @@ CHARS characters, padded from the clips' reference texts) as Qwen3-ASR's system 
 ``--repeats`` times, and prints the median time per call, the engine's token cursor (prompt plus
 output tokens) and whether the text changed. Random-weight models cannot tell whether context helps
 accuracy; with them this measures what it costs and that it reaches the prompt.
+
+``--sweep`` measures ``qasr transcribe``'s chunk bound instead (issue 23): for each ``--durations``
+(seconds of the same clips-and-gaps audio) and each ``--bounds`` (0 = one engine call), one fresh
+child process loads the model (``--model``, e.g. a synthetic full-size one from ``qasr models
+synth``) and runs `TranscriptionStream` over the file, printing wall time (decode, VAD and engine
+calls; the process's own too, load included), the time to the first text and to the first
+finished segment, the engine's time, the time spent waiting for the VAD, calls, tokens and the
+process's peak RSS (VmHWM; the VAD's own child, ~60 MB, is not in it); then chatllm.cpp's ``main``
+transcribes the same file in one call (its whole process wall and rusage peak). A synthetic model
+never stops by itself, so each engine call is capped at a speech-like ``6 + 3.5 x seconds`` tokens
+(``--tokens-per-second``), ``main`` at the same for the whole file. ``--prefetch both`` repeats
+each bound with the VAD of the next chunk overlapped with the engine's call. Targets (issue 23) are
+printed as met or MISSED: default wall at most 0.5x main's, peak RSS at most 1.5 GiB, first segment
+within 10 s.
+
+    QASR_CHATLLM_LIB=/opt/chatllm/bindings/libchatllm.so python benchmarks/bench_longform.py --sweep \
+        --model /tmp/synth/qwen3-asr-0.6b-q4_0.synthetic.bin --durations 120,240 --bounds 0,20,30,45 [--prefetch both]
 """
 
 from __future__ import annotations
@@ -131,6 +148,108 @@ def probe_context(model: Path, chars: int, repeats: int) -> None:
     print(f"median extra time per call with context: {100 * sorted(extra)[len(extra) // 2]:+.1f}%")
 
 
+SWEEP_CHILD = r"""
+import json, os, sys, time
+from qasr.audio.decode import as_audio
+from qasr.engine.model import Model
+from qasr.processes import peak_rss_bytes
+from qasr.pipeline.results import Segment
+from qasr.pipeline.transcribe import TranscriptionStream
+path, audio, bound, threads, per_second, prefetch = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6] == "1"
+t_start = time.perf_counter()
+model = Model(path, threads=threads)
+hwm_load = peak_rss_bytes()
+raw = model.transcribe_raw
+def capped(piece, **kw):  # a speech-like cap per call: the synthetic model never stops by itself
+    piece = as_audio(piece)
+    kw["max_tokens"] = int(6 + per_second * piece.seconds)
+    return raw(piece, **kw)
+model.transcribe_raw = capped
+t0 = time.perf_counter()
+stream = TranscriptionStream(model, audio, max_chunk=bound, vad_prefetch=prefetch)
+first_text = first_segment = None
+longest = 0.0
+for event in stream.events():
+    now = time.perf_counter() - t0
+    if isinstance(event, Segment):
+        first_segment = first_segment if first_segment is not None else now
+        longest = max(longest, event.end - event.start)
+    elif first_text is None:
+        first_text = now
+wall = time.perf_counter() - t0
+f = stream.result.figures
+print(json.dumps({"wall": wall, "process_wall": time.perf_counter() - t_start, "first_text": first_text, "first_segment": first_segment,
+                  "engine": f.inference_seconds, "vad": f.vad_seconds, "calls": f.engine_calls, "tokens": f.tokens,
+                  "longest": longest, "hwm": peak_rss_bytes(), "hwm_load": hwm_load, "load": model.load_seconds}))
+sys.stdout.flush(); os._exit(0)
+"""
+
+
+def sweep_child(model: Path, audio: Path, bound: float, threads: int, per_second: float, prefetch: bool) -> tuple[dict, float]:
+    """One fresh process: load, transcribe ``audio`` with chunk bound ``bound``; its figures and whole wall."""
+    cmd = [sys.executable, "-c", SWEEP_CHILD, str(model), str(audio), str(bound), str(threads), str(per_second), "1" if prefetch else "0"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), stdin=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep child failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """The chunk-bound sweep against main's one call (see the module doc); prints one row per run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_scale import Busy, find_main, run_main, warm_page_cache
+
+    engine_main = None if args.no_main else find_main(args.main)
+    bounds = [float(b) for b in args.bounds.split(",")]
+    prefetches = {"off": [False], "on": [True], "both": [False, True]}[args.prefetch]
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  cpus={os.cpu_count()}  load average {os.getloadavg()}  "
+          f"model {args.model.name}  threads {args.threads}  cap 6 + {args.tokens_per_second} tokens per audio second", flush=True)
+    print(f"# page cache warmed in {warm_page_cache(args.model):.1f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="qasr-sweep-") as tmp:
+        for seconds in [float(d) for d in args.durations.split(",")]:
+            audio = Path(tmp) / f"long-{seconds:.0f}.wav"
+            duration = build_long_audio(seconds / 60, audio, seed=args.seed)
+            print(f"\n## {duration:.0f} s of audio (clips of {SHARED / 'data'} with 1.5-4 s gaps)", flush=True)
+            print(f"{'bound':>6} {'vad||':>5} {'calls':>5} {'longest':>7} {'wall_s':>7} {'process':>7} {'engine':>7} {'vad_s':>6} "
+                  f"{'other':>6} {'1st_txt':>7} {'1st_seg':>7} {'tokens':>6} {'peak_MiB':>8} {'busy':>5}", flush=True)
+            rows = []
+            for bound in bounds:
+                for prefetch in prefetches if bound else [False]:
+                    with Busy() as b:
+                        r, process = sweep_child(args.model, audio, bound, args.threads, args.tokens_per_second, prefetch)
+                    r.update(bound=bound, prefetch=prefetch, process_outer=process, busy=b.mean, duration=duration)
+                    rows.append(r)
+                    other = r["wall"] - r["engine"] - r["vad"]
+                    print(f"{bound or 'one':>6} {'on' if prefetch else 'off':>5} {r['calls']:5d} {r['longest']:7.1f} {r['wall']:7.1f} "
+                          f"{process:7.1f} {r['engine']:7.1f} {r['vad']:6.2f} {other:6.2f} {r['first_text'] or 0:7.1f} "
+                          f"{r['first_segment'] or 0:7.1f} {r['tokens']:6d} {r['hwm'] / 2**20:8.0f} {b.mean or 0:5.1f}", flush=True)
+            main_wall = main_peak = None
+            if engine_main is not None:
+                with Busy() as b:
+                    main_wall, main_peak = run_main(engine_main, args.model, str(audio), duration, args.threads, 65536,
+                                                    int(6 + args.tokens_per_second * duration))  # fmt: skip
+                print(f"{'main':>6} {'':>5} {1:5d} {duration:7.1f} {'':>7} {main_wall:7.1f} {'':>7} {'':>6} {'':>6} {'':>7} "
+                      f"{'':>7} {int(6 + args.tokens_per_second * duration):6d} {main_peak / 2**20:8.0f} {b.mean or 0:5.1f}", flush=True)
+            default = next((r for r in rows if r["bound"] == args.default_bound and not r["prefetch"]), None)
+            if default is not None:
+                ratio = default["process_outer"] / main_wall if main_wall else None
+                print(f"# default ({args.default_bound:g} s): process wall {default['process_outer']:.1f} s"
+                      + (f" = {ratio:.2f} x main's {main_wall:.1f} s ({verdict(ratio <= 0.5)}: <= 0.5)" if ratio else "")
+                      + f"; peak {default['hwm'] / 2**30:.2f} GiB ({verdict(default['hwm'] <= 1.5 * 2**30)}: <= 1.5 GiB)"
+                      + f"; first segment {default['first_segment']:.1f} s ({verdict(default['first_segment'] <= 10.0)}: <= 10 s)", flush=True)
+            if args.jsonl:
+                with open(args.jsonl, "a", encoding="utf-8") as sink:
+                    for r in rows:
+                        sink.write(json.dumps(r) + "\n")
+                    sink.write(json.dumps({"main": True, "duration": duration, "wall": main_wall, "peak": main_peak}) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=20.0)
@@ -140,7 +259,21 @@ def main() -> None:
     parser.add_argument("--context", type=int, nargs="+", default=[0])
     parser.add_argument("--probe-context", type=int, metavar="CHARS", help="measure context cost per call instead (see above)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sweep", action="store_true", help="sweep transcribe's chunk bound against main (see above)")
+    parser.add_argument("--durations", default="120,240", help="--sweep: seconds of audio, comma-separated")
+    parser.add_argument("--bounds", default="0,10,20,30,45,60", help="--sweep: chunk bounds in seconds (0: one call)")
+    parser.add_argument("--default-bound", type=float, default=30.0, help="--sweep: the bound the targets are checked on")
+    parser.add_argument("--prefetch", choices=["off", "on", "both"], default="off", help="--sweep: VAD overlapped with the engine")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tokens-per-second", type=float, default=3.5, help="--sweep: speech-like cap, 6 + this x call seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--main", help="--sweep: chatllm.cpp's main (default: beside QASR_CHATLLM_LIB's build)")
+    parser.add_argument("--no-main", action="store_true")
+    parser.add_argument("--jsonl", help="--sweep: also append every row to this JSON-lines file")
     args = parser.parse_args()
+    if args.sweep:
+        sweep(args)
+        return
     if args.probe_context:
         probe_context(args.model, args.probe_context, args.repeats)
         return

@@ -77,6 +77,27 @@ def aligner_model_file(tmp_path: Path) -> Path:
     return write_aligner(tmp_path / "aligner.bin")
 
 
+def use_double(lib: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the double this process's engine, with none of the QASR_DOUBLE_* knobs from outside."""
+    from qasr.engine import library
+
+    for key in list(os.environ):
+        if key.startswith("QASR_DOUBLE_"):
+            monkeypatch.delenv(key)
+    library.load_library(lib)
+
+
+@pytest.fixture()
+def tone_model(double_lib: Path, monkeypatch: pytest.MonkeyPatch, asr_model_file: Path):  # type: ignore[no-untyped-def]
+    """A model on the double whose words depend on the audio (``QASR_DOUBLE_WORDS=audio``: each tone
+    burst is a word named by its pitch, see tests/tones.py), English forced."""
+    from qasr.engine.model import Model
+
+    use_double(double_lib, monkeypatch)
+    monkeypatch.setenv("QASR_DOUBLE_WORDS", "audio")
+    return Model(asr_model_file, language="English")
+
+
 def sine(seconds: float = 1.0, rate: int = 16_000, channels: int = 1, freq: float = 440.0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     mono = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -253,3 +253,24 @@ def test_transcribe_with_an_aligner_keeps_the_asr_text() -> None:
     data = json.loads(r.stdout)
     assert data["text"] == "nev jaello nu"
     assert [w["text"] for w in data["segments"][0]["words"]] == ["nev", "jaello", "nu"]
+
+
+def test_long_audio_is_cut_at_pauses_by_default_and_each_segment_comes_as_its_call_ends(tmp_path: Path) -> None:
+    """Issue 23 on the real engine: 49 s of speech with 8 s pauses, no --max-chunk: several calls of
+    at most 30 s cut in pauses, a segment event per call before the result, the planted text each time."""
+    import numpy as np
+    import soundfile
+
+    speech, rate = soundfile.read(str(JFK), dtype="float32")
+    gap = np.zeros(8 * rate, np.float32)
+    path = tmp_path / "long.wav"
+    soundfile.write(str(path), np.concatenate([speech, gap, speech, gap, speech]), rate)
+    r = run_qasr(["transcribe", str(path), "--model", str(MODEL), "--stream", "-f", "jsonl"], {**os.environ})
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    segments = [e for e in events if e["event"] == "segment"]
+    result = events[-1]
+    assert result["event"] == "result" and len(segments) == result["engine_calls"] == 3
+    assert all(s["end"] - s["start"] <= 30.0 and s["text"] == "nev jaello nu" for s in segments)
+    assert [s["cut"] for s in segments[:-1]] == ["pause", "pause"]
+    assert segments[1]["start"] > 18.0 and segments[2]["start"] > 37.0  # speech resumes at 19 and 38 s: after each pause

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,27 +19,14 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import SHARED_DATA, double_env
+from tones import RATE, EnergyDetector, burst_track, tone
 
 from qasr import transcribe
 from qasr.audio.endpoint import Endpointer, EndpointOptions
 from qasr.audio.sources import FileSource, PcmSource
-from qasr.engine import library
 from qasr.engine.model import Model
 from qasr.errors import AudioError
 from qasr.pipeline.stream import StreamOptions, stream
-
-RATE = 16_000
-
-
-class EnergyDetector:
-    """A VAD for tones: a frame is speech when its RMS is above 0.01 (Silero does not hear tones)."""
-
-    def probabilities(self, frames: np.ndarray) -> np.ndarray:
-        return (np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)) > 0.01).astype(np.float32)
-
-    def reset(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class JumpClock:
@@ -58,37 +44,14 @@ class JumpClock:
             self.slept += seconds
 
 
-def tone(hz: float, seconds: float) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-
-
-def burst_track(utterances: list[int], word: float = 0.4, gap: float = 0.15, pause: float = 0.9) -> tuple[np.ndarray, list[str]]:
-    """Utterances of distinct tone words (300 Hz, 325 Hz, ...) and the words the double says for them."""
-    parts, words, k = [np.zeros(int(0.5 * RATE), np.float32)], [], 0
-    for n in utterances:
-        for i in range(n):
-            hz = 300 + 25 * k
-            parts.append(tone(hz, word))
-            words.append(f"w{round(hz / 25)}")
-            parts.append(np.zeros(int((gap if i < n - 1 else pause) * RATE), np.float32))
-            k += 1
-    return np.concatenate(parts), words
-
-
 def blocks(samples: np.ndarray, seconds: float = 0.1) -> list[np.ndarray]:
     step = int(seconds * RATE)
     return [samples[i : i + step] for i in range(0, len(samples), step)]
 
 
 @pytest.fixture()
-def model(double_lib: Path, monkeypatch: pytest.MonkeyPatch, asr_model_file: Path) -> Model:
-    for key in list(os.environ):
-        if key.startswith("QASR_DOUBLE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("QASR_DOUBLE_WORDS", "audio")
-    library.load_library(double_lib)
-    return Model(asr_model_file, language="English")
+def model(tone_model: Model) -> Model:
+    return tone_model
 
 
 def run(model: Model, samples: np.ndarray, **options: object) -> list:  # type: ignore[type-arg]

@@ -105,8 +105,11 @@ class CallOptions(_JsonValue):
     ``context``: hint text (names, terms) for Qwen3-ASR's system turn / Whisper's initial prompt.
     ``itn`` and ``opencc``: the post-processing (`qasr.text.post.PostProcess`): inverse text
     normalisation, then an OpenCC conversion of Chinese text (``s2twp`` is what ``--zh-tw`` means).
-    ``max_chunk``: the longest engine call in seconds; longer audio is cut at pauses. None or ``0``:
-    one call per input up to the engine's limit (`qasr.audio.MAX_SECONDS_PER_CALL`), chunks beyond it.
+    ``max_chunk``: the longest engine call in seconds; longer audio is cut at pauses (the VAD runs one
+    chunk ahead of the engine, each chunk is one segment). None: the default, 30 s
+    (`qasr.audio.vad.DEFAULT_MAX_CHUNK`), which bounds an engine call's memory and time per audio
+    second; ``0``: one call per input up to the engine's limit (`qasr.audio.MAX_SECONDS_PER_CALL`),
+    chunks beyond it.
     """
 
     language: str | None = None

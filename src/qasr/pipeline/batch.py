@@ -1,8 +1,8 @@
 """Many inputs through one loaded model: a stream of events that a CLI (or a server) only renders.
 
 `transcribe_files` loads nothing and prints nothing. It yields, per input, the text as it is
-generated (`TextDelta`, when asked for) and then `FileDone` with the result, or `FileFailed` with
-the error that input met; one bad file never stops the others. What to print, which exit code to
+generated (`TextDelta`, when asked for), each segment as its engine call ends (`SegmentDone`, when
+asked for) and then `FileDone` with the result, or `FileFailed` with the error that input met; one bad file never stops the others. What to print, which exit code to
 return and where to write are the caller's decisions.
 
 `run_streams` is the same loop over any recogniser: give it, per input, a function that opens a
@@ -20,7 +20,7 @@ from typing import Any, Union
 
 from qasr.engine.model import Model
 from qasr.errors import QasrError
-from qasr.pipeline.results import TranscriptionResult
+from qasr.pipeline.results import Segment, TranscriptionResult
 from qasr.pipeline.transcribe import TranscriptionStream
 
 
@@ -30,6 +30,15 @@ class TextDelta:
 
     source: str
     text: str
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    """One finished segment of ``source`` (``stream_segments=True`` only): long audio's first text
+    arrives after one chunk, not at the end of the file."""
+
+    source: str
+    segment: Segment
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class FileFailed:
     error: QasrError
 
 
-BatchEvent = Union[TextDelta, FileDone, FileFailed]
+BatchEvent = Union[TextDelta, SegmentDone, FileDone, FileFailed]
 
 
 def transcribe_files(
@@ -54,6 +63,7 @@ def transcribe_files(
     sources: Iterable[str | os.PathLike[str]],
     *,
     stream_text: bool = False,
+    stream_segments: bool = False,
     context: str | None = None,
     itn: bool = False,
     opencc: str | None = None,
@@ -68,21 +78,29 @@ def transcribe_files(
             itn=itn, opencc=opencc, aligner=aligner, max_chunk=max_chunk,
         )  # fmt: skip
 
-    return run_streams(((str(s), opener(i, s)) for i, s in enumerate(sources)), stream_text=stream_text)
+    return run_streams(((str(s), opener(i, s)) for i, s in enumerate(sources)), stream_text=stream_text,
+                       stream_segments=stream_segments)  # fmt: skip
 
 
-def run_streams(jobs: Iterable[tuple[str, Callable[[], Any]]], *, stream_text: bool = False) -> Iterator[BatchEvent]:
-    """For each (name, open) pair: open the stream, pass its text on (``stream_text``), then its result.
+def run_streams(
+    jobs: Iterable[tuple[str, Callable[[], Any]]], *, stream_text: bool = False, stream_segments: bool = False
+) -> Iterator[BatchEvent]:
+    """For each (name, open) pair: open the stream, pass its text on (``stream_text``) and its
+    segments (``stream_segments``), then its result.
 
     ``open()`` returns an iterable of text pieces whose ``result`` attribute holds a
-    `TranscriptionResult` once the iteration has ended. A `QasrError` from opening or iterating
-    becomes that input's `FileFailed`; the next input still runs.
+    `TranscriptionResult` once the iteration has ended; a stream with an ``events()`` method (text
+    pieces and `Segment` values, as `TranscriptionStream` has) gives its segments as they finish. A
+    `QasrError` from opening or iterating becomes that input's `FileFailed`; the next input still runs.
     """
     for name, open_stream in jobs:
         try:
             job = open_stream()
-            for piece in job:
-                if stream_text:
+            events = getattr(job, "events", None)
+            for piece in events() if stream_segments and events is not None else job:
+                if isinstance(piece, Segment):
+                    yield SegmentDone(name, piece)
+                elif stream_text:
                     yield TextDelta(name, piece)
             assert job.result is not None
             job.result.source = name

@@ -28,6 +28,9 @@ class Segment:
 
     ``text`` is final (after ITN / OpenCC when asked for), ``asr_text`` the model's own words;
     ``words`` is None unless an aligner was given (and then empty if the aligner could not place them).
+    ``cut`` says where the segment's engine call ended: ``"pause"`` (in a pause the VAD found),
+    ``"quietest"`` (speech with no pause within the chunk bound, cut at its quietest moment: a word
+    there may be split), ``"end"`` (the end of the audio); None where a recogniser does not say.
     """
 
     id: int
@@ -36,6 +39,7 @@ class Segment:
     text: str
     asr_text: str
     words: list[Word] | None = None
+    cut: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +53,8 @@ class Figures:
     ``ttft_seconds`` includes the engine's audio decode and encoder; ``rtf`` is inference time over
     audio time. With several engine calls (long audio), times and tokens are summed over the calls,
     ``ttft_seconds`` is the first call's and ``tokens_per_second`` is over all of them.
+    ``vad_seconds``: time spent waiting for the voice activity detector that cuts long audio, outside
+    the engine calls (0 for one call); no speech at all is ``engine_calls`` 0.
     """
 
     audio_seconds: float
@@ -59,6 +65,7 @@ class Figures:
     tokens_per_second: float | None
     rtf: float
     engine_calls: int = 1
+    vad_seconds: float = 0.0
 
 
 _FIGURE_NAMES = frozenset(f.name for f in fields(Figures))

@@ -2,14 +2,19 @@
 
 The one public entry is `transcribe(model, audio, ...)`; `TranscriptionStream(model, audio, ...)` is
 the lazy form underneath it (faster-whisper's style: nothing runs until you iterate), which yields
-the transcript text as the engine generates it and fills ``result`` when the iteration ends.
+the transcript text as the engine generates it and fills ``result`` when the iteration ends;
+`TranscriptionStream.events` also yields each `Segment` as soon as its engine call ends.
 
-Audio that fits one engine call (and ``max_chunk``) is one call and one segment. Longer audio is cut
-at pauses by the VAD (`qasr.audio.vad`, run in a child process: pysilero's ggml and libchatllm's
-cannot share one) into chunks of at most ``max_chunk`` seconds; each chunk is one engine call and
-one segment, and the texts are joined. With an ``aligner`` model file, each segment also gets word
-times, from the ForcedAligner in a child process (`qasr.pipeline.align_child`): upstream cannot hold
-two models in one process.
+Audio up to ``max_chunk`` seconds (default `qasr.audio.vad.DEFAULT_MAX_CHUNK`, 30 s) is one engine
+call and one segment. Longer audio is cut at pauses by the VAD (`qasr.audio.chunking`; Silero runs
+in a child process: pysilero's ggml and libchatllm's cannot share one) as the transcription goes:
+the VAD runs one chunk ahead of the engine, so the first segment comes after one chunk's time
+whatever the file's length, and no call holds more than ``max_chunk`` seconds (an engine call's
+memory grows ~20 MiB per audio second). Each chunk is one engine call and one segment, whose ``cut``
+says where it ended (a pause, or the quietest frame of speech with no pause within the bound), and
+the texts are joined. ``max_chunk=0`` asks for one call per input, up to the engine's 8 minutes.
+With an ``aligner`` model file, each segment also gets word times, from the ForcedAligner in a
+child process (`qasr.pipeline.align_child`): upstream cannot hold two models in one process.
 
 The context (hint text) goes into Qwen3-ASR's system turn for every call, cleaned of prompt markup
 first; a segment whose text only repeats the context is dropped (`qasr.text.context`).
@@ -22,8 +27,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array
+from qasr.audio.chunking import Chunk
+from qasr.audio.silero import Detector
+from qasr.audio.vad import DEFAULT_MAX_CHUNK
 from qasr.engine.model import Model
 from qasr.errors import UsageError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
@@ -35,12 +44,30 @@ from qasr.text.post import PostProcess
 from qasr.text.script import is_cjk
 
 
+#: What `TranscriptionStream.events` yields: transcript text as generated, and each finished segment.
+StreamEvent = Union[str, Segment]
+#: Run the VAD for the next chunk while the engine decodes this one (`qasr.audio.chunking`); measured
+#: on 2 cores in docs/performance.md ("Long audio").
+VAD_PREFETCH = False
+
+
+def chunk_bound(max_chunk: float | None) -> float:
+    """The longest engine call in seconds for a ``max_chunk`` option: None is the default
+    (`DEFAULT_MAX_CHUNK`), 0 one call per input; never more than one engine call takes."""
+    if max_chunk is None:
+        return DEFAULT_MAX_CHUNK
+    if max_chunk < 0:
+        raise UsageError(f"max_chunk must not be negative, got {max_chunk}")
+    return min(max_chunk or MAX_SECONDS_PER_CALL, MAX_SECONDS_PER_CALL)
+
+
 @dataclass
 class _Call:
     """One engine call: its raw chunks and when they came."""
 
     start: float  # seconds into the audio
     end: float
+    cut: str = "end"
     chunks: list[str] = field(default_factory=list)
     t0: float = 0.0
     first: float | None = None
@@ -95,7 +122,10 @@ class TranscriptionStream:
     segment that repeats the context: right when the context is the previous segment's own
     transcript, where saying the same sentence twice is speech, not an echo. ``language`` forces
     the language of these calls (a name or a code) on a model loaded without one, through the
-    engine's answer prefix; a model loaded with a language takes only that one.
+    engine's answer prefix; a model loaded with a language takes only that one. ``max_chunk``: see
+    `chunk_bound`. ``detector`` replaces Silero for cutting long audio (a `qasr.audio.silero.Detector`:
+    tests use one that hears tones); ``vad_prefetch`` overlaps the VAD with the engine (default
+    `VAD_PREFETCH`).
     """
 
     def __init__(
@@ -113,19 +143,27 @@ class TranscriptionStream:
         drop_echo: bool = True,
         max_tokens: int | None = None,
         language: str | None = None,
+        detector: Detector | None = None,
+        vad_prefetch: bool | None = None,
     ) -> None:
         self.post = PostProcess(itn, opencc)  # an unknown OpenCC target fails before any engine call
         self.model, self.fresh, self.itn, self.opencc, self.aligner = model, fresh, itn, opencc, aligner
         self.context = clean_context(context)
         self.drop_echo = drop_echo
         self.max_tokens = max_tokens  # a cap on each engine call's tokens (synthetic models never stop)
-        self.max_chunk = min(max_chunk or MAX_SECONDS_PER_CALL, MAX_SECONDS_PER_CALL)
+        self.max_chunk = chunk_bound(max_chunk)
+        self.detector = detector
+        self.vad_prefetch = VAD_PREFETCH if vad_prefetch is None else vad_prefetch
+        self.vad_seconds = 0.0  # time spent waiting for the VAD, outside engine calls
         self.prefix = self._language_prefix(language)
         self.audio: Audio = as_audio(audio)
         self.raw_chunks: list[str] = []
         self.result: TranscriptionResult | None = None
         self._load_seconds = model.load_seconds if load_seconds is None else load_seconds
         self._calls: list[_Call] = []
+        self._segments: list[Segment] = []
+        self._parsed: list[ParsedTranscript] = []
+        self._echoes = 0
 
     def _language_prefix(self, language: str | None) -> str | None:
         """The answer prefix that forces ``language`` for these calls (None: nothing to force)."""
@@ -143,22 +181,43 @@ class TranscriptionStream:
                              "(load it without a language to choose one per call)")  # fmt: skip
         return f"language {wanted}{ASR_TEXT_TAG}"
 
-    def _plan(self) -> list[tuple[float, float]]:
-        return plan_calls(self.audio, self.max_chunk)
+    def _plan(self) -> Iterator[Chunk]:
+        """Each engine call's stretch of audio, as the VAD finds it: the whole audio, or chunks cut at pauses."""
+        if self.audio.seconds <= self.max_chunk:
+            yield Chunk(0.0, self.audio.seconds, "end")
+            return
+        from qasr.audio.chunking import PauseChunker
+        from qasr.audio.silero import IsolatedDetector
+        from qasr.audio.vad import VadOptions
+
+        options = VadOptions(max_chunk=max(2.0, self.max_chunk))
+        chunker = PauseChunker(self.audio.samples, self.detector or IsolatedDetector(), options, prefetch=self.vad_prefetch)
+        try:
+            yield from chunker
+        finally:
+            self.vad_seconds = chunker.vad_seconds
 
     def _samples(self, start: float, end: float) -> Audio:
         return call_audio(self.audio, start, end)
 
     def __iter__(self) -> Iterator[str]:
+        """The transcript text as the engine generates it (`events` without the segments)."""
+        for event in self.events():
+            if isinstance(event, str):
+                yield event
+
+    def events(self) -> Iterator[StreamEvent]:
+        """Text pieces as generated and, after each engine call, its `Segment` (final text, ``cut``;
+        word times arrive in ``result`` only, after every call). ``result`` is filled at the end."""
         last = ""  # the last character shown, to join segments as `joined` does
-        for start, end in self._plan():
-            call = _Call(start, end)
+        for piece in self._plan():
+            call = _Call(piece.start, piece.end, piece.cut)
             self._calls.append(call)
             view = StreamingTextView()
             context = None if not self.fresh else (self.context or "")
             opening = True  # the first text of this segment, which may need a space after the last one
             call.t0 = time.perf_counter()
-            for chunk in self.model.transcribe_raw(self._samples(start, end), fresh=self.fresh, context=context,
+            for chunk in self.model.transcribe_raw(self._samples(piece.start, piece.end), fresh=self.fresh, context=context,
                                                    max_tokens=self.max_tokens, prefix=self.prefix):  # fmt: skip
                 if call.first is None:
                     call.first = time.perf_counter()
@@ -172,32 +231,35 @@ class TranscriptionStream:
                 yield (joint(last, tail[0]) if opening else "") + tail
                 last = tail[-1]
             call.t_end = time.perf_counter()
+            yield self._finish_segment(len(self._calls) - 1, call)
         self.result = self._build()
+
+    def _finish_segment(self, i: int, call: _Call) -> Segment:
+        segment, parsed, echo = self._segment(i, call)
+        self._segments.append(segment)
+        self._parsed.append(parsed)
+        self._echoes += echo
+        return segment
 
     def _segment(self, i: int, call: _Call) -> tuple[Segment, ParsedTranscript, bool]:
         parsed = parse_asr_output("".join(call.chunks), self.model.language)
         echo = self.drop_echo and bool(parsed.text) and is_context_echo(parsed.text, self.context)
         asr_text = "" if echo else parsed.text
         final = self.post.apply(asr_text, parsed.language)
-        return Segment(i, round(call.start, 3), round(call.end, 3), final, asr_text), parsed, echo
+        return Segment(i, round(call.start, 3), round(call.end, 3), final, asr_text, cut=call.cut), parsed, echo
 
     def _build(self) -> TranscriptionResult:
-        segments: list[Segment] = []
-        parsed_all: list[ParsedTranscript] = []
-        echoes = 0
-        for i, call in enumerate(self._calls):
-            segment, parsed, echo = self._segment(i, call)
-            segments.append(segment)
-            parsed_all.append(parsed)
-            echoes += echo
+        segments, parsed_all, echoes = self._segments, self._parsed, self._echoes
         warnings: list[str] = []
+        if not self._calls:
+            warnings.append(f"no speech found (voice activity detection heard none in {self.audio.seconds:.1f} s)")
         if echoes:
             warnings.append(f"{echoes} segment(s) only repeated the context and were dropped")
-        if self.aligner is not None:
+        if self.aligner is not None and segments:
             warnings += self._align(segments, parsed_all)
         self.raw_chunks = [c for call in self._calls for c in call.chunks]
         languages = [p.language for p in parsed_all if p.language]
-        first = self._calls[0]
+        first = self._calls[0] if self._calls else None
         inference = sum(c.t_end - c.t0 for c in self._calls)
         tokens = len(self.raw_chunks)
         decode = sum(c.t_end - c.first for c in self._calls if c.first is not None)
@@ -206,11 +268,12 @@ class TranscriptionStream:
             audio_seconds=round(self.audio.seconds, 3),
             load_seconds=round(self._load_seconds, 4),
             inference_seconds=round(inference, 4),
-            ttft_seconds=round(first.first - first.t0, 4) if first.first is not None else None,
+            ttft_seconds=round(first.first - first.t0, 4) if first is not None and first.first is not None else None,
             tokens=tokens,
             tokens_per_second=round(decode_tokens / decode, 2) if decode_tokens and decode > 0 else None,
             rtf=round(inference / self.audio.seconds, 4),
             engine_calls=len(self._calls),
+            vad_seconds=round(self.vad_seconds, 4),
         )
         return TranscriptionResult(
             source=self.audio.source,
@@ -274,12 +337,13 @@ def transcribe(
 ) -> TranscriptionResult:
     """Transcribe one input with a loaded model: the public, one-call way (see the module doc).
 
-    ``audio`` is a path, a `qasr.audio.Audio` or 16 kHz mono samples, of any length (longer than one
-    engine call takes, it is cut at pauses). ``context``: hint text (names, terms) for Qwen3-ASR's
+    ``audio`` is a path, a `qasr.audio.Audio` or 16 kHz mono samples, of any length (longer than
+    ``max_chunk``, it is cut at pauses). ``context``: hint text (names, terms) for Qwen3-ASR's
     system turn. ``itn`` and ``opencc`` post-process the text (ITN first; OpenCC converts Chinese
     text). ``aligner``: a ForcedAligner model file for word times; it runs in a child process of its
     own (upstream cannot hold two models in one process: the first one loaded goes silent).
-    ``max_chunk``: longest engine call in seconds (default and maximum: one call, 8 min).
+    ``max_chunk``: longest engine call in seconds (default 30, `DEFAULT_MAX_CHUNK`; 0: one call per
+    input, up to the engine's 8 minutes; see `chunk_bound`).
     ``language``: force it for this call (see `TranscriptionStream`). ``options``: all of these as
     one `CallOptions` value (it replaces the separate arguments).
 

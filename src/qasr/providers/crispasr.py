@@ -116,9 +116,10 @@ class CrispSettings:
 
 
 def _bound(max_chunk: float | None) -> float:
-    from qasr.audio import MAX_SECONDS_PER_CALL
+    """The same chunk bound as qwen3-chatllm's (`qasr.pipeline.transcribe.chunk_bound`)."""
+    from qasr.pipeline.transcribe import chunk_bound
 
-    return min(max_chunk or MAX_SECONDS_PER_CALL, MAX_SECONDS_PER_CALL)
+    return chunk_bound(max_chunk)
 
 
 def check_aligner(path: Path) -> GgufInfo:
