@@ -3,7 +3,7 @@
 #   docker build -t qasr .                                   # users: an official Python slim image
 #   docker build --network host --build-arg BASE_IMAGE=qasr/base:local -t qasr .   # CI (GUIDE §5)
 #
-# libchatllm and the models are mounted at run time, never baked in (chatllm.cpp is built by you):
+# libchatllm and the models are mounted at run time, never baked in (chatllm.cpp is built by you, docs/engine.md):
 #   docker run --rm --user "$(id -u):$(id -g)" \
 #     -v /opt/chatllm:/opt/chatllm:ro -e QASR_CHATLLM_LIB=/opt/chatllm/bindings/libchatllm.so \
 #     -v "$PWD/models:/models:ro" -v "$PWD/results:/results" \

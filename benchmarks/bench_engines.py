@@ -83,10 +83,11 @@ def child_crispasr(args: argparse.Namespace) -> dict[str, object]:
     import numpy as np
 
     from qasr.audio.decode import as_audio
-    from qasr.providers import ProviderOptions, make_provider
+    from qasr.providers import make_provider
+    from qasr.spec import EngineSpec
 
     samples = np.asarray(clip(as_audio(args.audio).samples, args.duration), dtype=np.float32)
-    p = make_provider("crispasr", ProviderOptions(model=args.model, threads=args.threads, max_tokens=args.tokens))
+    p = make_provider(EngineSpec(provider="crispasr", model=args.model, threads=args.threads, max_tokens=args.tokens))
     try:
         full = p.call(samples)  # type: ignore[attr-defined]
         one = p.call(samples, max_tokens=1)  # type: ignore[attr-defined]

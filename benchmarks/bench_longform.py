@@ -73,7 +73,7 @@ def check_srt(path: Path, duration: float) -> str:
 
 def run(audio: Path, out: Path, args: argparse.Namespace, context: int) -> dict:
     cmd = [sys.executable, "-m", "qasr", "subtitles", str(audio), "-o", str(out), "--model", str(args.model),
-           "--aligner", str(args.aligner), "--max-chunk", str(args.max_chunk), "--context", str(context), "--json"]  # fmt: skip
+           "--aligner", str(args.aligner), "--max-chunk", str(args.max_chunk), "--context-chars", str(context), "--json"]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     wall = time.perf_counter() - t0
@@ -88,7 +88,6 @@ PROBE = r"""
 import json, os, statistics, sys, time
 import numpy as np, soundfile
 from qasr.engine.model import Model
-from qasr.pipeline.worker import _set_context
 from qasr.text.parse import parse_asr_output
 model_path, data_dir, chars, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 wavs = sorted(p for p in os.listdir(data_dir) if p.endswith(".wav"))
@@ -104,7 +103,7 @@ for k, wav in enumerate(wavs):
     for label, ctx in (("none", ""), ("context", context)):
         times = []
         for _ in range(repeats):
-            _set_context(model, ctx)
+            model.restart(ctx)  # the context is Qwen3-ASR's system prompt
             t0 = time.perf_counter()
             raw = "".join(model.transcribe_raw(samples))
             times.append(time.perf_counter() - t0)

@@ -9,7 +9,11 @@
 (c) ``qasr --help`` start-up (target at most 0.3 s), and which heavy modules ``import qasr`` pulls in;
 (d) where (a)'s wall time goes: the interpreter, the imports one transcription needs, the engine's model
     load and inference (the record's own figures), and the rest (argument parsing, audio decode and
-    staging, engine start, exit).
+    staging, engine start, exit);
+(e) the library's clean exit (`qasr.engine.exit_guard`): a Python program that loads the model with
+    ``qasr.Model``, transcribes ``--repeats`` times in its own process and returns, with the guard and
+    without (``QASR_EXIT_GUARD=0``): its exit status, the median per-call time, and the program's wall
+    time. The guard is an ``on_exit`` hook installed once, so the per-call figures should match.
 Wall times are medians over ``--repeats`` runs; peak RSS comes from each child's rusage.
 """
 
@@ -73,6 +77,32 @@ def where_it_goes(cmd: list[str], wall: float, repeats: int) -> None:
                           ("inference", infer), ("the rest", rest)):
         print(f"    {name:15s} {seconds * 1000:7.1f} ms")
     print("    (the rest: argument parsing, audio decode and staging, engine start and exit)\n")
+
+
+LIBRARY_PROGRAM = """
+import json, statistics, sys, time, qasr
+model = qasr.Model(sys.argv[1])
+calls = []
+for _ in range(int(sys.argv[3])):
+    t0 = time.perf_counter(); qasr.transcribe(model, sys.argv[2]); calls.append(time.perf_counter() - t0)
+print(json.dumps({"per_call": statistics.median(calls)}), flush=True)
+"""
+
+
+def library_exit(model: str, audio: Path, repeats: int) -> None:
+    """(e): the exit status and per-call time of a program using the library, with and without the guard."""
+    import json
+
+    print("(e) a Python program using qasr.Model: exit status and per-call cost of the exit guard")
+    for label, guard in (("guard on ", "1"), ("guard off", "0")):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", LIBRARY_PROGRAM, model, str(audio), str(repeats)], capture_output=True,
+                              text=True, env={**os.environ, "QASR_EXIT_GUARD": guard})  # fmt: skip
+        wall = time.perf_counter() - t0
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        per_call = json.loads(lines[-1])["per_call"] * 1000 if lines else float("nan")
+        print(f"    {label}       exit {proc.returncode:4d}   {per_call:7.1f} ms per call   {wall:6.3f} s wall")
+    print("    (target: exit 0 with the guard; the same per-call time either way)\n")
 
 
 def find_main(lib: Path, explicit: str | None) -> Path:
@@ -141,6 +171,7 @@ def main() -> None:
         print(f"    engine CLI x{args.files}   {ten_cli_wall:7.3f} s wall")
         print(f"    qasr, one call  {ten_ours:7.3f} s wall   {ten_peak / 2**20:6.1f} MiB peak")
         print(f"    ratio           {ratio:7.3f}          target <= 0.8     {'OK' if ratio <= 0.8 else 'MISSED'}\n")
+        library_exit(args.model, audio, args.repeats)
 
     help_wall, _ = median_run([*qasr, "--help"], max(args.repeats, 5))
     probe = "import sys, qasr; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY_MODULES,)

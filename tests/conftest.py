@@ -36,6 +36,17 @@ def double_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def leak_cases_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/native/leak_cases.c compiled once per session (the lab's user-code cases; not the double)."""
+    from native.build import build_leak_cases
+
+    try:
+        return build_leak_cases(tmp_path_factory.mktemp("leak-cases"))
+    except FileNotFoundError as exc:
+        pytest.skip(f"no C compiler to build the leak cases: {exc}")
+
+
+@pytest.fixture(scope="session")
 def double_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Three builds of the double that differ under one environment, as engine builds do (knobs
     compiled in): ``clean``, ``leaky`` (1 MiB per inference turn), ``aborting`` (in destroy, as upstream)."""
@@ -104,12 +115,11 @@ def real_engine() -> tuple[Path, Path] | None:
     return Path(lib), model
 
 
-def engine_child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run Python code in a child process with the real engine (upstream aborts at interpreter exit
-    once a model was loaded, so the code ends with ``os._exit`` itself)."""
+def engine_child(code: str, timeout: float = 120, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a child process with the real engine (``env_vars`` added to its environment)."""
     import textwrap
 
-    env = {**os.environ, "QASR_CHATLLM_LIB": os.environ.get("QASR_CHATLLM_LIB", "")}
+    env = {**os.environ, "QASR_CHATLLM_LIB": os.environ.get("QASR_CHATLLM_LIB", ""), **env_vars}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
                           timeout=timeout)
 

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from conftest import SHARED_DATA, requires_shared_data, sine
 
-from qasr.audio import SAMPLE_RATE, from_array, load_audio
+from qasr.audio import SAMPLE_RATE, check_one_call, from_array, load_audio
 from qasr.audio.staging import is_shell_safe, staged_wav
 from qasr.errors import AudioError
 
@@ -90,9 +90,13 @@ def test_non_finite_and_too_long() -> None:
     bad[100] = np.nan
     with pytest.raises(AudioError, match="NaN or infinite"):
         from_array(bad, 16_000)
+    long = from_array(np.zeros(16_000 * 60 * 13, np.float32), 16_000)  # any length decodes: it is cut later
+    assert long.seconds == 780
     with pytest.raises(AudioError, match="at most 8.0 min"):  # measured: upstream aborts from 504 s
-        from_array(np.zeros(16_000 * 60 * 13, np.float32), 16_000)
-    assert from_array(np.zeros(16_000 * 60 * 13, np.float32), 16_000, max_seconds=None).seconds == 780
+        check_one_call(long)  # the one-call limit lives where one engine call is made
+    with pytest.raises(AudioError, match="at most 8.0 min"):
+        from_array(np.zeros(16_000 * 60 * 13, np.float32), 16_000, max_seconds=8 * 60)
+    check_one_call(from_array(np.zeros(16_000 * 60 * 8, np.float32), 16_000))  # exactly 8 min fits
 
 
 def test_integer_and_bad_arrays() -> None:
@@ -109,12 +113,21 @@ def test_integer_and_bad_arrays() -> None:
 
 def test_staged_wav_is_private_safe_and_removed() -> None:
     samples = sine(0.5)
-    with staged_wav(samples) as path:
+    with staged_wav(samples, raw_only=False) as path:
         assert is_shell_safe(str(path))
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         back, rate = soundfile.read(str(path), dtype="float32")
         assert rate == SAMPLE_RATE and np.array_equal(back, samples)
+        assert sorted(p.name for p in path.parent.iterdir()) == ["audio.wav"]  # written once
     assert not path.exists() and not path.parent.exists()
+
+
+def test_staging_for_the_shim_writes_the_raw_samples_once() -> None:
+    samples = sine(0.5)
+    with staged_wav(samples, raw_only=True) as path:
+        assert sorted(p.name for p in path.parent.iterdir()) == ["audio.f32"]  # no WAV: the shim serves the raw twin
+        assert np.array_equal(np.fromfile(path.with_suffix(".f32"), dtype="<f4"), samples)
+    assert not path.parent.exists()
 
 
 @pytest.mark.parametrize("name", ['a"b.wav', "$(touch PWNED).wav", "`id`.wav", "a b.wav", "x;rm.wav", "ü.wav"])

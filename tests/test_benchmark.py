@@ -16,7 +16,7 @@ from qasr.benchmark.decision import CONDITIONAL, GO, MIB, NO_GO, Criteria, decid
 from qasr.benchmark.metrics import corpus_rate, count_errors, normalise
 from qasr.benchmark.runner import Outcome, ProviderRun, run_provider
 from qasr.errors import UsageError
-from qasr.providers import ProviderOptions
+from qasr.spec import EngineSpec
 
 # -- metrics ---------------------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ def test_a_provider_runs_in_its_own_process(double_lib: Path, asr_model_file: Pa
         monkeypatch.setenv(key, value)
     for key in [k for k in os.environ if k.startswith("QASR_DOUBLE_") and k not in double_env(double_lib)]:
         monkeypatch.delenv(key)
-    run = run_provider("qwen3-chatllm", ProviderOptions(model=str(asr_model_file)), items, tmp_path)
+    run = run_provider("qwen3-chatllm", EngineSpec(model=str(asr_model_file)), items, tmp_path)
     assert run.error is None and run.exit == "exit 0" and run.describe["is_test_double"] is True
     assert [o.text for o in run.outcomes] == ["hello world from the test double"] * 3
     assert run.peak_rss_bytes > 10 * MIB and run.streams
@@ -202,13 +202,13 @@ def test_a_provider_runs_in_its_own_process(double_lib: Path, asr_model_file: Pa
 def test_a_crashing_provider_costs_its_own_files_only(double_lib: Path, asr_model_file: Path, items: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
     for key, value in double_env(double_lib, abort_at_call="2").items():
         monkeypatch.setenv(key, value)
-    run = run_provider("qwen3-chatllm", ProviderOptions(model=str(asr_model_file)), items, tmp_path)
+    run = run_provider("qwen3-chatllm", EngineSpec(model=str(asr_model_file)), items, tmp_path)
     assert run.reason == "crashed" and "SIGABRT" in run.exit and "injected abort at call 2" in (run.error or "")
     assert run.outcomes[0].text and all(o.error and "not transcribed" in o.error for o in run.outcomes[1:])
 
 
 def test_a_provider_that_cannot_start_says_why(items: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
-    run = run_provider("faster-whisper", ProviderOptions(whisper_model=str(tmp_path / "none")), items, tmp_path)
+    run = run_provider("faster-whisper", EngineSpec(whisper_model=str(tmp_path / "none")), items, tmp_path)
     assert run.reason == "model file missing or corrupt" and "not found" in (run.error or "")
     assert all(o.error for o in run.outcomes) and not run.done
 

@@ -26,9 +26,10 @@ from qasr.engine.synth.gguf import write_gguf
 from qasr.errors import AudioError, EngineError, EngineNotFound, ModelFileError, QasrError, UsageError
 from qasr.pipeline.align import unit_spans
 from qasr.processes import status_bytes
-from qasr.providers import ProviderOptions, make_provider
+from qasr.providers import make_provider
 from qasr.providers import chain
 from qasr.providers.crispasr import ALIGNER_LINK, CrispAsrProvider, language_code
+from qasr.spec import CallOptions, EngineSpec
 
 FAKE = Path(__file__).resolve().parent / "crispasr_fake"
 requires_crispasr = pytest.mark.skipif(importlib.util.find_spec("crispasr") is None, reason="pip install 'qasr[crispasr]'")
@@ -68,8 +69,13 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-un
     return calls
 
 
+_SPEC_FIELDS = ("aligner", "max_tokens", "language")  # what is loaded; the rest are the calls' defaults
+
+
 def crisp(model: Path, **options: object) -> CrispAsrProvider:
-    return make_provider("crispasr", ProviderOptions(model=str(model), threads=1, **options))  # type: ignore[arg-type,return-value]
+    spec = EngineSpec(provider="crispasr", model=str(model), threads=1, **{k: v for k, v in options.items() if k in _SPEC_FIELDS})  # type: ignore[arg-type]
+    calls = CallOptions(**{k: v for k, v in options.items() if k not in _SPEC_FIELDS})  # type: ignore[arg-type]
+    return make_provider(spec, calls)  # type: ignore[return-value]
 
 
 # -- with the real CrispASR ---------------------------------------------------------------------------
@@ -116,19 +122,24 @@ def test_the_provider_interface(gguf: Path, tone: Path) -> None:
 
 
 @requires_crispasr
-def test_language_and_context_reach_the_engine(gguf: Path, tone: Path) -> None:
-    base = crisp(gguf, max_tokens=6)
-    forced = crisp(gguf, max_tokens=6, language="English")
-    hinted = crisp(gguf, max_tokens=6, context="<|im_end|>Kennedy, Berlin")
+def test_language_and_context_reach_the_engine_per_call(gguf: Path, tone: Path) -> None:
+    provider = crisp(gguf, max_tokens=6)
+    loaded_english = crisp(gguf, max_tokens=6, language="English")  # the spec's language is the calls' default
     try:
-        plain, english, hint = base.transcribe(tone), forced.transcribe(tone), hinted.transcribe(tone)
+        plain = provider.transcribe(tone)
+        english = provider.transcribe(tone, CallOptions(language="English"))  # no reload: the next call may differ
+        hint = provider.transcribe(tone, CallOptions(context="<|im_end|>Kennedy, Berlin"))
         assert english.language == "English" and plain.language is None
         assert english.asr_text != plain.asr_text  # the prefill "language English<asr_text>" changed the prompt
+        assert loaded_english.transcribe(tone).asr_text == english.asr_text
         assert hint.context == "Kennedy, Berlin" and hint.asr_text != plain.asr_text  # cleaned, then given as hotwords
-        assert hinted.describe()["context_as"].startswith("hotwords")
+        assert provider.transcribe(tone).asr_text == plain.asr_text  # and cleared again for the next call
+        assert provider.describe()["context_as"].startswith("hotwords")
+        with pytest.raises(UsageError, match="Klingon"):
+            provider.transcribe(tone, CallOptions(language="Klingon"))
     finally:
-        for p in (base, forced, hinted):
-            p.close()
+        provider.close()
+        loaded_english.close()
 
 
 @requires_crispasr
@@ -337,7 +348,7 @@ def test_a_missing_package_is_engine_not_found(gguf: Path, monkeypatch: pytest.M
 
 
 def test_language_names_and_codes() -> None:
-    assert language_code("English") == "en" and language_code("cantonese") == "yue" and language_code("fil") == "fil"
+    assert language_code("English") == "en" and language_code("cantonese") == "yue" and language_code("fil") == "tl"
     assert language_code(None) is None and language_code("auto") is None
     with pytest.raises(UsageError, match="Klingon"):
         language_code("Klingon")
@@ -351,11 +362,11 @@ def test_auto_tries_crispasr_between_chatllm_and_whisper(monkeypatch: pytest.Mon
              "faster-whisper": Fake("faster-whisper", None)}  # fmt: skip
     monkeypatch.setattr(chain, "provider_class", lambda name: table[name])
     said: list[str] = []
-    assert make_provider("auto", ProviderOptions(), on_fallback=said.append).name == "crispasr"
+    assert make_provider(EngineSpec(provider="auto"), on_fallback=said.append).name == "crispasr"
     assert said == ["qwen3-chatllm unavailable (engine not found: no libchatllm); falling back to crispasr"]
     table["crispasr"] = Fake("crispasr", ModelFileError("x.bin is a chatllm.cpp model file; CrispASR needs a GGUF file"))
     said.clear()
-    assert make_provider("auto", ProviderOptions(), on_fallback=said.append).name == "faster-whisper"
+    assert make_provider(EngineSpec(provider="auto"), on_fallback=said.append).name == "faster-whisper"
     assert said[1] == "crispasr unavailable (model file missing or corrupt: x.bin is a chatllm.cpp model file; CrispASR needs a GGUF file); falling back to faster-whisper"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_qasr
+from engine_tree import checkout_at, isolate_lookup
 from modelfiles import write_model
 
 from qasr import doctor
@@ -49,7 +50,8 @@ def test_bare_machine_exits_1_and_names_every_fix(tmp_path: Path) -> None:
     out = r.stdout
     assert "MISSING  libchatllm*" in out
     assert f"tried {tmp_path / 'empty' / 'libchatllm.so'} (not found)" in out
-    assert "libchatllm target as its docs/binding.md says" in out and "QASR_CHATLLM_LIB" in out
+    assert "git submodule update --init chatllm.cpp, then build its libchatllm target as the engine's docs/binding.md says" in out
+    assert "QASR_CHATLLM_LIB" in out and "docs/engine.md" in out
     assert "fix: apt-get install ffmpeg (Debian), or pip install" in out
     assert "fix: qasr models pull qwen3-asr-0.6b-q4_0" in out
     assert "not ready: required check(s) failed: libchatllm" in out
@@ -98,7 +100,7 @@ def test_test_double_as_engine_is_ok_and_json_has_the_shape(double_lib: Path, tm
     assert set(doc) == {"ok", "required_failed", "checks"} and doc["ok"] is True and doc["required_failed"] == []
     for c in doc["checks"]:
         assert {"name", "status", "required", "detail", "fix"} <= c.keys()
-        assert c["status"] in ("ok", "missing", "broken") and isinstance(c["required"], bool)
+        assert c["status"] in ("ok", "warn", "missing", "broken") and isinstance(c["required"], bool)
         assert (c["fix"] is None) == (c["status"] == "ok")
     checks = _by_name(doc)
     assert checks["libchatllm"]["status"] == "ok" and checks["libchatllm"]["test_double"] is True
@@ -163,3 +165,119 @@ def test_python_and_qasr_versions_are_reported() -> None:
     [q] = doctor.check_qasr(Options())
     assert py.ok and py.data["version"] == ".".join(map(str, sys.version_info[:3]))
     assert q.ok and q.data["version"] == qasr.__version__
+
+
+# --- the chatllm.cpp submodule folder behind the engine -----------------------------------------
+
+OTHER = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture()
+def lookup_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolate_lookup(tmp_path, monkeypatch)
+
+
+def _engine_records(opts: Options | None = None) -> dict[str, Check]:
+    return {c.name: c for c in run_checks(opts or Options(), [doctor.check_engine])}
+
+
+def test_an_empty_submodule_folder_is_named_with_the_two_steps(lookup_here: Path) -> None:
+    from qasr.engine.checkout import STEPS
+
+    lookup_here.mkdir()
+    records = _engine_records()
+    assert list(records) == ["libchatllm", "chatllm.cpp", "ggml dir"]
+    assert records["libchatllm"].status is Status.MISSING and STEPS in (records["libchatllm"].fix or "")
+    folder = records["chatllm.cpp"]
+    assert (folder.status, folder.required, folder.fix) == (Status.MISSING, False, STEPS)
+    assert folder.detail == f"{lookup_here} is an empty submodule folder: the engine's source is not checked out"
+    assert folder.data["state"] == "empty" and folder.data["commit"] is None
+
+
+def test_no_folder_and_no_library_names_no_folder(lookup_here: Path) -> None:
+    assert list(_engine_records()) == ["libchatllm", "ggml dir"]
+
+
+def test_a_checkout_at_the_tested_commit_with_the_library_built(lookup_here: Path, double_lib: Path) -> None:
+    from qasr.engine.checkout import TESTED_COMMIT
+
+    checkout_at(lookup_here, TESTED_COMMIT, double_lib)
+    records = _engine_records()
+    assert records["libchatllm"].ok and records["libchatllm"].data["path"] == str(lookup_here / "bindings" / "libchatllm.so")
+    folder = records["chatllm.cpp"]
+    assert folder.ok and folder.fix is None and folder.data["tested"] is True and folder.data["commit"] == TESTED_COMMIT
+    assert folder.detail == f"{lookup_here} is at 4a4310e, the commit qasr is tested with"
+
+
+def test_a_checkout_at_another_commit_warns_which_and_is_not_a_failure(lookup_here: Path, double_lib: Path) -> None:
+    from qasr.engine.checkout import TESTED_COMMIT
+
+    checkout_at(lookup_here, OTHER, double_lib)
+    results = run_checks(Options(), [doctor.check_engine])
+    folder = {c.name: c for c in results}["chatllm.cpp"]
+    assert folder.status is Status.WARN and not folder.ok and not folder.required
+    assert f"{lookup_here} is at 0123456, not 4a4310e, the commit qasr is tested with: results may differ" in folder.detail
+    assert folder.fix == f"to use the tested engine: git -C {lookup_here} checkout {TESTED_COMMIT}, then rebuild libchatllm"
+    assert (folder.data["commit"], folder.data["tested_commit"], folder.data["tested"]) == (OTHER, TESTED_COMMIT, False)
+    assert required_failures(results) == []
+
+
+def test_a_checkout_without_a_build_says_to_build_it(lookup_here: Path) -> None:
+    checkout_at(lookup_here, OTHER)
+    folder = _engine_records()["chatllm.cpp"]
+    assert folder.status is Status.MISSING and "not 4a4310e" in folder.detail
+    assert folder.detail.endswith("; no libchatllm is built there")
+    assert folder.fix == f"in {lookup_here}, build its libchatllm target as the engine's docs/binding.md says"
+
+
+def test_files_without_git_metadata_warn_that_the_commit_is_unknown(lookup_here: Path, double_lib: Path) -> None:
+    from qasr.engine.checkout import STEPS
+
+    (lookup_here / "bindings").mkdir(parents=True)
+    shutil.copy(double_lib, lookup_here / "bindings" / "libchatllm.so")
+    folder = _engine_records()["chatllm.cpp"]
+    assert folder.status is Status.WARN and "its commit is unknown (no git metadata)" in folder.detail
+    assert folder.fix == f"to know what you run, use a git checkout: move {lookup_here} aside, then {STEPS}"
+
+
+def test_a_library_found_elsewhere_names_no_folder(lookup_here: Path, double_lib: Path) -> None:
+    lookup_here.mkdir()  # an empty submodule does not matter once a library loads from elsewhere
+    assert list(_engine_records(Options(engine=str(double_lib)))) == ["libchatllm", "ggml dir"]
+
+
+def _own_submodule_is_built() -> bool:
+    from conftest import ROOT
+
+    from qasr.engine.library import paths_in
+
+    return any(p.is_file() for p in paths_in(ROOT / "chatllm.cpp"))
+
+
+@pytest.mark.parametrize("commit", ["empty", "other"])
+def test_the_cli_renders_the_folder_record(tmp_path: Path, double_lib: Path, commit: str) -> None:
+    import subprocess
+
+    if _own_submodule_is_built():
+        pytest.skip("this clone's own chatllm.cpp submodule holds a built libchatllm: the lookup would find it too")
+    folder = tmp_path / "chatllm.cpp"
+    if commit == "empty":
+        folder.mkdir()
+    else:
+        checkout_at(folder, OTHER, double_lib)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QASR_")}
+    env["QASR_MODELS_DIR"] = str(tmp_path / "models")
+    run = [sys.executable, "-m", "qasr", "doctor"]
+    text = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in text.stderr
+    doc = json.loads(subprocess.run(run + ["--json"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+                                    stdin=subprocess.DEVNULL).stdout)
+    record = _by_name(doc)["chatllm.cpp"]
+    assert record["path"] == str(folder) and "chatllm.cpp" not in doc["required_failed"]
+    if commit == "empty":
+        assert text.returncode == 1 and "libchatllm" in doc["required_failed"]
+        assert "MISSING  chatllm.cpp" in text.stdout and "is an empty submodule folder" in text.stdout
+        assert "fix: git submodule update --init chatllm.cpp, then build its libchatllm target" in text.stdout
+    else:
+        assert "libchatllm" not in doc["required_failed"] and record["status"] == "warn"
+        assert "WARN     chatllm.cpp" in text.stdout and "is at 0123456, not 4a4310e" in text.stdout
+        assert f"fix: to use the tested engine: git -C {folder} checkout" in text.stdout

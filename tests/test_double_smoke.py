@@ -444,3 +444,25 @@ def test_compiled_in_defaults_apply_and_the_environment_wins(tmp_path):
     assert overridden.stdout.splitlines() == ["language| English|<asr_text>|hi", "survived"]
     with pytest.raises(ValueError):
         build(tmp_path / "bad", {"text": "two words"})
+
+
+def test_last_started_prints_mirrors_upstreams_shared_interceptor(lib, asr_model, wav, monkeypatch):
+    """QASR_DOUBLE_LAST_STARTED_PRINTS=1: the first object's chunks reach the callback of the object
+    started last, and its own callback gets one f_end, the receiver's two (upstream 4a4310e, measured
+    with tests/two_models_repro.py); destroying the receiver gives each object its own text back."""
+    monkeypatch.setenv("QASR_DOUBLE_LAST_STARTED_PRINTS", "1")
+    first = Session(lib, asr_model)
+    second = Session(lib, asr_model, "--set", "language", "English")
+    assert first.start_rc == second.start_rc == 0
+    second.reset()
+    assert first.ask(f"{{{{audio:{wav}}}}}") == 0
+    assert (first.chunks(), first.ends) == ([], 1)
+    assert (second.chunks(), second.ends) == (ASR_CHUNKS, 2)  # the first object's words, language included
+    first.reset()
+    assert second.ask(f"{{{{audio:{wav}}}}}") == 0
+    assert (second.chunks(), second.ends) == ([c for c in ASR_CHUNKS if c not in ("language", " English")], 2)
+    assert (first.chunks(), first.ends) == ([], 0)
+    second.close()  # upstream would keep a dangling pointer to it; the double forgets it
+    assert first.ask(f"{{{{audio:{wav}}}}}") == 0
+    assert (first.chunks(), first.ends) == (ASR_CHUNKS, 2)
+    first.close()

@@ -14,7 +14,7 @@ from conftest import sine
 from qasr.engine import library
 from qasr.engine.model import Model, _parked_callbacks
 from qasr.engine.modelfile import ModelKind
-from qasr.errors import EngineError, EngineNotFound, ModelFileError, UsageError
+from qasr.errors import AudioError, EngineError, EngineNotFound, ModelFileError, UsageError
 
 DEFAULT_TEXT = "hello world from the test double"
 
@@ -234,7 +234,7 @@ def test_bad_arguments(engine: Path, asr_model_file: Path) -> None:
     with pytest.raises(UsageError, match="max_length"):
         Model(asr_model_file, max_length=10)
     model = Model(asr_model_file)
-    with pytest.raises(Exception, match="NaN"):
+    with pytest.raises(AudioError, match="NaN"):
         list(model.transcribe_raw(np.full(16_000, np.nan, np.float32)))
 
 
@@ -265,3 +265,73 @@ def test_threads_are_passed_as_threads_not_temperature(engine: Path, asr_model_f
         words = m._params(2, 512, (), {})
     assert words[words.index("--threads") + 1] == "2"
     assert "-t" not in words and words[words.index("--max_length") + 1] == "512"
+
+
+def test_two_models_share_a_process_although_the_engine_mixes_up_callbacks(
+    engine: Path, asr_model_file: Path, aligner_model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream 4a4310e prints every model's chunks through the callback of the model started last
+    (the double's LAST_STARTED_PRINTS mirrors it); each model still gets its own text, alternately."""
+    import json
+
+    monkeypatch.setenv("QASR_DOUBLE_LAST_STARTED_PRINTS", "1")
+    forced = Model(asr_model_file, language="English")
+    auto = Model(asr_model_file)
+    aligner = Model(aligner_model_file, kind=ModelKind.ALIGNER, settings={"format": "json"})
+    for _ in range(2):
+        assert "".join(forced.transcribe_raw(sine(1.0))) == "<asr_text>" + DEFAULT_TEXT
+        assert "".join(auto.transcribe_raw(sine(1.0))) == "language English<asr_text>" + DEFAULT_TEXT
+        assert [w["text"] for w in json.loads("".join(aligner.align_raw(sine(1.0), "one two")))] == ["one", "two"]
+
+
+def test_turns_of_two_models_run_one_at_a_time(engine: Path, asr_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads on two models: serialised per process, so neither gets the other's chunks."""
+    monkeypatch.setenv("QASR_DOUBLE_LAST_STARTED_PRINTS", "1")
+    monkeypatch.setenv("QASR_DOUBLE_TOKEN_DELAY_MS", "3")
+    models = {"forced": Model(asr_model_file, language="English"), "auto": Model(asr_model_file)}
+    results: dict[str, list[str]] = {name: [] for name in models}
+
+    def work(name: str) -> None:
+        for _ in range(3):
+            results[name].append("".join(models[name].transcribe_raw(sine(0.5))))
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["forced"] == ["<asr_text>" + DEFAULT_TEXT] * 3
+    assert results["auto"] == ["language English<asr_text>" + DEFAULT_TEXT] * 3
+    running = models["forced"].transcribe_raw(sine(0.5))
+    next(running)
+    with pytest.raises(EngineError, match="another model's turn is still running in this thread"):
+        next(models["auto"].transcribe_raw(sine(0.5)))
+    running.close()
+    assert "".join(models["auto"].transcribe_raw(sine(0.5))).endswith(DEFAULT_TEXT)  # the board was released
+
+
+def test_a_second_live_model_of_one_kind_is_refused_before_it_is_created(
+    engine: Path, asr_model_file: Path, aligner_model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream 4a4310e's Qwen3-ASR objects share one prompt encoder (the double's do not): on such an
+    engine a second ASR model would leave the first deaf, so it is refused; an aligner is not."""
+    from qasr.engine import switchboard
+
+    monkeypatch.setattr(switchboard, "shares_prompt_encoder", lambda _engine: True)  # as on upstream
+    monkeypatch.setattr(switchboard, "_residents", {})  # models earlier tests left loaded do not count
+    first = Model(asr_model_file)
+    created: list[int] = []
+    real_create = first.engine.lib.chatllm_create
+    monkeypatch.setattr(first.engine.lib, "chatllm_create", lambda: created.append(1) or real_create())
+    with pytest.raises(EngineError, match=r"cannot hold two Qwen3-ASR models in one process.*qwen\.cpp:2995.*asr\.bin"):
+        Model(asr_model_file)
+    assert created == []  # refused before the engine could re-point anything
+    aligner = Model(aligner_model_file, kind=ModelKind.ALIGNER)
+    assert created == [1]
+    with pytest.raises(EngineError, match="two Qwen3-ForcedAligner models"):
+        Model(aligner_model_file, kind=ModelKind.ALIGNER)
+    assert "".join(first.transcribe_raw(sine(0.5))).endswith(DEFAULT_TEXT)
+    first.close()
+    second = Model(asr_model_file)  # the first is closed: nothing left to deafen
+    assert "".join(second.transcribe_raw(sine(0.5))).endswith(DEFAULT_TEXT)
+    del aligner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,27 @@ def test_leak_check(double_lib: Path, clip: Path, asr_model_file: Path, tmp_path
     leaky = dict(env, QASR_DOUBLE_LEAK_INFERENCE=str(1024 * 1024))
     r = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_leak_check.py")], leaky, cwd=tmp_path)
     assert r.returncode == 1 and "LEAK" in r.stdout
+
+
+def test_leak_scenario(double_lib: Path, clip: Path, asr_model_file: Path, tmp_path: Path) -> None:
+    """examples/leak_scenario.py under `qasr lab run`: a leak in the engine shows through the user's handler."""
+    common = ["-m", "qasr", "lab", "run", f"{EXAMPLES / 'leak_scenario.py'}:Handler", "-m", str(asr_model_file),
+              "--audio", str(clip), "-n", "40", "--results", str(tmp_path / "results"), "--json", "--no-peaks"]  # fmt: skip
+    r = _run(common, double_env(double_lib))
+    assert r.returncode == 0, r.stderr
+    clean = json.loads(r.stdout)
+    assert clean["verdict"] == "NO_LEAK" and clean["accuracy"]["first_text"] == DEFAULT_TEXT
+    r = _run(common, double_env(double_lib, leak_inference=str(1024 * 1024)))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["verdict"] == "LEAK"
+    r = _run(["-m", "qasr", "lab", "run", f"{EXAMPLES / 'leak_scenario.py'}:normalize", "-n", "60", "--python-heap",
+              "--results", str(tmp_path / "results"), "--json"], double_env(double_lib))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    plain = json.loads(r.stdout)
+    assert plain["verdict"] == "NO_LEAK" and plain["verdicts"]["py_heap"]["verdict"] == "NO_LEAK"
+
+
+def test_leak_marker(tmp_path: Path) -> None:
+    r = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_leak_marker.py")], dict(os.environ), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed" in r.stdout

@@ -31,7 +31,7 @@ def run_shell(cmd: str, path_prefix: Path | None) -> subprocess.CompletedProcess
 
 def test_shim_streams_the_staged_samples() -> None:
     samples = sine(1.5) * np.linspace(0, 1, 24_000, dtype=np.float32)
-    with staged_wav(samples) as wav:
+    with staged_wav(samples, raw_only=True) as wav:
         out = run_shell(engine_command(wav), SHIM_DIR)
     assert out.returncode == 0
     assert np.array_equal(np.frombuffer(out.stdout, dtype="<f4"), samples)
@@ -41,8 +41,9 @@ def test_shim_streams_the_staged_samples() -> None:
 def test_shim_output_is_byte_identical_to_ffmpeg() -> None:
     rng = np.random.default_rng(7)
     samples = (rng.standard_normal(16_000 * 3) * 0.2).astype(np.float32)
-    with staged_wav(samples) as wav:
+    with staged_wav(samples, raw_only=True) as wav:
         shim = run_shell(engine_command(wav), SHIM_DIR).stdout
+    with staged_wav(samples, raw_only=False) as wav:
         real = run_shell(engine_command(wav), None).stdout
     assert len(real) == 4 * len(samples)
     assert shim == real

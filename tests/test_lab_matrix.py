@@ -23,7 +23,7 @@ from qasr.lab.engines import resolve_engines, split_label
 def inputs(tmp_path: Path) -> list[str]:
     audio = tmp_path / "clip.wav"
     soundfile.write(str(audio), sine(0.5), 16_000)
-    return ["-m", str(write_model(tmp_path / "asr.bin")), "-a", str(audio), "--no-peaks", "--results", str(tmp_path / "results")]
+    return ["-m", str(write_model(tmp_path / "asr.bin")), "--audio", str(audio), "--no-peaks", "--results", str(tmp_path / "results")]
 
 
 def matrix(args: list[str]) -> tuple[dict, str]:

@@ -118,13 +118,14 @@ def test_a_50_mb_bytearray_shows_in_rss_anon_and_the_live_heap() -> None:
 @linux_only
 def test_peak_sampler_sees_a_short_lived_100_mb_allocation() -> None:
     with PeakSampler(interval=0.005) as sampler:
-        time.sleep(0.02)
+        assert sampler.wait_readings(2)  # the background thread is running
         sampler.reset()
         baseline = take_sample("baseline", collect=False).rss
         block = bytearray(100 * MB)
-        time.sleep(0.1)
+        # Held until the background thread has read /proc while it exists (reset and peak() read
+        # from this thread before and after the block, so only the thread can see it).
+        assert sampler.wait_readings(4)
         del block
-        time.sleep(0.02)
         now = take_sample("after", collect=False).rss
         peak = sampler.peak()
         peak_anon = sampler.peak_anon()
@@ -141,7 +142,7 @@ def test_peak_sampler_sees_a_short_lived_100_mb_allocation() -> None:
 def test_peak_sampler_survives_a_missing_proc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(S, "STATUS_PATH", "/nonexistent/qasr/status")
     with PeakSampler(interval=0.001) as sampler:
-        time.sleep(0.02)
+        assert not sampler.wait_readings(1)  # the thread gives up at once: no reading will come
         assert sampler.peak() is None
         assert sampler.peak_anon() is None
     assert sampler.error is not None and "not readable" in sampler.error

@@ -133,7 +133,7 @@ def test_the_cli_runs_compares_and_re_renders(double_lib: Path, tmp_path: Path) 
     model = write_model(tmp_path / "asr.bin")
     env = double_env(double_lib, leak_inference=str(MIB))
     results = tmp_path / "results"
-    common = ["-m", str(model), "-a", str(audio), "-n", "30", "--results", str(results), "--no-peaks"]
+    common = ["-m", str(model), "--audio", str(audio), "-n", "30", "--results", str(results), "--no-peaks"]
     r = run_qasr(["lab", "run", "restart", *common, "--json", "--fail-on-leak"], env)
     assert r.returncode == 6, r.stderr  # LEAK with --fail-on-leak
     leaky = json.loads(r.stdout)
@@ -197,7 +197,7 @@ def test_ctrl_c_writes_a_partial_report(double_lib: Path, tmp_path: Path) -> Non
     env = double_env(double_lib, token_delay_ms="10")
     results = tmp_path / "results"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qasr", "lab", "run", "restart", "-m", str(model), "-a", str(audio), "-n", "1000",
+        [sys.executable, "-m", "qasr", "lab", "run", "restart", "-m", str(model), "--audio", str(audio), "-n", "1000",
          "--results", str(results), "--no-peaks", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
@@ -288,3 +288,15 @@ def test_a_token_cap_reaches_every_turn(double_lib: Path, tmp_path: Path, monkey
     outcome = run(cfg, show_progress=False)
     records = [json.loads(line) for line in (outcome.run_dir / "samples.jsonl").read_text().splitlines()]
     assert [r["tokens"] for r in records if r["type"] == "iteration"] == [3] * 5
+
+
+def test_dash_a_is_the_aligner_in_the_lab_too(double_lib: Path, tmp_path: Path) -> None:
+    """`-a` names the aligner in every command, the lab included; the audio is `--audio`."""
+    audio = tmp_path / "clip.wav"
+    soundfile.write(str(audio), sine(0.5), 16_000)
+    model = write_model(tmp_path / "asr.bin")
+    env = double_env(double_lib)
+    r = run_qasr(["lab", "run", "aligner-restart", "-a", str(model), "--audio", str(audio), "-r", "hello"], env)
+    assert r.returncode == 2 and "but a Qwen3-ForcedAligner model is needed" in r.stderr, r.stderr
+    r = run_qasr(["lab", "run", "restart", "-m", str(model), "-a", str(audio)], env)
+    assert r.returncode == 2 and "--audio" in r.stderr, r.stderr

@@ -18,9 +18,12 @@ import srt
 from conftest import SHARED_DATA, double_env, requires_shared_data, run_qasr, sine
 
 from qasr.audio.vad import Span, VadOptions
-from qasr.errors import AudioError, EngineError, UsageError
-from qasr.pipeline.longform import JsonlTail, LongformOptions, run_longform
-from qasr.pipeline.worker import main as worker_main
+from qasr.channel import Sender, read_durable
+from qasr.errors import AudioError, EngineError, ModelFileError, UsageError
+from qasr.pipeline.chunk_child import main as chunk_child_main
+from qasr.pipeline.longform import LongformOptions, run_longform
+from qasr.spec import EngineSpec
+from qasr.text.post import PostProcess
 from qasr.pipeline.writers import get_writer
 
 CHUNKS = [Span(0.5, 4.0), Span(5.0, 8.5), Span(9.0, 11.5)]
@@ -55,7 +58,7 @@ def setup(double_lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, asr
     monkeypatch.setattr(tempfile, "tempdir", str(temp_root))
     audio = tmp_path / "in.wav"
     soundfile.write(str(audio), sine(12.0), 16_000)
-    options = LongformOptions(asr_model_file, aligner_model_file, engine=double_lib)
+    options = LongformOptions(EngineSpec(model=str(asr_model_file), aligner=str(aligner_model_file), engine=str(double_lib)))
     return audio, options, temp_root
 
 
@@ -87,7 +90,7 @@ def test_itn_and_zh_tw_keep_the_word_times(setup, tmp_path: Path, monkeypatch: p
     out = tmp_path / "out.json"
     from dataclasses import replace
 
-    run_longform(audio, out, get_writer("json"), replace(options, itn=True, zh_tw=True), chunker=fixed_chunks)
+    run_longform(audio, out, get_writer("json"), replace(options, post=PostProcess(itn=True, opencc="s2twp")), chunker=fixed_chunks)
     seg = json.loads(out.read_text(encoding="utf-8"))["segments"][0]
     assert seg["text"] == "我的電話號碼是13800138000"
     words = {w["text"]: w for w in seg["words"]}
@@ -141,11 +144,12 @@ def test_bad_arguments_fail_before_any_work(setup, tmp_path: Path) -> None:  # t
     from dataclasses import replace
 
     with pytest.raises(UsageError, match="does not support 'th'"):
-        run_longform(audio, tmp_path / "o.srt", get_writer("srt"), replace(options, language="th"), chunker=fixed_chunks)
+        run_longform(audio, tmp_path / "o.srt", get_writer("srt"), replace(options, spec=options.spec.replace(language="th")), chunker=fixed_chunks)
     with pytest.raises(UsageError, match="output directory does not exist"):
         run_longform(audio, tmp_path / "nope" / "o.srt", get_writer("srt"), options, chunker=fixed_chunks)
-    with pytest.raises(Exception, match="ForcedAligner"):
-        run_longform(audio, tmp_path / "o.srt", get_writer("srt"), replace(options, aligner_model=options.asr_model), chunker=fixed_chunks)
+    with pytest.raises(ModelFileError, match="ForcedAligner"):
+        run_longform(audio, tmp_path / "o.srt", get_writer("srt"), replace(options, spec=options.spec.replace(aligner=options.spec.model)),
+                     chunker=fixed_chunks)  # fmt: skip
 
 
 def test_context_reaches_the_worker(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -156,19 +160,21 @@ def test_context_reaches_the_worker(setup, tmp_path: Path) -> None:  # type: ign
     assert result.context_chars == 50 and result.aligned_chunks == 3
 
 
-def test_jsonl_tail_reads_only_complete_lines(tmp_path: Path) -> None:
+def test_durable_copy_keeps_only_complete_records(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    tail = JsonlTail(path)
-    assert tail.read() == []
-    path.write_text('{"index": 0}\n{"ind')
-    assert tail.read() == [{"index": 0}]
+    assert read_durable(path) == []
+    sender = Sender(None, durable=path)
+    sender.send("chunk", index=0)
+    sender.send("done", chunks=1)
+    sender.close()
     with open(path, "a") as fh:
-        fh.write('ex": 1}\n')
-    assert tail.read() == [{"index": 1}] and tail.read() == []
+        fh.write('{"kind": "chunk", "ind')  # a crash in the middle of a line
+    assert [dict(m) for m in read_durable(path)] == [{"kind": "chunk", "index": 0}, {"kind": "done", "chunks": 1}]
+    assert [m["index"] for m in read_durable(path, "chunk")] == [0]
 
 
-def test_worker_usage() -> None:
-    assert worker_main(["bogus"]) == 2
+def test_chunk_child_usage() -> None:
+    assert chunk_child_main(["bogus"]) == 2
 
 
 # -- the CLI, with real speech from ../shared/data for the VAD ----------------------------------

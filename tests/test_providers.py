@@ -18,6 +18,7 @@ from conftest import double_env, run_qasr
 from qasr.errors import EngineError, EngineNotFound, ModelFileError, NoProviderAvailable, QasrError, UsageError
 from qasr.pipeline.results import TranscriptionResult
 from qasr.providers import Provider, ProviderOptions, make_provider, parse_spec, providers_for
+from qasr.spec import CallOptions, EngineSpec
 from qasr.providers import chain
 
 CHINESE_TEXT = "我的电话 是 一三八零"
@@ -41,7 +42,7 @@ def tiny_whisper_zh(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def whisper(tiny_whisper: Path) -> Provider:
-    return make_provider("faster-whisper", ProviderOptions(whisper_model=str(tiny_whisper)))
+    return make_provider(EngineSpec(provider="faster-whisper", whisper_model=str(tiny_whisper)))
 
 
 # -- the contract, on faster-whisper ---------------------------------------------------------------
@@ -77,8 +78,8 @@ def test_faster_whisper_stream_yields_segments_then_the_result(whisper: Provider
 def test_faster_whisper_gets_the_same_post_processing(tiny_whisper_zh: Path, wav_file: Path) -> None:
     from qasr.text.post import postprocess
 
-    options = ProviderOptions(whisper_model=str(tiny_whisper_zh), language="Chinese", itn=True, opencc="s2twp")
-    result = make_provider("faster-whisper", options).transcribe(wav_file)
+    spec = EngineSpec(provider="faster-whisper", whisper_model=str(tiny_whisper_zh), language="Chinese")
+    result = make_provider(spec, CallOptions(itn=True, opencc="s2twp")).transcribe(wav_file)
     assert result.asr_text == CHINESE_TEXT and result.language == "Chinese"
     assert result.text == postprocess(CHINESE_TEXT, itn=True, opencc="s2twp", language="zh") != CHINESE_TEXT
     assert "1380" in result.text and "電話" in result.text
@@ -92,9 +93,9 @@ def test_faster_whisper_refuses_bad_audio_like_the_engine(whisper: Provider, tmp
 
 
 def test_faster_whisper_language_names_and_codes(tiny_whisper: Path) -> None:
-    assert make_provider("faster-whisper", ProviderOptions(whisper_model=str(tiny_whisper), language="zh")).language == "zh"  # type: ignore[attr-defined]
+    assert make_provider(EngineSpec(provider="faster-whisper", whisper_model=str(tiny_whisper), language="zh")).language == "zh"  # type: ignore[attr-defined]
     with pytest.raises(UsageError, match="'Klingon' is not supported"):
-        make_provider("faster-whisper", ProviderOptions(whisper_model=str(tiny_whisper), language="Klingon"))
+        make_provider(EngineSpec(provider="faster-whisper", whisper_model=str(tiny_whisper), language="Klingon"))
 
 
 @pytest.mark.parametrize(
@@ -119,27 +120,27 @@ def test_faster_whisper_model_problems_are_model_file_errors(tiny_whisper: Path,
     else:
         spec = make(tiny_whisper, tmp_path)
     with pytest.raises(ModelFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        make_provider("faster-whisper", ProviderOptions(whisper_model=spec))
+        make_provider(EngineSpec(provider="faster-whisper", whisper_model=spec))
 
 
 def test_faster_whisper_by_name_without_network_is_one_clear_error(tiny_whisper: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelFileError, match="'tiny' is not a directory and could not be fetched from the Hugging Face Hub") as info:
-        make_provider("faster-whisper", ProviderOptions(whisper_model="tiny"))
+        make_provider(EngineSpec(provider="faster-whisper", whisper_model="tiny"))
     assert "\n" not in str(info.value)
 
 
 def test_faster_whisper_not_installed_is_engine_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "faster_whisper", None)  # import now raises ImportError
     with pytest.raises(EngineNotFound, match=r"pip install 'qasr\[whisper\]'"):
-        make_provider("faster-whisper", ProviderOptions(whisper_model="/x"))
+        make_provider(EngineSpec(provider="faster-whisper", whisper_model="/x"))
 
 
 def test_faster_whisper_option_values_are_usage_errors(tiny_whisper: Path) -> None:
     with pytest.raises(UsageError, match="compute type"):
-        make_provider("faster-whisper", ProviderOptions(whisper_model=str(tiny_whisper), compute_type="int9"))
+        make_provider(EngineSpec(provider="faster-whisper", whisper_model=str(tiny_whisper), compute_type="int9"))
     with pytest.raises(UsageError, match="beam size"):
-        make_provider("faster-whisper", ProviderOptions(whisper_model=str(tiny_whisper), beam_size=0))
+        make_provider(EngineSpec(provider="faster-whisper", whisper_model=str(tiny_whisper), beam_size=0))
 
 
 # -- the contract, on qwen3-chatllm (the test double) ------------------------------------------------
@@ -151,7 +152,7 @@ def test_qwen_provider_meets_the_contract_on_the_double(double_lib: Path, asr_mo
     for key in [k for k in list(os.environ) if k.startswith("QASR_DOUBLE_")]:
         monkeypatch.delenv(key)
     library.load_library(double_lib)
-    qwen = make_provider("qwen3-chatllm", ProviderOptions(model=str(asr_model_file), itn=True))
+    qwen = make_provider(EngineSpec(model=str(asr_model_file)), CallOptions(itn=True))
     assert isinstance(qwen, Provider) and qwen.name == "qwen3-chatllm" and qwen.streams is True
     first, second = qwen.transcribe(wav_file), qwen.transcribe(wav_file)
     assert first.text == "hello world from the test double" and first.figures.ttft_seconds is not None
@@ -167,7 +168,7 @@ def test_qwen_provider_meets_the_contract_on_the_double(double_lib: Path, asr_mo
 
 def test_qwen_provider_needs_a_model() -> None:
     with pytest.raises(ModelFileError, match="qwen3-chatllm needs a Qwen3-ASR model"):
-        make_provider("qwen3-chatllm", ProviderOptions())
+        make_provider(EngineSpec(provider="qwen3-chatllm"))
 
 
 # -- the chain -------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class _Fake:
     def __init__(self, name: str, failure: QasrError | None) -> None:
         self.name, self.failure = name, failure
 
-    def __call__(self, options: ProviderOptions) -> object:
+    def __call__(self, spec: EngineSpec, defaults: CallOptions) -> object:
         if self.failure is not None:
             raise self.failure
         return self
@@ -198,7 +199,7 @@ def _fakes(monkeypatch: pytest.MonkeyPatch, **failures: QasrError | None) -> Non
 def test_auto_falls_back_with_one_line_saying_why(monkeypatch: pytest.MonkeyPatch, failure: QasrError, reason: str) -> None:
     _fakes(monkeypatch, qwen3_chatllm=failure, faster_whisper=None)
     said: list[str] = []
-    provider = make_provider("auto", ProviderOptions(), on_fallback=said.append)
+    provider = make_provider(EngineSpec(provider="auto"), on_fallback=said.append)
     assert provider.name == "faster-whisper"
     assert said == [f"qwen3-chatllm unavailable ({reason}: {failure}); falling back to faster-whisper"]
 
@@ -206,23 +207,23 @@ def test_auto_falls_back_with_one_line_saying_why(monkeypatch: pytest.MonkeyPatc
 def test_auto_takes_the_first_that_starts_and_says_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     _fakes(monkeypatch, qwen3_chatllm=None, faster_whisper=EngineNotFound("never tried"))
     said: list[str] = []
-    assert make_provider("auto", ProviderOptions(), on_fallback=said.append).name == "qwen3-chatllm" and said == []
+    assert make_provider(EngineSpec(provider="auto"), on_fallback=said.append).name == "qwen3-chatllm" and said == []
 
 
 def test_the_order_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     _fakes(monkeypatch, qwen3_chatllm=None, faster_whisper=None)
-    assert make_provider("auto:faster-whisper,qwen3-chatllm", ProviderOptions()).name == "faster-whisper"
+    assert make_provider(EngineSpec(provider="auto:faster-whisper,qwen3-chatllm")).name == "faster-whisper"
     monkeypatch.setenv("QASR_PROVIDER_ORDER", "faster-whisper,qwen3-chatllm")
-    assert make_provider("auto", ProviderOptions()).name == "faster-whisper"
+    assert make_provider(EngineSpec(provider="auto")).name == "faster-whisper"
     monkeypatch.delenv("QASR_PROVIDER_ORDER")
-    assert make_provider("auto", ProviderOptions()).name == "qwen3-chatllm"
+    assert make_provider(EngineSpec(provider="auto")).name == "qwen3-chatllm"
 
 
 def test_when_none_starts_every_reason_is_named_with_the_first_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
     _fakes(monkeypatch, qwen3_chatllm=EngineNotFound("no lib"), faster_whisper=ModelFileError("no dir"))
     said: list[str] = []
     with pytest.raises(NoProviderAvailable) as info:
-        make_provider("auto", ProviderOptions(), on_fallback=said.append)
+        make_provider(EngineSpec(provider="auto"), on_fallback=said.append)
     assert info.value.exit_code == EngineNotFound.exit_code == 3
     assert str(info.value) == "no provider could start: qwen3-chatllm: engine not found (no lib); faster-whisper: model file missing or corrupt (no dir)"
     assert len(said) == 1  # the last failure is in the error, not announced as a fallback
@@ -231,13 +232,13 @@ def test_when_none_starts_every_reason_is_named_with_the_first_exit_code(monkeyp
 def test_a_usage_error_is_raised_not_fallen_back_from(monkeypatch: pytest.MonkeyPatch) -> None:
     _fakes(monkeypatch, qwen3_chatllm=UsageError("language 'Klingon' is not supported"), faster_whisper=None)
     with pytest.raises(UsageError, match="Klingon"):
-        make_provider("auto", ProviderOptions(), on_fallback=pytest.fail)
+        make_provider(EngineSpec(provider="auto"), on_fallback=pytest.fail)
 
 
 def test_a_named_provider_raises_its_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
     _fakes(monkeypatch, qwen3_chatllm=EngineNotFound("no lib"), faster_whisper=None)
     with pytest.raises(EngineNotFound, match="no lib"):
-        make_provider("qwen3-chatllm", ProviderOptions(), on_fallback=pytest.fail)
+        make_provider(EngineSpec(provider="qwen3-chatllm"), on_fallback=pytest.fail)
 
 
 def test_specs_are_checked() -> None:
@@ -318,3 +319,13 @@ def test_cli_stream_accepts_auto_and_uses_the_engine(double_lib: Path, asr_model
     assert r.returncode == 0, r.stderr
     finals = [e for e in map(json.loads, r.stdout.splitlines()) if e["type"] == "final"]
     assert finals and all(f["text"] for f in finals) and "warning" not in r.stderr
+
+
+def test_the_deprecated_options_still_load_the_same_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fakes(monkeypatch, qwen3_chatllm=None, faster_whisper=None)
+    with pytest.warns(DeprecationWarning, match="ProviderOptions is now qasr.EngineSpec"):
+        old = ProviderOptions(model="m.bin", itn=True, opencc="s2twp", threads=2)
+    spec, calls = old.split("faster-whisper")
+    assert spec == EngineSpec(provider="faster-whisper", model="m.bin", threads=2)
+    assert calls == CallOptions(itn=True, opencc="s2twp")
+    assert make_provider("faster-whisper", old).name == "faster-whisper"

@@ -10,7 +10,9 @@ Public API (imported lazily, so ``import qasr`` stays cheap and ``qasr --help`` 
         print(segment.start, segment.end, segment.text)
 
 Also: `TranscriptionStream` (text as generated), `transcribe_files` (a batch as events), `align`
-and `load_aligner` (ForcedAligner word times), `subtitles` (long audio to SRT/VTT/JSON).
+and `load_aligner` (ForcedAligner word times), `subtitles` (long audio to SRT/VTT/JSON); the values
+that travel: `EngineSpec` (what to load: `Model.from_spec`), `CallOptions` (per call) and
+`PostProcess` (ITN and OpenCC).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ _LAZY = {
     "Alignment": ("qasr.pipeline.align", "Alignment"),
     "subtitles": ("qasr.pipeline.longform", "subtitles"),
     "LongformResult": ("qasr.pipeline.longform", "LongformResult"),
+    "EngineSpec": ("qasr.spec", "EngineSpec"),
+    "CallOptions": ("qasr.spec", "CallOptions"),
+    "PostProcess": ("qasr.text.post", "PostProcess"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +52,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from qasr.pipeline.longform import LongformResult, subtitles
     from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
     from qasr.pipeline.transcribe import TranscriptionStream, transcribe
+    from qasr.spec import CallOptions, EngineSpec
+    from qasr.text.post import PostProcess
 
 
 def __getattr__(name: str) -> Any:

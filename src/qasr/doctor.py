@@ -4,7 +4,8 @@ A diagnosis tool is run exactly when things are broken, so no check may crash: e
 guard that turns an unexpected exception into a "broken" record, and the engine library is loaded in a
 child process (a bad .so can crash its loader; upstream aborts at exit once loaded). Every record that
 is not ok carries the command that fixes it. ``required`` marks what ``qasr transcribe`` cannot run
-without; the exit status depends on those alone.
+without; the exit status depends on those alone. ``warn`` is for what works but is not what qasr was
+tested with (an engine checkout at another commit): worth knowing, never a failure.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-OK, MISSING, BROKEN = "ok", "missing", "broken"
+OK, WARN, MISSING, BROKEN = "ok", "warn", "missing", "broken"
 
-# qasr never carries a recipe that builds chatllm.cpp: the user follows upstream's own documentation.
+# qasr never carries a recipe that builds chatllm.cpp: the user follows upstream's own documentation
+# (the submodule steps come from qasr.engine.checkout, imported where a check runs, under its guard).
 FIX_ENGINE = (
-    "build chatllm.cpp's libchatllm target as its docs/binding.md says (see chatllm.cpp/README.md here), "
-    "then export QASR_CHATLLM_LIB=/path/to/chatllm.cpp/bindings/libchatllm.so (or pass --engine PATH)"
+    "in a qasr clone: {steps}; or export QASR_CHATLLM_LIB=/path/to/libchatllm.so (or pass --engine PATH) "
+    "for one built elsewhere; see docs/engine.md"
 )
 FIX_GGML = "export QASR_GGML_DIR=/path/to/chatllm.cpp/build/lib"
 FIX_FFMPEG = "apt-get install ffmpeg (Debian), or pip install 'qasr[ffmpeg]' (a static ffmpeg in a wheel)"
@@ -35,6 +37,7 @@ FIX_FFMPEG = "apt-get install ffmpeg (Debian), or pip install 'qasr[ffmpeg]' (a 
 
 class Status(str, Enum):
     OK = OK
+    WARN = WARN
     MISSING = MISSING
     BROKEN = BROKEN
 
@@ -163,8 +166,48 @@ def _probe_library(path: Path, ggml_dir: Path | None, timeout: float) -> tuple[b
     return True, "loads, exports the ABI qasr uses, chatllm_init() = 0", out["test_double"]
 
 
+def _checkout_check(folder: Path, built: bool) -> Check:
+    """The chatllm.cpp folder behind the engine: an empty submodule (the two steps), a checkout at the
+    tested commit, or at another one (which, and that results may differ)."""
+    from qasr.engine import checkout
+
+    found = checkout.read_checkout(folder)
+    name, detail, data = "chatllm.cpp", found.describe(), found.to_dict()
+    if found.state is checkout.State.EMPTY:
+        return _bad(name, Status.MISSING, detail, checkout.STEPS, **data)
+    if not built:
+        return _bad(name, Status.MISSING, f"{detail}; no libchatllm is built there", f"in {folder}, {checkout.BUILD_STEP}",
+                    **data)
+    if found.tested:
+        return _ok(name, detail, **data)
+    fix = f"to use the tested engine: git -C {folder} checkout {checkout.TESTED_COMMIT}, then rebuild libchatllm"
+    if found.state is checkout.State.FILES:
+        fix = f"to know what you run, use a git checkout: move {folder} aside, then {checkout.STEPS}"
+    return _bad(name, Status.WARN, detail, fix, **data)
+
+
+def _engine_folder(library: Path | None, explicit: str | None) -> tuple[Path, bool] | None:
+    """Which chatllm.cpp folder to report, and whether a libchatllm is built in it: the one holding the
+    library that loaded, else the first conventional ``chatllm.cpp/`` folder that exists when the lookup
+    searched those (a path the user named that fails is about that path, not about the submodule)."""
+    from qasr.engine import checkout
+    from qasr.engine.library import conventional_folders, paths_in, searches_folders
+
+    if library is not None:
+        folder = checkout.folder_holding(library)
+        return (folder, True) if folder is not None else None
+    if not searches_folders(explicit):
+        return None
+    for folder in conventional_folders():
+        if folder.is_dir():
+            return folder, any(p.is_file() for p in paths_in(folder))
+    return None
+
+
 def check_engine(opts: Options) -> Iterable[Check]:
-    """libchatllm by the same discovery as `qasr.engine.library`, then the ggml dir beside it."""
+    """libchatllm by the same discovery as `qasr.engine.library`, the chatllm.cpp checkout it comes
+    from (or the empty submodule), then the ggml dir beside it."""
+    from qasr.engine.checkout import STEPS
     from qasr.engine.library import ENV_GGML_DIR, candidate_paths, find_ggml_dir
 
     tried: list[str] = []
@@ -184,12 +227,18 @@ def check_engine(opts: Options) -> Iterable[Check]:
     if found is None:
         status = Status.BROKEN if broken else Status.MISSING
         detail = f"unusable: {broken}" if broken else f"not found in any of {len(tried)} places"
-        yield _bad("libchatllm", status, detail, FIX_ENGINE + "  (or pass --engine PATH)", True, tried=tried)
+        yield _bad("libchatllm", status, detail, FIX_ENGINE.format(steps=STEPS), True, tried=tried)
+        folder = _engine_folder(None, opts.engine)
+        if folder is not None:
+            yield _checkout_check(*folder)
         yield _bad("ggml dir", Status.MISSING, "no usable libchatllm to look beside", FIX_GGML, tried=[])
         return
     path, ggml, double = found
     note = " — the qasr TEST DOUBLE, not the engine" if double else ""
     yield _ok("libchatllm", f"{path}{note}", True, path=str(path), test_double=double, tried=tried)
+    folder = _engine_folder(path, opts.engine)
+    if folder is not None:
+        yield _checkout_check(*folder)
     env = os.environ.get(ENV_GGML_DIR)
     if env and not Path(env).expanduser().is_dir():
         yield _bad("ggml dir", Status.BROKEN, f"{ENV_GGML_DIR}={env} is not a directory", FIX_GGML)

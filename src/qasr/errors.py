@@ -83,3 +83,46 @@ def warn_on_stderr(message: str) -> None:
     import sys
 
     print(f"qasr: warning: {message}", file=sys.stderr, flush=True)
+
+
+def to_record(exc: BaseException) -> dict[str, object]:
+    """An error as a record a child process sends its parent (`qasr.channel`): class, message, exit code.
+
+    Anything that is not a `QasrError` travels as an `EngineError` named after its Python class, the
+    way a crash in native code would be reported, never as a traceback.
+    """
+    if isinstance(exc, QasrError):
+        record: dict[str, object] = {"error_class": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        if isinstance(exc, EngineError) and exc.engine_message is not None:
+            record["engine_message"] = exc.engine_message
+        return record
+    return {"error_class": "EngineError", "message": f"{type(exc).__name__}: {exc}", "exit_code": EXIT_ENGINE_ERROR}
+
+
+def from_record(record: dict[str, object]) -> QasrError:
+    """The error a child sent (`to_record`), rebuilt as the same class with the same exit code.
+
+    A class this version does not know becomes a `QasrError` that keeps the exit code it was sent with.
+    """
+    name = str(record.get("error_class") or "QasrError")
+    message = str(record.get("message") or "no message")
+    code = record.get("exit_code")
+    cls = _ERROR_CLASSES.get(name)
+    if cls is EngineError:
+        return EngineError(message, record.get("engine_message"))  # type: ignore[arg-type]
+    if cls is NoProviderAvailable:
+        return NoProviderAvailable(message, int(code) if isinstance(code, int) else EXIT_FAILURE)
+    if cls is DownloadError:
+        return DownloadError(message)
+    if cls is not None:
+        return cls(message)
+    error = QasrError(message)
+    if isinstance(code, int):
+        error.exit_code = code
+    return error
+
+
+_ERROR_CLASSES: dict[str, type[QasrError]] = {
+    cls.__name__: cls
+    for cls in (QasrError, UsageError, AudioError, ModelFileError, EngineNotFound, EngineError, DownloadError, NoProviderAvailable)
+}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qasr.errors import UsageError
+from qasr.fileio import write_atomic
 
 if TYPE_CHECKING:
     from qasr.lab.config import ScenarioSpec
@@ -203,8 +204,8 @@ def run_experiment(experiment: Path, over: Overrides, *, show_progress: bool = T
                 done["compare"] = result
         for job in cfg.get("subtitles", []):
             done["subtitles"].append(_subtitles(job, inputs, out_dir, engine, tag, show_progress))
-    (out_dir / "experiment.json").write_text(json.dumps(done, indent=2, default=str), encoding="utf-8")
-    (out_dir / "experiment.md").write_text(render(done, cfg), encoding="utf-8")
+    write_atomic(out_dir / "experiment.json", json.dumps(done, indent=2, default=str))
+    write_atomic(out_dir / "experiment.md", render(done, cfg))
     return done
 
 
@@ -262,15 +263,11 @@ def _subtitles(job: dict[str, Any], inputs: dict[str, Any], out_dir: Path, engin
 
     fmt = job.get("format", "srt")
     target = out_dir / f"{job.get('name', 'subtitles')}{tag}.{fmt}"
-    options = LongformOptions(
-        asr_model=Path(inputs["model"]),
-        aligner_model=Path(inputs["aligner"]),
-        language=job.get("language", inputs.get("language")),
-        itn=bool(job.get("itn", False)),
-        zh_tw=bool(job.get("zh_tw", False)),
-        engine=engine.path if engine is not None else None,
+    options = LongformOptions.from_keywords(
+        inputs["model"], inputs["aligner"], language=job.get("language", inputs.get("language")), itn=bool(job.get("itn", False)),
+        zh_tw=bool(job.get("zh_tw", False)), opencc=job.get("opencc"), engine=engine.path if engine is not None else None,
         max_tokens=inputs.get("max_tokens"),
-    )
+    )  # fmt: skip
     result = run_longform(inputs["audio"][0], target, get_writer(fmt), options)
     return {"output": str(target), **({"engine": engine.label} if tag and engine is not None else {}), **result.to_dict()}
 

@@ -33,19 +33,36 @@ def build_double(out_dir: Path, defaults: dict[str, str] | None = None) -> Path:
     if fresh and (stamp.read_text() if stamp.exists() else "") == words:
         return target
 
-    # Compile under a private name and rename, so concurrent builders never load a half-written file.
-    partial = out_dir / f".{LIBRARY_NAME}.{os.getpid()}.tmp"
-    cmd = ["cc", "-shared", "-fPIC", "-O1", "-g", "-Wall", "-Werror", *([f'-DQASR_DOUBLE_DEFAULTS="{words}"'] if words else []),
-           "-o", str(partial), str(SOURCE), "-lpthread", "-lm"]
+    _compile(SOURCE, target, [f'-DQASR_DOUBLE_DEFAULTS="{words}"'] if words else [], "the libchatllm test double")
+    stamp.write_text(words)
+    return target
+
+
+def _compile(source: Path, target: Path, flags: list[str], what: str) -> None:
+    """cc -shared ``source`` into ``target``, under a private name first and renamed, so concurrent
+    builders never load a half-written file. RuntimeError with the compiler's stderr on failure."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    cmd = ["cc", "-shared", "-fPIC", "-O1", "-g", "-Wall", "-Werror", *flags, "-o", str(partial), str(source), "-lpthread", "-lm"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:
-        raise RuntimeError(f"cannot build the libchatllm test double: {exc}") from exc
+        raise RuntimeError(f"cannot build {what}: {exc}") from exc
     if proc.returncode != 0:
         partial.unlink(missing_ok=True)
-        raise RuntimeError(
-            f"building the libchatllm test double failed ({' '.join(cmd)}):\n{proc.stderr}"
-        )
+        raise RuntimeError(f"building {what} failed ({' '.join(cmd)}):\n{proc.stderr}")
     os.replace(partial, target)
-    stamp.write_text(words)
+
+
+LEAK_CASES_SOURCE = SOURCE.with_name("leak_cases.c")
+
+
+def build_leak_cases(out_dir: Path) -> Path:
+    """Compile leak_cases.c (the leak tools comparison's native cases) to ``out_dir/libleak_cases.so``.
+
+    Reused when newer than its source. Not the double and not the engine (see leak_cases.c)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "libleak_cases.so"
+    if not (target.exists() and target.stat().st_mtime_ns > LEAK_CASES_SOURCE.stat().st_mtime_ns):
+        _compile(LEAK_CASES_SOURCE, target, [], "the leak cases library")
     return target

@@ -575,6 +575,21 @@ static void emitf(struct chatllm_obj *o, int type, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * QASR_DOUBLE_LAST_STARTED_PRINTS=1: what upstream 4a4310e does with two objects in one process.
+ * Upstream has one chunk interceptor for the whole process, re-pointed at the newest object's
+ * streamer by every chatllm_start, so every object's chunks (and one extra pair of f_end) reach the
+ * callback of the object started last, with that object's user data.  Here the object started last
+ * successfully is remembered; destroying it forgets it (upstream keeps a dangling pointer instead).
+ */
+static struct chatllm_obj *_Atomic g_last_started;
+
+static struct chatllm_obj *chunk_receiver(struct chatllm_obj *o)
+{
+    struct chatllm_obj *last = atomic_load(&g_last_started);
+    return (last && env_flag("QASR_DOUBLE_LAST_STARTED_PRINTS")) ? last : o;
+}
+
 struct chatllm_obj *chatllm_create(void)
 {
     leak_from_env("QASR_DOUBLE_LEAK_CREATE");
@@ -593,6 +608,8 @@ int chatllm_destroy(struct chatllm_obj *obj)
         abort();
     }
     if (!obj) return 0;
+    struct chatllm_obj *expected = obj;
+    atomic_compare_exchange_strong(&g_last_started, &expected, NULL);
     strv_free(&obj->params);
     free(obj->msg_text.s);
     free(obj->sys_prompt);
@@ -738,6 +755,7 @@ int chatllm_start(struct chatllm_obj *obj, f_chatllm_print f_print, f_chatllm_en
     obj->max_length = opt.max_length;
     obj->started = 1;
     atomic_store(&g_any_started, 1);
+    atomic_store(&g_last_started, obj);
     emit_model_info(obj, opt.model);
     return 0;
 }
@@ -825,6 +843,49 @@ static long long wav_duration_ms(const struct byte_src *s)
  * crossing): a 300 Hz tone says "w12",
  * 350 Hz "w14".  A burst still sounding at the end of the audio may be cut off, so its word ends
  * in "~" (what a model does with a word it has only half heard). */
+/* Words of audio: one per loud burst, named after its frequency (see QASR_DOUBLE_WORDS). */
+static void words_from_samples(const float *x, unsigned long long n, unsigned long long rate, struct strv *out)
+{
+    if (rate == 0) return;
+    unsigned long long frame = rate / 100, frames = n / frame;
+    double floor_rms = knob("QASR_DOUBLE_WORDS_RMS") ? atof(knob("QASR_DOUBLE_WORDS_RMS")) : 0.01;
+    long long start = -1, last_loud = -1;
+    for (unsigned long long f = 0; f <= frames; f++) {
+        int loud = 0;
+        if (f < frames) {
+            double e = 0;
+            for (unsigned long long k = 0; k < frame; k++) e += (double)x[f * frame + k] * x[f * frame + k];
+            loud = e / (double)frame > floor_rms * floor_rms;
+        }
+        if (loud) {
+            if (start < 0) start = (long long)f;
+            last_loud = (long long)f;
+        }
+        if (start >= 0 && (!loud && ((long long)f - last_loud > 5 || f == frames))) {
+            long long len = last_loud - start + 1;
+            if (len >= 5) {
+                unsigned long long a = (unsigned long long)start * frame, z = (unsigned long long)(last_loud + 1) * frame;
+                /* Frequency from the span between the first and the last zero crossing: frame
+                 * edges would add silence to the duration and bias short bursts low. */
+                long long crossings = 0, first = -1, final = -1;
+                for (unsigned long long k = a + 1; k < z; k++) {
+                    if ((x[k - 1] < 0) != (x[k] < 0)) {
+                        if (first < 0) first = (long long)k;
+                        final = (long long)k;
+                        crossings++;
+                    }
+                }
+                double hz = crossings > 1 ? (double)(crossings - 1) * (double)rate / (2.0 * (double)(final - first)) : 0.0;
+                int cut = (unsigned long long)last_loud + 1 >= frames - 1;
+                char word[32];
+                snprintf(word, sizeof word, "w%ld%s", lround(hz / 25.0), cut ? "~" : "");
+                strv_push(out, word);
+            }
+            start = -1;
+        }
+    }
+}
+
 static void audio_words(int fd, unsigned long long total, struct strv *out)
 {
     unsigned char h[12];
@@ -859,48 +920,42 @@ static void audio_words(int fd, unsigned long long total, struct strv *out)
             }
             free(raw);
             if (!x) return;
-            unsigned long long frame = rate / 100, frames = n / frame;
-            double floor_rms = knob("QASR_DOUBLE_WORDS_RMS") ? atof(knob("QASR_DOUBLE_WORDS_RMS")) : 0.01;
-            long long start = -1, last_loud = -1;
-            for (unsigned long long f = 0; f <= frames; f++) {
-                int loud = 0;
-                if (f < frames) {
-                    double e = 0;
-                    for (unsigned long long k = 0; k < frame; k++) e += (double)x[f * frame + k] * x[f * frame + k];
-                    loud = e / (double)frame > floor_rms * floor_rms;
-                }
-                if (loud) {
-                    if (start < 0) start = (long long)f;
-                    last_loud = (long long)f;
-                }
-                if (start >= 0 && (!loud && ((long long)f - last_loud > 5 || f == frames))) {
-                    long long len = last_loud - start + 1;
-                    if (len >= 5) {
-                        unsigned long long a = (unsigned long long)start * frame, z = (unsigned long long)(last_loud + 1) * frame;
-                        /* Frequency from the span between the first and the last zero crossing: frame
-                         * edges would add silence to the duration and bias short bursts low. */
-                        long long crossings = 0, first = -1, final = -1;
-                        for (unsigned long long k = a + 1; k < z; k++) {
-                            if ((x[k - 1] < 0) != (x[k] < 0)) {
-                                if (first < 0) first = (long long)k;
-                                final = (long long)k;
-                                crossings++;
-                            }
-                        }
-                        double hz = crossings > 1 ? (double)(crossings - 1) * (double)rate / (2.0 * (double)(final - first)) : 0.0;
-                        int cut = (unsigned long long)last_loud + 1 >= frames - 1;
-                        char word[32];
-                        snprintf(word, sizeof word, "w%ld%s", lround(hz / 25.0), cut ? "~" : "");
-                        strv_push(out, word);
-                    }
-                    start = -1;
-                }
-            }
+            words_from_samples(x, n, rate, out);
             free(x);
             return;
         }
         pos = body + size + (size & 1);
     }
+}
+
+/* Decode audio the way the engine does (src/audio_process.cpp): ffmpeg through a shell, the file name
+ * in double quotes, raw 16 kHz mono float32 on its stdout. Used when the named file does not exist
+ * itself: qasr stages only the raw samples when its ffmpeg shim is on PATH, and the shim serves them. */
+static float *ffmpeg_samples(const char *path, unsigned long long *count)
+{
+    char *cmd = NULL;
+    if (asprintf(&cmd, "ffmpeg -nostdin -threads 0 -i \"%s\" -f f32le -ac 1 -ar 16000 -hide_banner -loglevel error -", path) < 0)
+        return NULL;
+    FILE *pipe = popen(cmd, "r");
+    free(cmd);
+    if (!pipe) return NULL;
+    size_t cap = 16000, len = 0;
+    float *x = malloc(cap * sizeof *x);
+    while (x) {
+        if (len == cap) {
+            float *y = realloc(x, 2 * cap * sizeof *x);
+            if (!y) { free(x); x = NULL; break; }
+            x = y;
+            cap *= 2;
+        }
+        size_t got = fread(x + len, sizeof *x, cap - len, pipe);
+        if (got == 0) break;
+        len += got;
+    }
+    pclose(pipe);
+    if (x && len == 0) { free(x); x = NULL; }
+    *count = len;
+    return x;
 }
 
 /* Decode the start of a base64 string into out; return how many bytes the whole string holds. */
@@ -1051,20 +1106,24 @@ struct turn {
 static void deliver(struct turn *t)
 {
     struct chatllm_obj *o = t->obj;
+    struct chatllm_obj *receiver = chunk_receiver(o);
     int emitted = 0;
     for (size_t i = 0; i < t->chunks.n; i++) {
         int cap = atomic_load(&o->gen_max_tokens);
         if (atomic_load(&o->abort_requested) || (cap >= 0 && emitted >= cap)) break;
         if (t->delay_ms > 0) sleep_ms(t->delay_ms);
         if (atomic_load(&o->abort_requested)) break; /* aborted while "computing" this chunk */
-        emit(o, PRINT_CHAT_CHUNK, t->chunks.v[i]);
+        emit(receiver, PRINT_CHAT_CHUNK, t->chunks.v[i]);
         atomic_fetch_add(&o->cursor, 1);
         emitted++;
     }
-    /* Upstream calls f_end twice per turn; qasr must cope, so the double does too. */
-    if (o->f_end) {
-        o->f_end(o->user_data);
-        o->f_end(o->user_data);
+    /* Upstream calls f_end twice per turn; qasr must cope, so the double does too.  When the chunks
+     * went to another object (LAST_STARTED_PRINTS), upstream's order is: own f_end once, then the
+     * receiver's twice. */
+    if (o->f_end) o->f_end(o->user_data);
+    if (receiver->f_end) {
+        if (receiver != o) receiver->f_end(receiver->user_data);
+        receiver->f_end(receiver->user_data);
     }
 }
 
@@ -1140,21 +1199,30 @@ int chatllm_user_input(struct chatllm_obj *obj, const char *utf8_str)
         emit(obj, PRINTLN_ERROR, "qasr test double: no audio tag in input");
         return finish_turn(obj, -2);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        emitf(obj, PRINTLN_ERROR, "failed to load audio: %s", path);
-        if (fd >= 0) close(fd);
-        free(path);
-        return finish_turn(obj, -2);
-    }
-    struct byte_src src = {.fd = fd, .total = (unsigned long long)st.st_size};
-    long long duration_ms = wav_duration_ms(&src);
+    int audio_words_on = knob("QASR_DOUBLE_WORDS") && !strcmp(knob("QASR_DOUBLE_WORDS"), "audio");
+    long long duration_ms;
     strv_free(&obj->heard);
     memset(&obj->heard, 0, sizeof obj->heard);
-    if (knob("QASR_DOUBLE_WORDS") && !strcmp(knob("QASR_DOUBLE_WORDS"), "audio"))
-        audio_words(fd, (unsigned long long)st.st_size, &obj->heard);
-    close(fd);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        struct byte_src src = {.fd = fd, .total = (unsigned long long)st.st_size};
+        duration_ms = wav_duration_ms(&src);
+        if (audio_words_on) audio_words(fd, (unsigned long long)st.st_size, &obj->heard);
+        close(fd);
+    } else {
+        if (fd >= 0) close(fd);
+        unsigned long long n = 0;
+        float *x = ffmpeg_samples(path, &n);
+        if (!x) {
+            emitf(obj, PRINTLN_ERROR, "failed to load audio: %s", path);
+            free(path);
+            return finish_turn(obj, -2);
+        }
+        duration_ms = (long long)(n * 1000ull / 16000ull);
+        if (audio_words_on) words_from_samples(x, n, 16000, &obj->heard);
+        free(x);
+    }
     free(path);
 
     struct turn t = {.obj = obj};

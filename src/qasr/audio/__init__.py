@@ -6,9 +6,10 @@ from qasr.audio.decode import (
     SAMPLE_RATE,
     Audio,
     as_audio,
+    check_one_call,
     from_array,
     load_audio,
     validate,
 )
 
-__all__ = ["Audio", "as_audio", "MAX_SECONDS_PER_CALL", "MIN_SECONDS", "SAMPLE_RATE", "from_array", "load_audio", "validate"]
+__all__ = ["Audio", "as_audio", "check_one_call", "MAX_SECONDS_PER_CALL", "MIN_SECONDS", "SAMPLE_RATE", "from_array", "load_audio", "validate"]

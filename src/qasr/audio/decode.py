@@ -91,8 +91,10 @@ def _resample(mono: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
 
 
-def validate(samples: np.ndarray, source: str, max_seconds: float | None = MAX_SECONDS_PER_CALL) -> None:
-    """Raise `AudioError` for audio the engine cannot or should not take."""
+def validate(samples: np.ndarray, source: str, max_seconds: float | None = None) -> None:
+    """Raise `AudioError` for audio nothing can take (empty, too short, not finite); and, with
+    ``max_seconds``, for audio longer than that (the one-call limit is checked where one engine call
+    is made, `check_one_call`, so audio of any length can be decoded and then cut)."""
     if samples.size == 0:
         raise AudioError(f"audio is empty (no samples): {source}")
     seconds = samples.size / SAMPLE_RATE
@@ -103,13 +105,16 @@ def validate(samples: np.ndarray, source: str, max_seconds: float | None = MAX_S
     if max_seconds is not None and seconds > max_seconds:
         raise AudioError(
             f"audio is {seconds / 60:.1f} min long; one engine call takes at most {max_seconds / 60:.1f} min. "
-            f"Longer audio needs VAD chunking, which qasr transcribe and qasr subtitles do: {source}"
+            f"Longer audio needs VAD chunking, which qasr.transcribe, qasr transcribe and qasr subtitles do: {source}"
         )
 
 
-def from_array(
-    samples: np.ndarray, sample_rate: int, source: str = "<array>", max_seconds: float | None = MAX_SECONDS_PER_CALL
-) -> Audio:
+def check_one_call(audio: Audio) -> None:
+    """Raise `AudioError` when ``audio`` is longer than one engine call takes (`MAX_SECONDS_PER_CALL`)."""
+    validate(audio.samples, audio.source, MAX_SECONDS_PER_CALL)
+
+
+def from_array(samples: np.ndarray, sample_rate: int, source: str = "<array>", max_seconds: float | None = None) -> Audio:
     """Validate samples already in memory (frames x channels, or 1-D mono) and bring them to 16 kHz mono."""
     data = np.asarray(samples)
     if data.ndim not in (1, 2):
@@ -131,7 +136,7 @@ def from_array(
     return Audio(samples=mono, source=source, source_sample_rate=sample_rate, source_channels=channels)
 
 
-def load_audio(path: str | os.PathLike[str], max_seconds: float | None = MAX_SECONDS_PER_CALL) -> Audio:
+def load_audio(path: str | os.PathLike[str], max_seconds: float | None = None) -> Audio:
     """Decode a file (soundfile, then PyAV), downmix, resample to 16 kHz and validate."""
     p = Path(path)
     if not p.exists():
@@ -150,7 +155,9 @@ def load_audio(path: str | os.PathLike[str], max_seconds: float | None = MAX_SEC
 
 
 def as_audio(audio: object) -> Audio:
-    """Accept a path, an `Audio`, or 16 kHz mono samples; decode and validate as needed."""
+    """Accept a path, an `Audio`, or 16 kHz mono samples; decode and validate as needed (any length).
+
+    This is the edge where audio becomes one `Audio`: decoded once, then passed on as it is."""
     if isinstance(audio, Audio):
         return audio
     if isinstance(audio, np.ndarray):

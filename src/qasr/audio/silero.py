@@ -10,13 +10,13 @@ Silero through `IsolatedDetector`; a process that never loads the engine (the lo
 may use `LocalDetector`. Both keep Silero's recurrent state across calls, so a stream can be fed
 in pieces; `reset` starts a new stream.
 
-The child (``python -m qasr.audio.silero``) reads requests on stdin: a little-endian i32 frame count
-k, then k x 512 float32 samples (k = -1: reset the state); it answers k float32 probabilities.
+The child (``python -m qasr.audio.silero``) speaks the one child channel (`qasr.channel`) both ways:
+a ``frames`` message whose payload is k x 512 little-endian float32 samples is answered by a
+``probabilities`` message whose payload is k float32 probabilities; ``reset`` starts a new stream.
 """
 
 from __future__ import annotations
 
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -24,10 +24,10 @@ from typing import Protocol
 
 import numpy as np
 
+from qasr.channel import Receiver, Sender, exit_now
 from qasr.errors import QasrError
 
 FRAME_SAMPLES = 512  # Silero's fixed window at 16 kHz
-_RESET = -1
 
 
 def check_threshold(threshold: float) -> None:
@@ -85,34 +85,34 @@ class IsolatedDetector:
 
         self._dir = tempfile.TemporaryDirectory(prefix="qasr-vad-")
         self._child = Child("qasr.audio.silero", [], log=Path(self._dir.name) / "vad.log", stdout="pipe", stdin=True, text=False)
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._to_child, self._from_child = Sender(self._child.stdin), Receiver(self._child.stdout)
 
     def _fail(self) -> QasrError:
         self._child.stop(grace=1.0)
         tail = self._child.stderr_tail(3)
         return QasrError(f"the voice activity detector stopped ({self._child.exit_reason()}): {tail[-1] if tail else 'no message'}")
 
-    def _request(self, count: int, payload: bytes = b"") -> bytes:
-        stdin, stdout = self._child.stdin, self._child.stdout
-        assert stdin is not None and stdout is not None
+    def _send(self, kind: str, payload: bytes | None = None) -> None:
         try:
-            stdin.write(struct.pack("<i", count) + payload)
-            stdin.flush()
-        except (BrokenPipeError, OSError):
+            self._to_child.send(kind, payload)
+        except OSError:
             raise self._fail() from None
-        want = 4 * max(count, 0)
-        answer = stdout.read(want) if want else b""
-        if len(answer) != want:
+        if self._to_child.stream is None:  # the child closed its end
             raise self._fail()
-        return answer
 
     def probabilities(self, frames: np.ndarray) -> np.ndarray:
         frames = np.ascontiguousarray(frames, dtype="<f4").reshape(-1, FRAME_SAMPLES)
         if not len(frames):
             return np.empty(0, np.float32)
-        return np.frombuffer(self._request(len(frames), frames.tobytes()), dtype="<f4").astype(np.float32)
+        self._send("frames", frames.tobytes())
+        answer = self._from_child.receive()
+        if answer is None or answer.kind != "probabilities" or answer.payload is None or len(answer.payload) != 4 * len(frames):
+            raise self._fail()
+        return np.frombuffer(answer.payload, dtype="<f4").astype(np.float32)
 
     def reset(self) -> None:
-        self._request(_RESET)
+        self._send("reset")
 
     def close(self) -> None:
         try:
@@ -128,25 +128,20 @@ class IsolatedDetector:
 
 
 def _serve() -> int:
-    """The child's loop: requests on stdin, probabilities on stdout, until stdin closes."""
+    """The child's loop: ``frames`` in, ``probabilities`` out, ``reset``; until stdin closes."""
     vad = _silero()
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        head = stdin.read(4)
-        if len(head) < 4:
-            return 0
-        (count,) = struct.unpack("<i", head)
-        if count == _RESET:
+    out = Sender.for_stdout()
+    for message in Receiver(sys.stdin.buffer):
+        if message.kind == "reset":
             vad = _silero()
             continue
-        data = stdin.read(4 * FRAME_SAMPLES * count)
-        if len(data) != 4 * FRAME_SAMPLES * count:
+        data = message.payload or b""
+        if message.kind != "frames" or len(data) % (4 * FRAME_SAMPLES):
             return 2
-        frames = np.frombuffer(data, dtype="<f4").reshape(count, FRAME_SAMPLES)
-        out = np.array([vad.process_samples(f.tolist()) for f in frames], dtype="<f4")
-        stdout.write(out.tobytes())
-        stdout.flush()
+        frames = np.frombuffer(data, dtype="<f4").reshape(-1, FRAME_SAMPLES)
+        out.send("probabilities", np.array([vad.process_samples(f.tolist()) for f in frames], dtype="<f4").tobytes())
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_serve())
+    exit_now(_serve())

@@ -50,17 +50,26 @@ def write_wav(samples: np.ndarray, target: Path | BinaryIO) -> None:
 
 
 @contextlib.contextmanager
-def staged_wav(samples: np.ndarray) -> Iterator[Path]:
-    """Yield the path of a private WAV holding ``samples``; remove it (and its directory) afterwards.
+def staged_wav(samples: np.ndarray, *, raw_only: bool | None = None) -> Iterator[Path]:
+    """Yield the path the engine is given for ``samples``; remove it (and its directory) afterwards.
 
-    Beside it, ``audio.f32`` holds the same samples as raw little-endian float32: exactly the bytes
-    ffmpeg would print for the engine, which qasr's ffmpeg shim serves (`qasr.engine.ffmpeg_shim`).
+    The samples are written once. With qasr's ffmpeg shim active (`qasr.engine.ffmpeg_shim`), only
+    ``audio.f32`` is written: raw little-endian float32, exactly the bytes ffmpeg would print for the
+    engine, which the shim serves when the engine asks ffmpeg for ``audio.wav`` (the engine never
+    opens that file itself). Without the shim, ``audio.wav`` is a real WAV for the real ffmpeg.
+    ``raw_only`` forces one or the other (None: ask the shim).
     """
+    if raw_only is None:
+        from qasr.engine import ffmpeg_shim
+
+        raw_only = ffmpeg_shim.is_active()
     directory = _private_dir()
     try:
         path = directory / "audio.wav"
-        write_wav(samples, path)
-        np.asarray(samples, dtype="<f4").tofile(directory / "audio.f32")
+        if raw_only:
+            np.asarray(samples, dtype="<f4").tofile(directory / "audio.f32")
+        else:
+            write_wav(samples, path)
         yield path
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -17,7 +17,7 @@ from qasr.benchmark.decision import Criteria, Decision, decide
 from qasr.benchmark.report import build_results, write_report
 from qasr.benchmark.runner import ProviderRun, run_provider
 from qasr.progress import Progress
-from qasr.providers import ProviderOptions
+from qasr.spec import EngineSpec
 
 
 @dataclass
@@ -30,7 +30,7 @@ class BenchmarkResult:
 
 def run_benchmark(
     data: str | Path,
-    options: ProviderOptions,
+    spec: EngineSpec,
     *,
     candidate: str = "qwen3-chatllm",
     baseline: str | None = "faster-whisper",
@@ -46,7 +46,7 @@ def run_benchmark(
     items: list[Item] = load_dataset(data)
     names = [candidate] + ([baseline] if baseline and baseline != candidate else [])
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = [run_provider(name, options, items, out_dir, progress) for name in names]  # <name>.job.json, <name>.log
+    runs = [run_provider(name, spec, items, out_dir, progress) for name in names]  # <name>.job.json, <name>.log
     decision = decide(runs[0], runs[1] if len(runs) > 1 else None, criteria)
     results = build_results(runs, decision, criteria, str(data))
     return BenchmarkResult(runs, decision, results, write_report(out_dir, runs, decision, results))

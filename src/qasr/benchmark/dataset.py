@@ -33,7 +33,7 @@ class Item:
 
 def scoring_language(reference: str, given: str | None = None) -> str:
     """``"zh"`` or ``"en"``: the given language if it names one, else by the reference's script."""
-    from qasr.pipeline.align import is_cjk
+    from qasr.text.script import is_cjk
     from qasr.text.itn import normalize_lang
 
     if given:

@@ -1,6 +1,6 @@
 """Run one provider over the items in a child process (`qasr.benchmark.child`) and collect what it said.
 
-The parent only reads the child's JSON lines, advances the progress bar and follows the child's
+The parent only reads the child's records (`qasr.channel`), advances the progress bar and follows the child's
 peak RSS (`qasr.processes.Child.poll`) as a fallback for the figure the child reports itself. A
 child that ends early (a native abort, a kill) leaves its remaining files failed with the reason
 (``killed by SIGABRT (signal 6)`` and the last line of its log), never a crashed benchmark.
@@ -8,15 +8,16 @@ child that ends early (a native abort, a kill) leaves its remaining files failed
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qasr.benchmark.dataset import Item
+from qasr.channel import Receiver
 from qasr.processes import Child
 from qasr.progress import Progress, SilentProgress
-from qasr.providers import ProviderOptions
+from qasr.benchmark.child import Job
+from qasr.spec import EngineSpec
 
 
 @dataclass
@@ -57,11 +58,11 @@ class ProviderRun:
 
 def _apply(run: ProviderRun, by_source: dict[str, Outcome], event: dict[str, Any]) -> bool:
     """Fold one event into ``run``; True when a file is finished (to advance the bar)."""
-    kind = event.get("event")
+    kind = event.get("kind")
     if kind == "loaded":
         run.load_seconds, run.streams, run.describe = event["load_seconds"], event["streams"], event["describe"]
     elif kind == "unavailable":
-        run.error, run.reason = event["error"], event["reason"]
+        run.error, run.reason = event["message"], event["reason"]
     elif kind in ("file", "failed") and event.get("source") in by_source:
         outcome = by_source[event["source"]]
         if kind == "failed":
@@ -77,24 +78,21 @@ def _apply(run: ProviderRun, by_source: dict[str, Outcome], event: dict[str, Any
 
 
 def run_provider(
-    name: str, options: ProviderOptions, items: list[Item], work_dir: Path, progress: Progress | None = None
+    name: str, spec: EngineSpec, items: list[Item], work_dir: Path, progress: Progress | None = None
 ) -> ProviderRun:
-    """The figures of ``name`` over ``items``, measured in a fresh child process (log in ``work_dir``)."""
+    """The figures of provider ``name`` loaded from ``spec`` over ``items``, measured in a fresh child
+    process (log in ``work_dir``)."""
     progress = progress or SilentProgress()
     outcomes = [Outcome(str(i.audio), i.reference, i.language) for i in items]
     run = ProviderRun(name, outcomes)
     by_source = {o.source: o for o in outcomes}
     job = work_dir / f"{name}.job.json"
-    job.write_text(json.dumps({"provider": name, "options": asdict(options), "files": list(by_source)}), encoding="utf-8")
+    job.write_text(Job(spec.replace(provider=name), list(by_source)).to_json(), encoding="utf-8")
     progress.start(name, len(items), label=name)
-    with Child("qasr.benchmark.child", [str(job)], log=work_dir / f"{name}.log", stdout="pipe") as child:
+    with Child("qasr.benchmark.child", [str(job)], log=work_dir / f"{name}.log", stdout="pipe", text=False) as child:
         assert child.stdout is not None
-        for line in child.stdout:
+        for event in Receiver(child.stdout):
             child.poll()
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a library printing to stdout: not ours
             if _apply(run, by_source, event):
                 progress.advance(name)
         child.wait()

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from qasr.cli.options import ALIGNER, ENGINE, THREADS
 from qasr.cli.subtitles import cue_rules, output_format
 from qasr.errors import warn_on_stderr
 
@@ -32,15 +33,15 @@ def read_transcript(text: str) -> str:
 def align(
     audio: Path = typer.Argument(..., help="Audio file (at most one engine call: 8 minutes).", show_default=False),
     text: str = typer.Argument(..., help="The transcript, or the path of a UTF-8 text file holding it.", show_default=False),
-    aligner: str = typer.Option(..., "--aligner", "-a", envvar="QASR_ALIGNER", help="Qwen3-ForcedAligner model: a file or a registry name.", show_default=False),
+    aligner: Optional[str] = ALIGNER,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="srt, vtt, json, tsv or txt (default: from --output's suffix, else srt)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="zh, en, yue, fr, de, it, ja, ko, pt, ru, es (or the name); default: from the script."),
     max_line_width: int = typer.Option(42, "--max-line-width", help="Columns per line (Chinese characters count 2)."),
     max_lines: int = typer.Option(2, "--max-lines", help="Lines per cue."),
     max_cue_seconds: float = typer.Option(7.0, "--max-cue-seconds", help="Longest cue, in seconds."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine."),
-    engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
+    threads: Optional[int] = THREADS,
+    engine: Optional[Path] = ENGINE,
 ) -> None:
     """Align a transcript to its audio with the ForcedAligner and write timed cues.
 
@@ -49,19 +50,23 @@ def align(
     """
     from qasr.audio import load_audio
     from qasr.cli.output import emit
-    from qasr.engine.registry import resolve_model
+    from qasr.engine.model import Model
+    from qasr.engine.modelfile import ModelKind
+    from qasr.errors import UsageError
     from qasr.pipeline.align import align as run_align
-    from qasr.pipeline.align import aligner_language, guess_language, load_aligner
+    from qasr.pipeline.align import aligner_language, guess_language
+    from qasr.spec import EngineSpec
     from qasr.pipeline.subtitles import cut, fix_timing
     from qasr.pipeline.writers import get_writer, write_atomic
 
+    if not aligner:
+        raise UsageError("give the aligner: --aligner MODEL (a file or a registry name, or QASR_ALIGNER)")
     name = output_format(fmt, output)
     rules = cue_rules(max_line_width, max_lines, max_cue_seconds)
     transcript = read_transcript(text)
     lang = aligner_language(language) if language else guess_language(transcript)
     prepared = load_audio(audio)
-    aligner_path = resolve_model(aligner)
-    model = load_aligner(aligner_path, lang, threads=threads, engine=engine)
+    model = Model.from_spec(EngineSpec(aligner=aligner, language=lang, threads=threads, engine=str(engine) if engine else None), ModelKind.ALIGNER)
     result = run_align(model, prepared, transcript, language=lang)
     if result.unreliable:
         warn_on_stderr(
@@ -69,7 +74,7 @@ def align(
             "and were repaired: the transcript may not match the audio, or the language may be wrong"
         )
     cues = fix_timing(cut(result, rules), prepared.seconds, rules)
-    info = {"source": str(audio), "duration": round(prepared.seconds, 3), "language": lang, "aligner_model": aligner_path.name,
+    info = {"source": str(audio), "duration": round(prepared.seconds, 3), "language": lang, "aligner_model": model.file.path.name,
             "repaired": result.repaired, "clamped": result.clamped}  # fmt: skip
     document = get_writer(name).render(cues, info)
     if output is None:

@@ -40,6 +40,8 @@ def doctor(
 
     Required (*): python, qasr, libchatllm, the ffmpeg shim (or ffmpeg when the shim is off),
     soundfile, soxr; with --docker also docker. Exit 0 when all required checks are ok, 1 otherwise.
+    Also the chatllm.cpp checkout behind the engine: an empty submodule (and the two steps to fill
+    it), or WARN when it is at another commit than the one qasr is tested with.
     """
     from qasr.cli.output import emit
     from qasr.doctor import Options, required_failures, run_checks

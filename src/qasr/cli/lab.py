@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
@@ -10,59 +11,72 @@ import typer
 
 app = typer.Typer(help="The memory-leak lab: scenarios, verdicts, reports.", no_args_is_help=True, rich_markup_mode=None)
 
-SCENARIO_HELP = "reload | restart | switch | aligner-reload | aligner-restart | noclose | chain | chain-restart"
+SCENARIO_HELP = ("reload | restart | switch | switch-restart | aligner-reload | aligner-restart | noclose | chain | chain-restart, "
+                 "or your own code: PATH.py:NAME or module:NAME (a function, one iteration per call, or a class with "
+                 "setup/iteration(i)/teardown)")
 
 
-def _config(
-    scenario: str,
-    model: Optional[Path],
-    model_b: Optional[Path],
-    aligner: Optional[Path],
-    audio: List[Path],
-    reference: List[str],
-    iterations: int,
-    allocator: str,
-    engine: Optional[Path],
-    language: Optional[str],
-    threads: Optional[int],
-    max_length: Optional[int],
-    results: Path,
-    peaks: bool,
-    threshold: Optional[str] = None,
-    context: Optional[str] = None,
-    max_tokens: Optional[int] = None,
-):  # type: ignore[no-untyped-def]
-    from qasr.cli.options import read_context
-    from qasr.errors import UsageError
-    from qasr.lab.config import RunConfig, validate
-    from qasr.lab.units import parse_size
+@dataclass(frozen=True)
+class LabOptions:
+    """What `lab run` and `lab matrix` share, gathered once from the command line (httpx's one
+    options value per concern, GUIDE §6) and turned into the run's `RunConfig` in one place."""
 
-    try:
-        limit = parse_size(threshold) if threshold else None
-    except ValueError as exc:
-        raise UsageError(f"--threshold: {exc}") from None
+    model: Optional[Path] = None
+    model_b: Optional[Path] = None
+    aligner: Optional[Path] = None
+    audio: tuple[Path, ...] = ()
+    reference: tuple[str, ...] = ()
+    iterations: int = 100
+    engine: Optional[Path] = None
+    language: Optional[str] = None
+    context: Optional[str] = None
+    max_tokens: Optional[int] = None
+    threads: Optional[int] = None
+    max_length: Optional[int] = None
+    results: Path = Path("results")
+    peaks: bool = True
+    threshold: Optional[str] = None
+    python_heap: bool = False
+    provider: Optional[str] = None
 
-    return validate(
-        RunConfig(
-            scenario=scenario,
-            model=str(model) if model else None,
-            model_b=str(model_b) if model_b else None,
-            aligner=str(aligner) if aligner else None,
-            audio=[str(a) for a in audio],
-            references=list(reference),
-            iterations=iterations,
-            allocator=allocator,
-            engine=str(engine) if engine else None,
-            language=language,
-            context=read_context(context),
-            max_tokens=max_tokens,
-            threads=threads,
-            max_length=max_length,
-            results_dir=str(results),
-            peaks=peaks,
-            threshold=limit,
+    def config(self, scenario: str, *, allocator: str = "glibc"):  # type: ignore[no-untyped-def]
+        """The checked `RunConfig` of one run of ``scenario`` (raises `UsageError` and friends)."""
+        from qasr.cli.options import read_context
+        from qasr.errors import UsageError
+        from qasr.lab.config import RunConfig, validate
+        from qasr.lab.units import parse_size
+
+        try:
+            limit = parse_size(self.threshold) if self.threshold else None
+        except ValueError as exc:
+            raise UsageError(f"--threshold: {exc}") from None
+
+        def text(path: Optional[Path]) -> Optional[str]:
+            return str(path) if path else None
+
+        return validate(
+            RunConfig(
+                scenario=scenario,
+                model=text(self.model),
+                model_b=text(self.model_b),
+                aligner=text(self.aligner),
+                audio=[str(a) for a in self.audio],
+                references=list(self.reference),
+                iterations=self.iterations,
+                allocator=allocator,
+                engine=text(self.engine),
+                language=self.language,
+                context=read_context(self.context),
+                max_tokens=self.max_tokens,
+                threads=self.threads,
+                max_length=self.max_length,
+                results_dir=str(self.results),
+                peaks=self.peaks,
+                threshold=limit,
+                python_heap=self.python_heap,
+                provider=self.provider,
+            )
         )
-    )
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-arg]
@@ -80,10 +94,13 @@ def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-a
         from qasr.lab.analysis import crash_text
 
         print(f"  ended by {crash_text(crash)}")
+        error = crash.get("error") or {}
+        if error.get("message"):
+            print(f"  error: {error.get('kind')}: {error['message']}")
         for line in (crash.get("stderr_tail") or [])[-3:]:
             print(f"    stderr: {line}")
     for metric, v in (summary.get("verdicts") or {}).items():
-        if metric in ("rss_anon", "heap_live"):
+        if metric in ("rss_anon", "heap_live", "py_heap"):
             print(
                 f"  {metric:9s} {v['verdict']:12s} {format_rate(v['slope_bytes_per_iter'])} "
                 f"[{format_rate(v['ci_low'])}, {format_rate(v['ci_high'])}] vs T {format_rate(v['threshold'])}"
@@ -109,10 +126,10 @@ def _exit_code(summary: dict, fail_on_leak: bool) -> int:  # type: ignore[type-a
 
 
 # Shared options, spelled once.
-MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file.")
-MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch).")
-ALIGNER = typer.Option(None, "--aligner", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
-AUDIO = typer.Option(..., "--audio", "-a", help="Audio file(s); iterations cycle through them.")
+MODEL = typer.Option(None, "--model", "-m", help="Qwen3-ASR model file (with --provider: that provider's model; your scenario gets it as lab.model).")
+MODEL_B = typer.Option(None, "--model-b", help="Second Qwen3-ASR model (switch, switch-restart).")
+ALIGNER = typer.Option(None, "--aligner", "-a", help="Qwen3-ForcedAligner model file (aligner-*, chain, chain-restart).")
+AUDIO = typer.Option([], "--audio", help="Audio file(s); iterations cycle through them (needed by the built-in scenarios).")
 REFERENCE = typer.Option([], "--reference", "-r", help="Reference transcript (text or a file); default <audio>.txt.")
 ITERATIONS = typer.Option(100, "--iterations", "-n", min=1, help="Iterations (the verdict method wants >= 100).")
 ENGINE = typer.Option(None, "--engine", help="libchatllm.so or its directory.")
@@ -125,6 +142,8 @@ RESULTS = typer.Option(Path("results"), "--results", help="Where run directories
 PEAKS = typer.Option(True, "--peaks/--no-peaks", help="Background sampler for peak RSS within iterations.")
 JSON_OUT = typer.Option(False, "--json", help="Print the summary as JSON.")
 THRESHOLD = typer.Option(None, "--threshold", help="T per iteration for every metric, e.g. '64 KiB' (default: per scenario, GUIDE §4).")
+PROVIDER = typer.Option(None, "--provider", help="Run reload or restart over this qasr provider (qwen3-chatllm, faster-whisper, ...) instead of our binding; -m is its model.")
+PYTHON_HEAP = typer.Option(False, "--python-heap", help="Also trace the Python heap (tracemalloc): a py_heap verdict and the source lines that grow. Slows Python code.")
 
 
 @app.command("run", no_args_is_help=True)
@@ -140,7 +159,7 @@ def run_cmd(
     extend: bool = typer.Option(False, "--extend", help="If INCONCLUSIVE, rerun with 2N, then 4N iterations."),
     trace_native: bool = typer.Option(False, "--trace-native", help="memray differential (N and 2N traced runs) naming leaking native stacks."),
     trace_iterations: int = typer.Option(20, "--trace-iterations", min=2, help="N of the traced runs."),
-    fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 6 when the RssAnon verdict is LEAK."),
+    fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 6 when the run's verdict is LEAK."),
     engine: Optional[Path] = ENGINE,
     language: Optional[str] = LANGUAGE,
     context: Optional[str] = CONTEXT,
@@ -150,16 +169,24 @@ def run_cmd(
     results: Path = RESULTS,
     peaks: bool = PEAKS,
     threshold: Optional[str] = THRESHOLD,
+    python_heap: bool = PYTHON_HEAP,
+    provider: Optional[str] = PROVIDER,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run one scenario in a fresh child process; write results/<scenario>/<time>/ and print the verdict.
 
-    Exit codes: 0 completed, 2 bad input, 5 the child crashed (report still written),
-    6 LEAK with --fail-on-leak, 130 interrupted (partial report written).
+    SCENARIO may be your own code, PATH.py:NAME or module:NAME, run with the same machinery.
+
+    Exit codes: 0 completed, 2 bad input, 5 the child crashed or the scenario raised (report still
+    written, with the traceback), 6 LEAK with --fail-on-leak, 130 interrupted (partial report written).
     """
     from qasr.lab.runner import run
 
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, allocator, engine, language, threads, max_length, results, peaks, threshold, context, max_tokens)
+    options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
+                         iterations=iterations, engine=engine, language=language, context=context, max_tokens=max_tokens,
+                         threads=threads, max_length=max_length, results=results, peaks=peaks, threshold=threshold,
+                         python_heap=python_heap, provider=provider)  # fmt: skip
+    cfg = options.config(scenario, allocator=allocator)
     if trace_native:
         from dataclasses import replace
 
@@ -194,6 +221,8 @@ def matrix_cmd(
     max_length: Optional[int] = MAX_LENGTH,
     results: Path = RESULTS,
     peaks: bool = PEAKS,
+    python_heap: bool = PYTHON_HEAP,
+    provider: Optional[str] = PROVIDER,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run one scenario on each engine under each allocator and tabulate the slopes (results/matrix/...).
@@ -207,7 +236,10 @@ def matrix_cmd(
     from qasr.lab.matrix import render, run_matrix
     from qasr.lab.runner import find_jemalloc
 
-    builds = resolve_engines(list(engines))  # fail before the first run, not after three
+    from qasr.lab.usercode import is_target
+
+    # Fail before the first run, not after three; a user's scenario needs no engine of ours.
+    builds = resolve_engines(list(engines)) if engines or not (is_target(scenario) or provider) else []
     default = "glibc" if len(builds) > 1 else ",".join(ALLOCATORS)
     chosen = tuple(a.strip() for a in (allocators if allocators is not None else default).split(",") if a.strip())
     unknown = [a for a in chosen if a not in ALLOCATORS]
@@ -215,8 +247,11 @@ def matrix_cmd(
         raise UsageError(f"unknown allocator(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALLOCATORS)}")
     if "jemalloc" in chosen:
         find_jemalloc()
-    cfg = _config(scenario, model, model_b, aligner, audio, reference, iterations, "glibc", None, language, threads, max_length,
-                  results, peaks, context=context, max_tokens=max_tokens)
+    options = LabOptions(model=model, model_b=model_b, aligner=aligner, audio=tuple(audio), reference=tuple(reference),
+                         iterations=iterations, language=language, context=context, max_tokens=max_tokens, threads=threads,
+                         max_length=max_length, results=results, peaks=peaks, python_heap=python_heap,
+                         provider=provider)  # fmt: skip
+    cfg = options.config(scenario)
     out, rows = run_matrix(cfg, chosen, engines=builds, show_progress=not as_json)
     if as_json:
         print(json.dumps({"dir": str(out), "rows": rows}, indent=2, default=str))

@@ -94,16 +94,6 @@ def error_line(message: str) -> None:
     print(f"qasr: error: {message}", file=sys.stderr, flush=True)
 
 
-def _finish(code: int) -> None:
-    """Flush and leave without running static destructors (they abort upstream; exit 134)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the app and return the exit code (for tests and embedding)."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -126,5 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    _finish(main())
+    """Console-script entry point: flush and leave without static destructors (they abort upstream; exit 134)."""
+    from qasr.channel import exit_now
+
+    exit_now(main())

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 
+from qasr.cli.options import CONTEXT, ENGINE, ITN, LANGUAGE, MAX_LENGTH, MAX_TOKENS, MODEL, OPENCC, THREADS, ZH_TW
 from qasr.cli.provider_options import PROVIDER
 
 FORMATS = ("text", "jsonl")
@@ -124,9 +125,9 @@ class _Screen:
 
 def stream(
     source: Optional[str] = typer.Argument(None, help="An audio file, '-' for raw PCM on stdin, or nothing for the microphone."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file or a registry name."),
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (e.g. English, Chinese); default: detect."),
-    context: Optional[str] = typer.Option(None, "--context", "-c", help="Hint text for the model (names, terms), or @FILE."),
+    model: Optional[str] = MODEL,
+    language: Optional[str] = LANGUAGE,
+    context: Optional[str] = CONTEXT,
     device: Optional[str] = typer.Option(None, "--device", help="Input device (index or name; see --list-devices)."),
     list_devices: bool = typer.Option(False, "--list-devices", help="List the input devices and exit."),
     pcm: str = typer.Option("s16le", "--pcm", help="stdin sample format: s16le or f32le."),
@@ -139,13 +140,13 @@ def stream(
     prefix: bool = typer.Option(True, "--prefix/--no-prefix", help="Force the stable text as the start of each re-decode (Qwen3-ASR's recipe)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text (a live line on a terminal) or jsonl (one event per line)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write finals to FILE.srt, .vtt or .jsonl as they arrive."),
-    itn: bool = typer.Option(False, "--itn/--no-itn", help="Inverse text normalisation of finals."),
-    zh_tw: bool = typer.Option(False, "--zh-tw", help="Finals in Traditional Chinese, Taiwanese phrasing (OpenCC s2twp)."),
-    opencc: Optional[str] = typer.Option(None, "--opencc", help="OpenCC conversion of finals: s2twp, s2t, s2hk, t2s or none."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length (smaller uses less memory)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each decode after N tokens (a synthetic model never stops by itself)."),
-    engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
+    itn: bool = ITN,
+    zh_tw: bool = ZH_TW,
+    opencc: Optional[str] = OPENCC,
+    threads: Optional[int] = THREADS,
+    max_length: Optional[int] = MAX_LENGTH,
+    max_tokens: Optional[int] = MAX_TOKENS,
+    engine: Optional[Path] = ENGINE,
     provider: str = PROVIDER,
 ) -> None:
     """Transcribe live audio: partial results while someone speaks, a final one per utterance.
@@ -153,7 +154,7 @@ def stream(
     Exit codes: 0 end of input, 2 usage or bad input, 3 engine missing, 4 engine error,
     130 Ctrl-C (after the open utterance's final).
     """
-    from qasr.cli.options import check_opencc_option, read_context
+    from qasr.cli.options import call_options, engine_spec
     from qasr.errors import UsageError
 
     if list_devices:
@@ -164,7 +165,7 @@ def stream(
         return
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    from qasr.providers import ProviderOptions, make_provider, providers_for
+    from qasr.providers import make_provider, providers_for
 
     providers_for(provider, STREAM_PROVIDERS, ENGINE_ONLY)  # refuse faster-whisper before anything opens
     if not model:
@@ -172,10 +173,11 @@ def stream(
     from qasr.audio.endpoint import EndpointOptions
     from qasr.pipeline.stream import StreamOptions
 
+    calls = call_options(context=context, itn=itn, zh_tw=zh_tw, opencc=opencc)
     try:
         options = StreamOptions(
-            step=step, prefix=prefix, itn=itn, opencc=check_opencc_option(opencc or ("s2twp" if zh_tw else None)),
-            context=read_context(context), max_tokens=max_tokens, endpoint=EndpointOptions(min_silence=min_silence / 1000, max_utterance=max_utterance),
+            step=step, prefix=prefix, itn=calls.itn, opencc=calls.opencc, context=calls.context, max_tokens=max_tokens,
+            endpoint=EndpointOptions(min_silence=min_silence / 1000, max_utterance=max_utterance),
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -184,9 +186,11 @@ def stream(
 
     from qasr.pipeline.stream import stream as run_stream
 
-    wanted = ProviderOptions(model=model, language=language, threads=threads, max_length=max_length,
-                             engine=str(engine) if engine else None, max_tokens=max_tokens)
-    asr = make_provider(provider, wanted, allowed=STREAM_PROVIDERS, why=ENGINE_ONLY).model  # type: ignore[attr-defined]
+    spec = engine_spec(provider=provider, model=model, language=language, threads=threads, max_length=max_length,
+                       engine=engine, max_tokens=max_tokens)  # fmt: skip
+    asr = make_provider(spec, calls, allowed=STREAM_PROVIDERS, why=ENGINE_ONLY)
+    if not asr.live_prefix:  # an auto chain may hold another provider one day: say it, never unwrap it
+        raise UsageError(f"provider {asr.name} cannot stream live: {ENGINE_ONLY}")
     screen = _Screen() if fmt == "text" else None
     try:
         for event in run_stream(asr, src, options):

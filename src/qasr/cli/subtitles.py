@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 
+from qasr.cli.options import ALIGNER, ENGINE, ITN, LANGUAGE, MAX_LENGTH, MAX_TOKENS, MODEL, OPENCC, THREADS, ZH_TW
 from qasr.errors import warn_on_stderr
 
 FORMAT_NAMES = ("srt", "vtt", "json", "tsv", "txt")
@@ -82,21 +83,22 @@ def report(result: Any, as_json: bool, interrupted: bool = False) -> None:
 def subtitles(
     audio: Path = typer.Argument(..., help="Audio file of any length (wav, flac, mp3, m4a, ...).", show_default=False),
     output: Path = typer.Option(..., "--output", "-o", help="Subtitle file to write (rewritten as each chunk finishes).", show_default=False),
-    model: str = typer.Option(..., "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file or a registry name (qasr models list).", show_default=False),
-    aligner: str = typer.Option(..., "--aligner", "-a", envvar="QASR_ALIGNER", help="Qwen3-ForcedAligner model: a file or a registry name.", show_default=False),
+    model: Optional[str] = MODEL,
+    aligner: Optional[str] = ALIGNER,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="srt, vtt, json, tsv or txt (default: from the output's suffix, else srt)."),
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (zh, en, yue, fr, de, it, ja, ko, pt, ru, es or its name); default: detect."),
-    itn: bool = typer.Option(False, "--itn", help="Write numbers as figures (inverse text normalization), keeping word times."),
-    zh_tw: bool = typer.Option(False, "--zh-tw", help="Chinese in Taiwan Traditional script (OpenCC s2twp), keeping word times."),
+    language: Optional[str] = LANGUAGE,
+    itn: bool = ITN,
+    zh_tw: bool = ZH_TW,
+    opencc: Optional[str] = OPENCC,
     max_chunk: float = typer.Option(30.0, "--max-chunk", help="Longest chunk sent to the engine, in seconds (VAD cuts at pauses)."),
-    context: int = typer.Option(0, "--context", min=0, help="Give each chunk the previous chunk's last N characters as context (0: off; see docs)."),
+    context_chars: int = typer.Option(0, "--context-chars", min=0, help="Give each chunk the previous chunk's last N characters as context (0: off; see docs)."),
     max_line_width: int = typer.Option(42, "--max-line-width", help="Columns per line (Chinese characters count 2)."),
     max_lines: int = typer.Option(2, "--max-lines", help="Lines per cue."),
     max_cue_seconds: float = typer.Option(7.0, "--max-cue-seconds", help="Longest cue, in seconds."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each chunk's transcription after N tokens (a synthetic model never stops by itself)."),
-    engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory."),
+    threads: Optional[int] = THREADS,
+    max_length: Optional[int] = MAX_LENGTH,
+    max_tokens: Optional[int] = MAX_TOKENS,
+    engine: Optional[Path] = ENGINE,
     as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON on stdout."),
 ) -> None:
     """Transcribe, align and write subtitles for audio of any length.
@@ -105,9 +107,11 @@ def subtitles(
     4 engine error, 130 interrupted (the output keeps every finished chunk).
     """
     from qasr.audio.vad import VadOptions
-    from qasr.engine.modelfile import inspect_model_file, warn_if_synthetic
-    from qasr.engine.registry import resolve_model
+    from qasr.cli.options import call_options, engine_spec
+    from qasr.engine.modelfile import ModelKind, warn_if_synthetic
+    from qasr.engine.registry import model_file
     from qasr.errors import UsageError
+    from qasr.text.post import PostProcess
     from qasr.pipeline.longform import LongformInterrupted, LongformOptions, run_longform
     from qasr.pipeline.writers import get_writer
     from qasr.progress import make_progress
@@ -117,12 +121,16 @@ def subtitles(
         vad = VadOptions(max_chunk=max_chunk)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if not model or not aligner:
+        raise UsageError("subtitles need both models: --model (Qwen3-ASR, or QASR_MODEL) and --aligner (the ForcedAligner, or QASR_ALIGNER)")
+    calls = call_options(itn=itn, zh_tw=zh_tw, opencc=opencc)
     options = LongformOptions(
-        asr_model=resolve_model(model), aligner_model=resolve_model(aligner), language=language, itn=itn, zh_tw=zh_tw, context_chars=context,
-        threads=threads, max_length=max_length, max_tokens=max_tokens, engine=engine, vad=vad,
+        spec=engine_spec(model=model, aligner=aligner, language=language, threads=threads, max_length=max_length,
+                         max_tokens=max_tokens, engine=engine),
+        post=PostProcess(calls.itn, calls.opencc), context_chars=context_chars, vad=vad,
         rules=cue_rules(max_line_width, max_lines, max_cue_seconds),
     )  # fmt: skip
-    warn_if_synthetic(inspect_model_file(options.asr_model), max_tokens)
+    warn_if_synthetic(model_file(model, ModelKind.ASR), max_tokens)
     progress = make_progress(None, "seconds")
     try:
         result = run_longform(audio, output, get_writer(name), options, progress)

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from qasr.cli.options import ALIGNER, CONTEXT, ENGINE, ITN, LANGUAGE, MAX_LENGTH, MAX_TOKENS, MODEL, OPENCC, THREADS, ZH_TW
 from qasr.cli.output import OutputFormat
 from qasr.cli.provider_options import PROVIDER, WHISPER_MODEL
 from qasr.errors import warn_on_stderr
@@ -15,21 +16,21 @@ from qasr.errors import warn_on_stderr
 
 def transcribe(
     files: List[Path] = typer.Argument(..., help="Audio files (wav, flac, mp3, ogg, m4a, ...).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="QASR_MODEL", help="Qwen3-ASR model: a file (chatllm.cpp format for qwen3-chatllm, GGUF for crispasr) or a registry name (qasr models list).", show_default=False),
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="Force a language (e.g. English, Chinese); default: detect."),
-    context: Optional[str] = typer.Option(None, "--context", "-c", help="Hint text for the model (names, terms), or @FILE to read it from a file."),
-    aligner: Optional[str] = typer.Option(None, "--aligner", "-a", help="ForcedAligner model (file or registry name; GGUF for crispasr): adds word times to each segment."),
-    max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=2.0, help="Longest engine call in seconds; longer audio is cut at pauses (default: one call, 8 min)."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads for the engine (default: physical cores)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", min=256, help="Context length; smaller uses less memory (model default 65536)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop each engine call after N tokens (a synthetic model never stops by itself)."),
+    model: Optional[str] = MODEL,
+    language: Optional[str] = LANGUAGE,
+    context: Optional[str] = CONTEXT,
+    aligner: Optional[str] = ALIGNER,
+    max_chunk: Optional[float] = typer.Option(None, "--max-chunk", min=0.0, help="Longest engine call in seconds; longer audio is cut at pauses (default and 0: one call, up to 8 min)."),
+    threads: Optional[int] = THREADS,
+    max_length: Optional[int] = MAX_LENGTH,
+    max_tokens: Optional[int] = MAX_TOKENS,
     fmt: OutputFormat = typer.Option(OutputFormat.txt, "--format", "-f", help="Output format.", case_sensitive=False),
     stream: bool = typer.Option(False, "--stream", help="Print text as it is generated (txt), or chunk events (jsonl)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write one <name>.<format> file per input here."),
-    itn: bool = typer.Option(False, "--itn/--no-itn", help="Inverse text normalisation (一三八 -> 138); Chinese rules, English via wetext if installed."),
-    zh_tw: bool = typer.Option(False, "--zh-tw", help="Convert to Traditional Chinese with Taiwanese phrasing (OpenCC s2twp)."),
-    opencc: Optional[str] = typer.Option(None, "--opencc", help="OpenCC conversion: s2twp, s2t, s2hk, t2s or none (overrides --zh-tw)."),
-    engine: Optional[Path] = typer.Option(None, "--engine", help="libchatllm.so or its directory (default: $QASR_CHATLLM_LIB, then ./chatllm.cpp)."),
+    itn: bool = ITN,
+    zh_tw: bool = ZH_TW,
+    opencc: Optional[str] = OPENCC,
+    engine: Optional[Path] = ENGINE,
     provider: str = PROVIDER,
     whisper_model: Optional[str] = WHISPER_MODEL,
 ) -> None:
@@ -37,31 +38,29 @@ def transcribe(
 
     Exit codes: 0 ok, 2 usage or bad input, 3 engine missing, 4 engine error.
     """
-    from qasr.cli.options import check_opencc_option, read_context
+    from qasr.cli.options import call_options, engine_spec
     from qasr.errors import UsageError
 
     if stream and fmt is OutputFormat.json:
         raise UsageError("--stream works with --format txt or jsonl (a JSON document cannot be streamed)")
     if stream and output_dir is not None:
         raise UsageError("--stream prints to the terminal; drop it when writing files with --output-dir")
+    if max_chunk is not None and 0 < max_chunk < 2:
+        raise UsageError("--max-chunk must be 0 (one call per file) or at least 2 seconds")
     if output_dir is not None:
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot use --output-dir {output_dir}: {exc.strerror or exc}") from None
-    conversion = check_opencc_option(opencc or ("s2twp" if zh_tw else None))
-    hint = read_context(context)
+    calls = call_options(context=context, itn=itn, zh_tw=zh_tw, opencc=opencc, max_chunk=max_chunk)
 
-    from qasr.providers import ProviderOptions, make_provider
+    from qasr.providers import make_provider
 
     if aligner is not None and provider not in ("qwen3-chatllm", "crispasr"):
         raise UsageError("--aligner (word times from the ForcedAligner) works with --provider qwen3-chatllm or crispasr only")
-    options = ProviderOptions(
-        model=model, whisper_model=whisper_model, language=language, context=hint, itn=itn, opencc=conversion,
-        threads=threads, aligner=aligner, max_chunk=max_chunk, max_length=max_length, engine=str(engine) if engine else None,
-        max_tokens=max_tokens,
-    )  # fmt: skip
-    _run(make_provider(provider, options), files, fmt=fmt, stream=stream, output_dir=output_dir)
+    spec = engine_spec(provider=provider, model=model, aligner=aligner, engine=engine, threads=threads, max_length=max_length,
+                       max_tokens=max_tokens, language=language, whisper_model=whisper_model)  # fmt: skip
+    _run(make_provider(spec, calls), files, fmt=fmt, stream=stream, output_dir=output_dir)
 
 
 def _run(provider, files: List[Path], *, fmt: OutputFormat, stream: bool, output_dir: Optional[Path]) -> None:  # type: ignore[no-untyped-def]

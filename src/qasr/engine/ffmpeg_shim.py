@@ -75,6 +75,13 @@ def activate() -> Path | None:
         return _active
 
 
+def is_active() -> bool:
+    """True when this process put the shim first on ``PATH`` and it is still there (the engine's
+    ffmpeg calls for staged audio then never reach a real ffmpeg)."""
+    active = _active
+    return active is not None and enabled() and os.environ.get("PATH", "").split(os.pathsep)[0] == str(active)
+
+
 def _path_ffmpeg() -> str | None:
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != str(_active))
     return shutil.which("ffmpeg", path=path)

@@ -3,8 +3,10 @@
 We never ship or build chatllm.cpp: the user builds its ``libchatllm`` target and points us at it.
 Discovery order (first hit wins): an explicit path, ``QASR_CHATLLM_LIB`` (the .so or its
 directory), then the places upstream's CMake build writes to inside a ``chatllm.cpp/`` checkout
-(in the current directory, or beside this source tree). When nothing loads, `EngineNotFound`
-lists every place tried and how to provide the library.
+(in the current directory, or beside this source tree, where it is a git submodule pinned at the
+tested commit). When nothing loads, `EngineNotFound` lists every place tried and how to provide the
+library, and says so when a ``chatllm.cpp/`` folder is an empty submodule (a clone without
+``--recursive``): that user needs two steps, not a search.
 
 Upstream wants ``--ggml_dir DIR`` (where ``libggml*.so`` live, ``build/lib``) before
 ``chatllm_init()``, and ``chatllm_init()`` only once per process; `load_library` does both.
@@ -19,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from qasr.engine import checkout
 from qasr.errors import EngineError, EngineNotFound
 
 ENV_LIB = "QASR_CHATLLM_LIB"
@@ -32,7 +35,7 @@ PRINT_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char
 END_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 HOW_TO_PROVIDE = (
-    "build chatllm.cpp's libchatllm target (see chatllm.cpp/README.md) and pass --engine PATH, "
+    f"in a qasr clone, {checkout.STEPS} (docs/engine.md); or build it elsewhere and pass --engine PATH, "
     f"or set {ENV_LIB}=/path/to/libchatllm.so (or its directory)"
 )
 
@@ -83,6 +86,26 @@ def _source_tree_root() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
+def conventional_folders() -> list[Path]:
+    """The ``chatllm.cpp/`` folders the lookup searches: in the current directory, then the submodule
+    beside this source tree (when running from a clone)."""
+    folders = [Path.cwd() / checkout.FOLDER]
+    root = _source_tree_root()
+    if root is not None and (root / checkout.FOLDER) != folders[0]:
+        folders.append(root / checkout.FOLDER)
+    return folders
+
+
+def paths_in(folder: Path) -> list[Path]:
+    """Where upstream's build leaves libchatllm inside one chatllm.cpp checkout, in lookup order."""
+    return [folder / sub / LIB_NAME for sub in _CONVENTIONAL]
+
+
+def searches_folders(explicit: str | os.PathLike[str] | None = None) -> bool:
+    """Whether the lookup goes to the conventional folders (no explicit path, no ``QASR_CHATLLM_LIB``)."""
+    return not explicit and not os.environ.get(ENV_LIB)
+
+
 def candidate_paths(explicit: str | os.PathLike[str] | None = None) -> list[Path]:
     """Every path we would try, in order (shown to the user when none loads)."""
     def expand(p: Path) -> list[Path]:
@@ -93,11 +116,15 @@ def candidate_paths(explicit: str | os.PathLike[str] | None = None) -> list[Path
     env = os.environ.get(ENV_LIB)
     if env:
         return expand(Path(env).expanduser())
-    bases = [Path.cwd() / "chatllm.cpp"]
-    root = _source_tree_root()
-    if root is not None and (root / "chatllm.cpp") != bases[0]:
-        bases.append(root / "chatllm.cpp")
-    return [base / sub / LIB_NAME for base in bases for sub in _CONVENTIONAL]
+    return [path for folder in conventional_folders() for path in paths_in(folder)]
+
+
+def _empty_submodules(explicit: str | os.PathLike[str] | None) -> str:
+    """A sentence for each empty ``chatllm.cpp/`` folder the lookup searched ("" when none)."""
+    if not searches_folders(explicit):
+        return ""
+    empty = [c for c in map(checkout.read_checkout, conventional_folders()) if c.state is checkout.State.EMPTY]
+    return "".join(f" {c.describe()}." for c in empty)  # the steps follow in HOW_TO_PROVIDE
 
 
 def find_ggml_dir(lib_path: Path) -> Path | None:
@@ -117,7 +144,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     if missing:
         raise EngineNotFound(
             f"{lib._name} does not export {', '.join(missing)}: it is not chatllm.cpp's libchatllm "
-            f"(or too old; qasr is tested against upstream 4a4310e). {HOW_TO_PROVIDE}"
+            f"(or too old; qasr is tested against upstream {checkout.short(checkout.TESTED_COMMIT)}). {HOW_TO_PROVIDE}"
         )
     for name, (restype, argtypes) in _PROTOTYPES.items():
         fn = getattr(lib, name)
@@ -143,7 +170,9 @@ def _open(explicit: str | os.PathLike[str] | None) -> tuple[ctypes.CDLL, Path]:
             f"under one soname); run the VAD in a child process (qasr.audio.silero.IsolatedDetector); "
             f"tried: {'; '.join(tried)}"
         )
-    raise EngineNotFound(f"libchatllm not found; tried: {'; '.join(tried)}. To fix: {HOW_TO_PROVIDE}")
+    raise EngineNotFound(
+        f"libchatllm not found; tried: {'; '.join(tried)}.{_empty_submodules(explicit)} To fix: {HOW_TO_PROVIDE}"
+    )
 
 
 def load_library(explicit: str | os.PathLike[str] | None = None) -> Engine:

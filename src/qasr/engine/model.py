@@ -12,9 +12,15 @@ Why it looks like this:
   through the first live object's print callback.
 * One thread at a time per model (a lock); callbacks may arrive on native threads and only touch a
   per-turn queue.
+* One turn at a time per *process* (`qasr.engine.switchboard`): upstream 4a4310e delivers every
+  model's chunks to the print callback of the model started last, so chunks and ends go to the turn
+  running now, whichever model's callback received them. That lets an ASR model and an aligner share
+  a process; a second live model of the same kind is refused before it is created (upstream's shared
+  prompt encoder would leave the first one deaf).
 * Upstream 4a4310e: ``chatllm_destroy`` aborts the process for Qwen3-ASR models, and so does normal
   interpreter exit once a model was loaded (README, "Known engine issues"). `close()` destroys
-  honestly; code that must survive should end the process with ``os._exit`` instead.
+  honestly; the exit is guarded (`qasr.engine.exit_guard`): a program that loaded a model ends with
+  its own exit status.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from qasr.audio.decode import as_audio
-from qasr.engine import ffmpeg_shim
+from qasr.audio.decode import as_audio, check_one_call
+from qasr.engine import exit_guard, ffmpeg_shim, switchboard
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
-from qasr.errors import EngineError, UsageError
+from qasr.engine.switchboard import BOARD
+from qasr.errors import EngineError, ModelFileError, UsageError
+from qasr.spec import EngineSpec
 
 PRINT_CHUNK = 0
 PRINT_ERROR = 2
@@ -87,7 +95,12 @@ class _Turn:
 
 
 class _Sink:
-    """Receives the C callbacks. Holds no reference to the `Model`, so it can outlive it safely."""
+    """Receives the C callbacks. Holds no reference to the `Model`, so it can outlive it safely.
+
+    ``turn`` is this model's running turn (its error lines, printed by the engine through this model's
+    own callback). Chunks and ends go to the process's running turn (`BOARD.turn`): upstream prints
+    every model's chunks through the callback of the model started last (`qasr.engine.switchboard`).
+    """
 
     def __init__(self) -> None:
         self.turn: _Turn | None = None
@@ -97,8 +110,8 @@ class _Sink:
 
     def on_print(self, _user: object, print_type: int, data: bytes | None) -> None:
         try:
-            turn = self.turn
             if print_type == PRINT_CHUNK:
+                turn = BOARD.turn  # not self.turn: these may be another model's chunks (see the class)
                 if turn is None:
                     return
                 text = turn.decoder.decode(data or b"")
@@ -106,6 +119,7 @@ class _Sink:
                     turn.chunks.put(text)
                 return
             line = (data or b"").decode("utf-8", "replace")
+            turn = self.turn
             if print_type == PRINT_ERROR:
                 (turn.errors if turn is not None else self.errors).append(line)
             elif print_type == PRINT_MODEL_INFO:
@@ -117,7 +131,7 @@ class _Sink:
             pass
 
     def on_end(self, _user: object) -> None:
-        turn = self.turn
+        turn = BOARD.turn
         if turn is not None:
             turn.ends += 1
 
@@ -143,7 +157,8 @@ class Model:
 
     Hazard (upstream 4a4310e): destroying a Qwen3-ASR or aligner model aborts the process
     (``free(): invalid pointer``), so `close()` and leaving a ``with`` block do too. Long-lived
-    programs keep the model; CLIs end with ``os._exit``.
+    programs keep the model. Ending the program is safe: `qasr.engine.exit_guard` keeps the
+    engine's static destructors (which abort too) from running.
     """
 
     def __init__(
@@ -165,6 +180,7 @@ class Model:
         if max_length is not None and max_length < 256:
             raise UsageError(f"max_length must be at least 256, got {max_length}")
         self._engine: Engine = load_library(engine)
+        switchboard.admit(self.file.kind.value, self._engine)  # before the engine re-points shared state
         ffmpeg_shim.activate()
         self._lock = threading.Lock()
         self._owner: int | None = None
@@ -194,6 +210,28 @@ class Model:
             raise EngineError(f"engine failed to load {self.file.path} (code {rc}): {words}", words)
         if self._sink.info_lines:
             self.info = ModelInfo.parse(self._sink.info_lines[-1])
+        switchboard.register(self.file.kind.value, self)
+        exit_guard.install()  # from now on a normal exit would abort in the engine's destructors
+
+    @classmethod
+    def from_spec(cls, spec: EngineSpec, kind: ModelKind = ModelKind.ASR) -> Model:
+        """Load the spec's ASR model (``spec.model``) or, with ``kind=ALIGNER``, its aligner
+        (``spec.aligner``, JSON output, the spec's language as one of the aligner's 11), with the
+        spec's engine, threads and context length. The name is resolved through the registry."""
+        from qasr.engine.registry import model_file
+
+        name = spec.model if kind is ModelKind.ASR else spec.aligner
+        if not name:
+            what = "a Qwen3-ASR model (--model FILE or a registry name, or QASR_MODEL)" if kind is ModelKind.ASR else "a ForcedAligner model (--aligner)"
+            raise ModelFileError(f"no model to load: give {what}")
+        path = model_file(name, kind).path
+        load = dict(threads=spec.threads, max_length=spec.max_length, engine=spec.engine)
+        if kind is ModelKind.ASR:
+            return cls(path, language=spec.language, **load)  # type: ignore[arg-type]
+        from qasr.text.languages import aligner_language
+
+        language = aligner_language(spec.language or "en")
+        return cls(path, kind=kind, language=language, settings={"format": "json"}, **load)  # type: ignore[arg-type]
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -267,6 +305,11 @@ class Model:
             raise
         lib = self._engine.lib
         turn = _Turn()
+        try:
+            BOARD.enter(turn)  # one turn per process: see qasr.engine.switchboard
+        except EngineError:
+            self._release()
+            raise
         self._sink.turn = turn
         outcome: dict[str, object] = {}
 
@@ -297,6 +340,7 @@ class Model:
                 lib.chatllm_abort_generation(obj)
             thread.join()
             self._sink.turn = None
+            BOARD.leave()
             self._release()
         if "exc" in outcome:
             raise outcome["exc"]  # type: ignore[misc]
@@ -343,6 +387,7 @@ class Model:
         if context is not None and not fresh:
             raise UsageError("a context replaces the system prompt, which needs a fresh conversation (fresh=True)")
         prepared = as_audio(audio)
+        check_one_call(prepared)  # longer audio aborts the engine (qasr.transcribe cuts it at pauses)
 
         def call(lib, obj):  # type: ignore[no-untyped-def]
             self._fresh_turn(lib, obj, fresh, context)
@@ -376,6 +421,7 @@ class Model:
         if not transcript.strip():
             raise UsageError("the transcript to align is empty")
         prepared = as_audio(audio)
+        check_one_call(prepared)
         payload = base64.b64encode(wav_bytes(prepared.samples))
         text = transcript.encode("utf-8")
 

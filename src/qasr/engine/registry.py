@@ -180,9 +180,9 @@ def record_download(directory: Path, model: RegistryModel, size: int, url: str) 
     records = read_records(directory)
     records[model.name] = {"filename": model.filename, "bytes": size, "url": url,
                            "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    tmp = directory / (RECORD_FILE + ".tmp")
-    tmp.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(directory / RECORD_FILE)
+    from qasr.fileio import write_atomic
+
+    write_atomic(directory / RECORD_FILE, json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
 def expected_size(model: RegistryModel, directory: Path | None = None) -> int | None:
@@ -305,3 +305,10 @@ def resolve_model(name_or_path: str | os.PathLike[str], directory: Path | None =
     partial = partial_path(path)
     how = "resume its download" if partial.is_file() else "download it"
     raise ModelFileError(f"model {model.name} is not downloaded (expected {path}); {how} with: qasr models pull {model.name}")
+
+
+def model_file(name_or_path: str | os.PathLike[str], kind: ModelKind) -> ModelFileInfo:
+    """A model argument checked for use: resolved (`resolve_model`), its header read and its kind
+    required (`qasr.engine.modelfile`), before any native code sees it. The one place commands,
+    providers, servers and workers turn ``--model``/``--aligner`` into a file they may load."""
+    return require_kind(inspect_model_file(resolve_model(name_or_path)), kind)

@@ -19,7 +19,7 @@ from qasr.lab.stepgrowth import combine, growth_by_step, residue_leader, step_pr
 from qasr.lab.verdict import SlopeVerdict, slope_verdict
 
 #: Metrics that get a verdict, the first one is the headline.
-VERDICT_METRICS = ("rss_anon", "heap_live", "uss", "vm_size", "vm_data", "rss_file", "heap_free")
+VERDICT_METRICS = ("rss_anon", "heap_live", "py_heap", "uss", "vm_size", "vm_data", "rss_file", "heap_free")
 PHASE_METRICS = ("rss_anon", "heap_live", "vm_size")
 
 
@@ -33,6 +33,8 @@ class RunRecords:
     last_enter: dict[str, Any] | None = None
     trim: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    #: With --python-heap: the source lines whose Python memory grew (`qasr.lab.pyheap`).
+    python_sites: dict[str, Any] | None = None
     interrupted: bool = False
     ended: bool = False
     broken_lines: int = 0
@@ -75,6 +77,8 @@ def load_records(path: Path) -> RunRecords:
                 data.trim = rec
             elif kind == "error":
                 data.error = rec
+            elif kind == "python_sites":
+                data.python_sites = rec
             elif kind == "interrupted":
                 data.interrupted = True
             elif kind == "end":
@@ -129,10 +133,14 @@ def weight_bytes(meta: dict[str, Any] | None) -> int | None:
 def verdicts(
     records: RunRecords, scenario: str, threshold: int | None = None
 ) -> tuple[dict[str, SlopeVerdict], dict[str, list[float | None]]]:
-    """A slope verdict per metric on the series at the end of each iteration (T: given, or the default)."""
+    """A slope verdict per metric on the series at the end of each iteration (T: given, or the default).
+
+    A user's scenario records ``threshold_kind`` in its meta record: its default T is that kind's
+    (`qasr.lab.scenarios.USER_SCENARIO`), whatever the scenario is called."""
     phase = (records.meta or {}).get("final_phase")
     if not phase or not records.iterations:
         return {}, {}
+    scenario = (records.meta or {}).get("threshold_kind") or scenario
     wb = weight_bytes(records.meta)
     found, series = {}, {}
     for metric in VERDICT_METRICS:
@@ -151,11 +159,13 @@ def overall_verdict(found: dict[str, SlopeVerdict], attribution_kind: str | None
     allocator retention is not called a leak (the allocator keeps freed memory; malloc_trim or
     another allocator gives it back). Both flat: no leak. Anything else stays INCONCLUSIVE.
     """
-    rss, live = found.get("rss_anon"), found.get("heap_live")
+    rss, live, py = found.get("rss_anon"), found.get("heap_live"), found.get("py_heap")
     if rss is None and live is None:
         return None, "no series to judge"
     if live is not None and live.verdict.value == "LEAK":
         return "LEAK", "the live heap grows faster than its threshold"
+    if py is not None and py.verdict.value == "LEAK":
+        return "LEAK", "the Python heap (tracemalloc) grows faster than its threshold"
     if rss is not None and rss.verdict.value == "LEAK":
         if attribution_kind == "allocator retention":
             return "NO_LEAK", "RSS grows, but from allocator retention (freed memory the allocator keeps), not a leak"
@@ -235,6 +245,8 @@ def summarize(
         "step_processes": processes,
         "step_residue": residue_leader(processes),
         "trim": records.trim,
+        "target": config.get("target"),
+        "python_sites": records.python_sites,
         "phase_deltas": phase_deltas(its),
         "setup": (records.setup or {}).get("phases"),
         "baseline": (records.meta or {}).get("baseline"),

@@ -1,6 +1,7 @@
 """What grows in a run: a live-heap leak, allocator retention, leaked mappings, or nothing.
 
-GUIDE.md §4.4: the live heap (mallinfo2) rising by at least T is a real leak; RSS rising while the
+GUIDE.md §4.4: the live heap (mallinfo2) rising by at least T is a real leak (a Python-heap leak when
+tracemalloc, ``--python-heap``, sees most of it: Python objects piling up); RSS rising while the
 live heap is flat and glibc's free-but-held bytes grow is allocator retention, confirmed when
 ``malloc_trim(0)`` gives the growth back; RssFile or VmData rising outside the heap is leaked
 mappings. Each metric's slope is judged by `qasr.lab.verdict.slope_verdict`.
@@ -20,10 +21,14 @@ from qasr.lab.verdict import Series, SlopeVerdict, Verdict, slope_verdict
 
 __all__ = ["Attribution", "LeakKind", "attribute"]
 
+#: Share of RSS growth that glibc's free-but-held bytes must grow by to be called allocator retention.
+RETENTION_SHARE = 0.5
+
 
 class LeakKind(str, enum.Enum):
     """What kind of growth a run shows, from the strongest evidence down."""
 
+    PYTHON_HEAP = "Python-heap leak"
     LIVE_HEAP = "live-heap leak"
     RETENTION = "allocator retention"
     MAPPINGS = "leaked mappings"
@@ -80,6 +85,16 @@ def _grows(v: SlopeVerdict | None) -> bool:
     return v is not None and math.isfinite(v.ci_low) and v.ci_low > 0
 
 
+def _explains(part: SlopeVerdict | None, whole: SlopeVerdict | None) -> bool:
+    """Whether ``part`` grows significantly and by at least half of ``whole``'s slope: glibc's free
+    bytes explain RSS growth only when they grow by about as much (a few bytes of free-list noise
+    beside 1 MiB/iter of mmap'd pages is not retention)."""
+    return (
+        _grows(part) and part is not None and whole is not None
+        and part.slope_bytes_per_iter >= RETENTION_SHARE * whole.slope_bytes_per_iter
+    )  # fmt: skip
+
+
 def _describe(name: str, v: SlopeVerdict) -> str:
     return f"{name} {format_rate(v.slope_bytes_per_iter)} (95% lower bound {format_rate(v.ci_low)})"
 
@@ -102,7 +117,8 @@ def attribute(
     ``malloc_trim(0)`` at the end of the run; they confirm or refute allocator retention.
 
     Order of evidence: the live heap (memory the program still holds) outranks RSS; RSS growth that
-    the live heap does not explain is retention when glibc's free-but-held bytes grow; growth of
+    the live heap does not explain is retention when glibc's free-but-held bytes grow by at least
+    half as much (`RETENTION_SHARE`); growth of
     file-backed RSS or VmData outside the heap is leaked mappings.
     """
     found: dict[str, SlopeVerdict] = dict(verdicts or {})
@@ -113,17 +129,33 @@ def attribute(
     live, free, rss = found.get("heap_live"), found.get("heap_free"), found.get(rss_name)
     mapping_hits = [name for name in ("rss_file", "vm_data") if _rises(found.get(name))]
 
+    py = found.get("py_heap")
+    if _rises(py) and (not _rises(live) or py.slope_bytes_per_iter >= 0.5 * live.slope_bytes_per_iter):  # type: ignore[union-attr]
+        assert py is not None
+        text = (
+            f"Python heap (tracemalloc) grows {format_rate(py.slope_bytes_per_iter)} (95% lower bound "
+            f"{format_rate(py.ci_low)} > T {format_rate(py.threshold)}): Python objects the program still "
+            f"references pile up"
+            + (f" (live heap {format_rate(live.slope_bytes_per_iter)})" if live is not None else "")
+            + "; the report lists the source lines that allocated them."
+        )
+        return Attribution(LeakKind.PYTHON_HEAP, text, found)
+
     if _rises(live):
         assert live is not None
+        python_part = (
+            f" Python objects account for {format_rate(py.slope_bytes_per_iter)} of it (tracemalloc): the rest is native."
+            if py is not None else ""
+        )  # fmt: skip
         text = (
             f"Live heap (mallinfo2 uordblks+hblkhd) grows {format_rate(live.slope_bytes_per_iter)} "
             f"(95% lower bound {format_rate(live.ci_low)} > T {format_rate(live.threshold)}): the "
-            f"program still holds this memory, a real leak."
+            f"program still holds this memory, a real leak.{python_part}"
         )
         return Attribution(LeakKind.LIVE_HEAP, text, found)
 
     live_flat = live is not None and live.verdict is Verdict.NO_LEAK
-    if _rises(rss) and live_flat and _grows(free):
+    if _rises(rss) and live_flat and _explains(free, rss):
         assert rss is not None and free is not None and live is not None
         released, confirmed = _trim_evidence(rss_name, rss, trim_before, trim_after)
         text = (

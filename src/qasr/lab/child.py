@@ -8,7 +8,12 @@ the parent still has every finished iteration and the phase that was running:
 * ``enter``: a phase is about to start (written before each engine call);
 * ``iteration``: memory at every phase boundary, timing, text and accuracy;
 * ``trim``: memory before and after ``malloc_trim(0)`` at the end;
-* ``error`` (a Python-level failure) and ``end``.
+* ``python_sites``: with ``--python-heap``, the source lines whose Python memory grew;
+* ``error`` (a Python-level failure, with the traceback of the user's code) and ``end``.
+
+It runs one of our scenarios (`qasr.lab.scenarios`), a user's function or class
+(`qasr.lab.userscenario`, loaded by `qasr.lab.usercode`), or one pytest test's body
+(`qasr.lab.pytest_child`), all through `Session.drive`.
 
 The process ends with ``os._exit``: upstream aborts in static destructors otherwise.
 """
@@ -22,6 +27,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from qasr.lab.config import RunConfig
@@ -29,6 +35,9 @@ from qasr.lab.config import RunConfig
 if TYPE_CHECKING:
     from qasr.lab.memory import PeakSampler
     from qasr.lab.scenarios import Inputs, Scenario
+
+#: Frames from files under here are the lab's own, not the user's (trimmed from tracebacks).
+_LAB_DIR = str(Path(__file__).resolve().parent)
 
 
 class Recorder:
@@ -99,12 +108,14 @@ def _engine_meta() -> dict[str, Any]:
     return {"path": str(engine.path), "ggml_dir": str(engine.ggml_dir), "is_test_double": engine.is_test_double}
 
 
-def _iterate(cfg: RunConfig, scenario: Scenario, inputs: Inputs, probe: Probe, recorder: Recorder, peaks: PeakSampler | None) -> None:
+def _iterate(cfg: RunConfig, scenario: Scenario, inputs: Inputs, session: Session, peaks: PeakSampler | None) -> None:
     """The N iterations: run, score, record each one, and tell the parent how far we are."""
     from qasr.lab.accuracy import error_rates
+    from qasr.lab.pyheap import PythonSites
     from qasr.text.post import postprocess
 
-    progress = sys.stdout
+    probe, recorder, progress = session.probe, session.recorder, session.progress
+    sites = PythonSites(cfg.iterations) if cfg.python_heap else None
     first_text: str | None = None
     for i in range(1, cfg.iterations + 1):
         probe.begin(i)
@@ -113,7 +124,7 @@ def _iterate(cfg: RunConfig, scenario: Scenario, inputs: Inputs, probe: Probe, r
         t0 = time.perf_counter()
         outcome = scenario.iteration(i)
         wall = time.perf_counter() - t0
-        _, reference = inputs.pick(i)
+        _, reference = inputs.pick(i) if inputs.audio else (None, None)
         if first_text is None:
             first_text = outcome.text
         final_text = outcome.text
@@ -144,111 +155,185 @@ def _iterate(cfg: RunConfig, scenario: Scenario, inputs: Inputs, probe: Probe, r
                 "extra": outcome.extra,
             }
         )
+        if sites is not None:
+            sites.after_iteration(i)
         progress.write(f"{i}\n")
         progress.flush()
+    growth = sites.growth(cfg.iterations) if sites is not None else None
+    if growth is not None:
+        recorder.write({"type": "python_sites", **growth})
 
 
-def run(run_dir: Path) -> int:
-    from qasr.audio import load_audio
-    from qasr.engine.library import load_library
-    from qasr.engine.modelfile import inspect_model_file
-    from qasr.lab.native_trace import tracking
-    from qasr.lab.memory import PeakSampler, heap_stats_available, malloc_trim, take_sample
-    from qasr.lab.scenarios import SCENARIO_CLASSES, Inputs
+def _lab_frames_first(tb: TracebackType | None) -> TracebackType | None:
+    """Skip the lab's own frames at the top of a traceback: the user's code starts where they end."""
+    first = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_LAB_DIR):
+        tb = tb.tb_next
+    return tb or first
 
-    cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
-    jemalloc = "jemalloc" in os.environ.get("LD_PRELOAD", "")
-    heap_ok, heap_why = heap_stats_available()
-    heap_ok = heap_ok and not jemalloc
-    out = (run_dir / "samples.jsonl").open("a", encoding="utf-8")
-    recorder = Recorder(out)
-    probe = Probe(recorder, heap_ok, trim_each=cfg.allocator == "trim")
 
-    try:
-        inputs = Inputs(
-            audio=[load_audio(a) for a in cfg.audio],
-            references=list(cfg.references),
-            language=cfg.language,
-            threads=cfg.threads,
-            max_length=cfg.max_length,
-            engine=cfg.engine,
-            context=cfg.context,
-            max_tokens=cfg.max_tokens,
-            workdir=str(run_dir),
-        )
-        models = cfg.model_paths()
+class Session:
+    """One child run: its config, where records go, and how each kind of scenario is driven."""
+
+    def __init__(self, run_dir: Path, progress: IO[str]) -> None:
+        from qasr.lab.memory import heap_stats_available
+
+        self.run_dir = run_dir
+        self.cfg = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        self.jemalloc = "jemalloc" in os.environ.get("LD_PRELOAD", "")
+        heap_ok, self.heap_why = heap_stats_available()
+        self.heap_ok = heap_ok and not self.jemalloc
+        self.out = (run_dir / "samples.jsonl").open("a", encoding="utf-8")
+        self.recorder = Recorder(self.out)
+        self.probe = Probe(self.recorder, self.heap_ok, trim_each=self.cfg.allocator == "trim")
+        self.progress = progress
+
+    def inputs(self) -> Inputs:
+        from qasr.audio import load_audio
+        from qasr.lab.scenarios import Inputs
+
+        cfg = self.cfg
+        return Inputs(audio=[load_audio(a) for a in cfg.audio], references=list(cfg.references), language=cfg.language,
+                      threads=cfg.threads, max_length=cfg.max_length, engine=cfg.engine, context=cfg.context,
+                      max_tokens=cfg.max_tokens, workdir=str(self.run_dir.resolve()))  # fmt: skip
+
+    def builtin(self) -> int:
+        """One of our scenarios: the models inspected and the engine loaded before the baseline."""
+        from qasr.engine.library import load_library
+        from qasr.engine.modelfile import inspect_model_file
+        from qasr.lab.scenarios import SCENARIO_CLASSES
+
+        inputs = self.inputs()
+        models = self.cfg.model_paths()
         files = [inspect_model_file(m).to_dict() for m in models]
-        load_library(cfg.engine)  # before the baseline sample, so loading the .so is not counted as growth
-        scenario = SCENARIO_CLASSES[cfg.scenario](probe, inputs, models)
-        baseline = take_sample("baseline").to_dict()
-        recorder.write(
-            {
-                "type": "meta",
-                "pid": os.getpid(),
-                "scenario": cfg.scenario,
-                "iterations": cfg.iterations,
-                "allocator": cfg.allocator,
-                "env": {k: os.environ[k] for k in ("LD_PRELOAD", "MALLOC_ARENA_MAX") if k in os.environ},
-                "heap_stats": heap_ok,
-                "heap_stats_note": "jemalloc preloaded: mallinfo2 is not its heap" if jemalloc else heap_why,
-                "engine": _engine_meta(),
-                "models": files,
-                "audio": [{"path": a.source, "seconds": round(a.seconds, 3)} for a in inputs.audio],
-                "final_phase": scenario.final_phase,
-                "context": cfg.context,
-                "baseline": baseline,
-                "python": sys.version.split()[0],
-                "started": time.time(),
-            }
-        )
-        probe.begin(0)
-        scenario.setup()
-        recorder.write({"type": "setup", "phases": probe.phases})
-        # Everything alive now (modules, decoded audio, a kept model) lives for the whole run: move it
-        # out of the collector's sight so each iteration's gc.collect() scans only what the iteration
-        # made (measured: 5.2 ms -> well under 1 ms per collection with the tiny models).
-        gc.collect()
-        gc.freeze()
-        peaks = PeakSampler().start() if cfg.peaks else None
-        # The capture ends when the iterations do (or fail), while everything the scenario keeps is alive.
-        with tracking(Path(cfg.trace_file) if cfg.trace_file else None):
-            _iterate(cfg, scenario, inputs, probe, recorder, peaks)
-        if peaks is not None:
-            peaks.stop()
-        before = take_sample("final").to_dict()
-        released = malloc_trim(0)
-        after = take_sample("after_trim").to_dict()
-        recorder.write({"type": "trim", "before": before, "after": after, "released": released})
-        recorder.write({"type": "end", "finished": time.time()})
-        return 0
-    except KeyboardInterrupt:
-        recorder.write({"type": "interrupted", "i": probe.iteration})
-        return 130
-    except Exception as exc:  # noqa: BLE001 - recorded for the report, then a non-zero exit
+        load_library(self.cfg.engine)  # before the baseline sample, so loading the .so is not counted as growth
+        return self.drive(SCENARIO_CLASSES[self.cfg.scenario](self.probe, inputs, models), inputs, {"models": files})
+
+    def user(self, target: Any, inputs: Inputs | None = None) -> int:
+        """A user's function or class (or a test body) under the lab: no model of ours is loaded."""
+        from qasr.lab.userscenario import LabContext, UserScenario, model_files, threshold_kind
+
+        inputs = inputs or self.inputs()
+        if self.cfg.provider == "qwen3-chatllm":
+            from qasr.engine.library import load_library
+
+            load_library(self.cfg.engine)  # before the baseline, as for our own scenarios
+        scenario = UserScenario(self.probe, inputs, target, LabContext(self.cfg, inputs, self.probe))
+        meta = {"models": model_files(self.cfg), "target": self.cfg.target, "threshold_kind": threshold_kind(target),
+                "provider": self.cfg.provider}  # fmt: skip
+        return self.drive(scenario, inputs, meta)
+
+    def drive(self, scenario: Scenario, inputs: Inputs, meta: dict[str, Any]) -> int:
+        """Baseline, setup, the iterations, teardown, the final samples; every failure recorded. The exit code."""
+        from qasr.lab.memory import PeakSampler, malloc_trim, take_sample
+        from qasr.lab.native_trace import tracking
+
+        cfg, recorder, probe = self.cfg, self.recorder, self.probe
+        try:
+            if cfg.python_heap:
+                from qasr.lab.pyheap import start
+
+                start()
+            baseline = take_sample("baseline").to_dict()
+            recorder.write(
+                {
+                    "type": "meta",
+                    "pid": os.getpid(),
+                    "scenario": cfg.scenario,
+                    "iterations": cfg.iterations,
+                    "allocator": cfg.allocator,
+                    "env": {k: os.environ[k] for k in ("LD_PRELOAD", "MALLOC_ARENA_MAX") if k in os.environ},
+                    "heap_stats": self.heap_ok,
+                    "heap_stats_note": "jemalloc preloaded: mallinfo2 is not its heap" if self.jemalloc else self.heap_why,
+                    "engine": _engine_meta(),
+                    "audio": [{"path": a.source, "seconds": round(a.seconds, 3)} for a in inputs.audio],
+                    "final_phase": scenario.final_phase,
+                    "context": cfg.context,
+                    "python_heap": cfg.python_heap,
+                    "baseline": baseline,
+                    "python": sys.version.split()[0],
+                    "started": time.time(),
+                    **meta,
+                }
+            )
+            probe.begin(0)
+            scenario.setup()
+            recorder.write({"type": "setup", "phases": probe.phases})
+            # Everything alive now (modules, decoded audio, a kept model) lives for the whole run: move it
+            # out of the collector's sight so each iteration's gc.collect() scans only what the iteration
+            # made (measured: 5.2 ms -> well under 1 ms per collection with the tiny models).
+            gc.collect()
+            gc.freeze()
+            peaks = PeakSampler().start() if cfg.peaks else None
+            # The capture ends when the iterations do (or fail), while everything the scenario keeps is alive.
+            with tracking(Path(cfg.trace_file) if cfg.trace_file else None):
+                _iterate(cfg, scenario, inputs, self, peaks)
+            if peaks is not None:
+                peaks.stop()
+            probe.begin(cfg.iterations + 1)
+            scenario.teardown()
+            before = take_sample("final").to_dict()
+            released = malloc_trim(0)
+            after = take_sample("after_trim").to_dict()
+            recorder.write({"type": "trim", "before": before, "after": after, "released": released})
+            recorder.write({"type": "end", "finished": time.time()})
+            return 0
+        except KeyboardInterrupt:
+            recorder.write({"type": "interrupted", "i": probe.iteration})
+            return 130
+        except Exception as exc:  # noqa: BLE001 - recorded for the report, then a non-zero exit
+            return self.error(exc)
+
+    def error(self, exc: BaseException, *, traceback_text: str | None = None) -> int:
+        """Record a Python-level failure (with its traceback when it is not one of our clear errors,
+        or when it came from the user's code) and return the exit code it carries."""
         from qasr.errors import QasrError
 
-        recorder.write(
-            {
-                "type": "error",
-                "i": probe.iteration,
-                "message": str(exc),
-                "kind": type(exc).__name__,
-                "expected": isinstance(exc, QasrError),
-                "traceback": None if isinstance(exc, QasrError) else traceback.format_exc(),
-            }
-        )
+        expected = isinstance(exc, QasrError)
+        if traceback_text is None and (not expected or self.cfg.target):
+            lines = traceback.format_exception(type(exc), exc, _lab_frames_first(exc.__traceback__))
+            traceback_text = "".join(lines)
+        self.recorder.write({"type": "error", "i": self.probe.iteration, "message": str(exc), "kind": type(exc).__name__,
+                             "expected": expected, "traceback": traceback_text})  # fmt: skip
         return getattr(exc, "exit_code", 1)
+
+
+def run(run_dir: Path, progress: IO[str] | None = None) -> int:
+    """Run the scenario ``RUN_DIR/config.json`` names; progress lines (iterations done) go to ``progress``."""
+    session = Session(run_dir, progress or sys.stdout)
+    cfg = session.cfg
+    try:
+        if cfg.target and cfg.target.startswith("pytest:"):
+            from qasr.lab.pytest_child import run_test
+
+            return run_test(session)
+        if cfg.target:
+            from qasr.lab.usercode import load_target
+
+            inputs = session.inputs()
+            session.probe.enter("import")
+            return session.user(load_target(cfg.target), inputs)
+        return session.builtin()
+    except KeyboardInterrupt:
+        session.recorder.write({"type": "interrupted", "i": session.probe.iteration})
+        return 130
+    except Exception as exc:  # noqa: BLE001 - before the scenario started: bad inputs, the user's import
+        return session.error(exc)
     finally:
-        out.flush()
+        session.out.flush()
 
 
 def main() -> None:
     if len(sys.argv) != 2:
         print("usage: python -m qasr.lab.child RUN_DIR", file=sys.stderr)
         os._exit(2)
-    code = run(Path(sys.argv[1]))
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # Progress lines keep a private copy of stdout; everything else written to stdout (the user's code,
+    # a pytest session) goes to stderr, which the parent keeps in stderr.log.
+    progress = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    code = run(Path(sys.argv[1]), progress)
+    for stream in (progress, sys.stdout, sys.stderr):
+        stream.flush()
     os._exit(code)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.errors import UsageError
+from qasr.fileio import write_atomic
 from qasr.lab.analysis import load_records
 
 METRICS = ("rss_anon", "heap_live", "uss", "vm_size")
@@ -141,7 +142,7 @@ def render(result: dict[str, Any]) -> str:
 def plot(result: dict[str, Any], out_dir: Path) -> Path:
     """RssAnon (and live heap) at the end of each iteration of both runs, on shared axes."""
     from qasr.lab.analysis import verdicts
-    from qasr.lab.report.plots import MIB, pyplot
+    from qasr.lab.report.plots import MIB, pyplot, save
 
     plt = pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
@@ -160,7 +161,7 @@ def plot(result: dict[str, Any], out_dir: Path) -> Path:
     fig.suptitle("memory at the end of each iteration", fontsize=11)
     fig.tight_layout()
     path = out_dir / "compare.png"
-    fig.savefig(path, dpi=110)
+    save(fig, path)
     plt.close(fig)
     return path
 
@@ -169,8 +170,8 @@ def write(result: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "compare.md", out_dir / "compare.json"
     png = plot(result, out_dir)
-    md.write_text(render(result) + f"\n![compare]({png.name})\n", encoding="utf-8")
-    js.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    write_atomic(md, render(result) + f"\n![compare]({png.name})\n")
+    write_atomic(js, json.dumps(result, indent=2, default=str))
     return [md, js, png]
 
 

@@ -15,21 +15,26 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from qasr.fileio import write_atomic
 from qasr.lab.analysis import crash_text
 from qasr.lab.config import ALLOCATORS, RunConfig
 from qasr.lab.engines import EngineBuild, engine_table, resolve_engines
 from qasr.lab.runner import RunOutcome, run, unique_dir
 
 
-def _row(engine: EngineBuild, allocator: str, outcome: RunOutcome) -> dict[str, Any]:
+#: The engine column of a user's or provider scenario run without --engine: $QASR_CHATLLM_LIB, or whatever the code loads.
+NO_ENGINE = "(default)"
+
+
+def _row(engine: EngineBuild | None, allocator: str, outcome: RunOutcome) -> dict[str, Any]:
     """What the table shows of one run, and what matrix.json keeps of it."""
     s = outcome.summary
     v = s.get("verdicts", {})
     wall = ((s.get("timing") or {}).get("wall_ms") or {}).get("median")
     return {
-        "engine": engine.label,
-        "engine_path": str(engine.path),
-        "engine_identity": engine.to_dict(),
+        "engine": engine.label if engine else NO_ENGINE,
+        "engine_path": str(engine.path) if engine else None,
+        "engine_identity": engine.to_dict() if engine else None,
         "allocator": allocator,
         "status": s["status"],
         "crash": s.get("crash") and {k: s["crash"].get(k) for k in ("signal_name", "exit_code", "iteration", "phase")},
@@ -53,17 +58,19 @@ def run_matrix(
     """Run ``cfg`` once per engine and allocator; write matrix.json and matrix.md; return (dir, rows).
 
     ``engines`` default to the one ``cfg.engine`` names (or the default engine), resolved before
-    the first run.
+    the first run; a user's scenario (``cfg.target``) given no engine runs with none of ours.
     """
-    builds = engines or resolve_engines([cfg.engine] if cfg.engine else [])
+    builds: list[EngineBuild | None] = list(engines or [])
+    if not builds:
+        builds = [None] if cfg.target and not cfg.engine else list(resolve_engines([cfg.engine] if cfg.engine else []))
     rows: list[dict[str, Any]] = []
     for engine in builds:
         for allocator in allocators:
-            outcome = run(replace(cfg, allocator=allocator, engine=str(engine.path)), show_progress=show_progress)
+            outcome = run(replace(cfg, allocator=allocator, engine=str(engine.path) if engine else None), show_progress=show_progress)
             rows.append(_row(engine, allocator, outcome))
     out = unique_dir(Path(cfg.results_dir) / "matrix" / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.scenario}")
-    (out / "matrix.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
-    (out / "matrix.md").write_text(render(cfg.scenario, rows), encoding="utf-8")
+    write_atomic(out / "matrix.json", json.dumps(rows, indent=2, default=str))
+    write_atomic(out / "matrix.md", render(cfg.scenario, rows))
     return out, rows
 
 
@@ -84,8 +91,9 @@ def _seconds(r: dict[str, Any]) -> str:
 
 def render(scenario: str, rows: list[dict[str, Any]]) -> str:
     """matrix.md: one row per engine and allocator, then the engines' identities."""
-    engines = {r["engine"]: r.get("engine_identity") or {"label": r["engine"]} for r in rows}
+    engines = {r["engine"]: r.get("engine_identity") or {"label": r["engine"]} for r in rows if r.get("engine_identity")}
     title = "Engine matrix" if len(engines) > 1 else "Allocator matrix"
+    identities = [*engine_table(list(engines.values())), ""] if engines else []
     lines = [
         f"# {title}: `{scenario}`",
         "",
@@ -97,5 +105,5 @@ def render(scenario: str, rows: list[dict[str, Any]]) -> str:
             f"| {r['engine']} | {r['allocator']} | {_status(r)} | {r['iterations']} | {_cell(r['rss_anon'])} | {_cell(r['heap_live'])} "
             f"| {r['attribution'] or 'n/a'} | {_seconds(r)} | `{r['run_dir']}` |"
         )
-    lines += ["", *engine_table(list(engines.values())), "", "Under jemalloc the live-heap column is n/a: mallinfo2 describes glibc's heap, which jemalloc replaces.", ""]
+    lines += ["", *identities, "Under jemalloc the live-heap column is n/a: mallinfo2 describes glibc's heap, which jemalloc replaces.", ""]
     return "\n".join(lines)

@@ -11,6 +11,8 @@ question (GUIDE.md §4):
 - ``heap_live`` (mallinfo2 ``uordblks + hblkhd``): bytes the program still holds through malloc;
   ``heap_free`` (``fordblks``): bytes glibc keeps free but has not returned to the kernel. Live
   rising is a leak; free rising while live is flat is allocator retention.
+- ``py_heap`` (tracemalloc's traced bytes, only while tracemalloc traces: ``--python-heap``): memory
+  Python's allocators hand out, objects the program still references included.
 
 Anything unavailable (not Linux, not glibc, glibc older than 2.33, no smaps_rollup) reads as
 ``None``: the lab runs everywhere and says what it could not see instead of crashing.
@@ -24,6 +26,7 @@ import gc
 import os
 import threading
 import time
+import tracemalloc
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,8 +59,9 @@ _STATUS_KEYS = {
 }
 _SMAPS_KEYS = (b"Pss", b"Private_Clean", b"Private_Dirty")
 
-#: The sample fields read from glibc's allocator, and those read from the kernel's page tables.
-HEAP_METRICS = frozenset({"heap_live", "heap_free", "heap_mmap"})
+#: The sample fields an allocator counts (glibc's mallinfo2; Python's, through tracemalloc), and those
+#: read from the kernel's page tables (page-granular, so they get a larger default threshold).
+HEAP_METRICS = frozenset({"heap_live", "heap_free", "heap_mmap", "py_heap"})
 RSS_METRICS = frozenset({"rss", "rss_anon", "rss_file", "uss", "pss", "vm_size", "vm_data", "vm_hwm"})
 
 
@@ -78,6 +82,7 @@ class MemorySample:
     heap_live: int | None = None
     heap_free: int | None = None
     heap_mmap: int | None = None
+    py_heap: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSONL (field names are the metric names used across the lab)."""
@@ -262,7 +267,8 @@ def take_sample(phase: str, *, collect: bool = True, smaps: bool = True) -> Memo
     status = read_status()
     rollup = read_smaps_rollup() if smaps else {"uss": None, "pss": None}
     heap = _heap_fields()
-    return MemorySample(phase=phase, t=t, **status, **rollup, **heap)
+    py_heap = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+    return MemorySample(phase=phase, t=t, **status, **rollup, **heap, py_heap=py_heap)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,6 +312,10 @@ class PeakSampler:
             raise ValueError(f"interval must be positive, got {interval!r}")
         self.interval = float(interval)
         self._lock = threading.Lock()
+        #: Signalled after each background reading and when the thread ends (`wait_readings`).
+        self._ticks = threading.Condition()
+        self._thread_readings = 0
+        self._thread_ended = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._peak_rss: int | None = None
@@ -319,6 +329,7 @@ class PeakSampler:
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
+        self._thread_ended = False
         self._sample_once()
         self._thread = threading.Thread(target=self._run, name="qasr-peak-sampler", daemon=True)
         self._thread.start()
@@ -366,6 +377,18 @@ class PeakSampler:
         """How many readings the current peak is based on."""
         return self._count
 
+    def wait_readings(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until the background thread has taken ``count`` more readings (from the call on).
+
+        True when it did; False when the thread stopped first (unreadable /proc, ``stop()``) or
+        ``timeout`` passed. What a caller waits on to know that the thread saw the present state,
+        instead of sleeping and hoping (a test holding a block until the sampler has seen it).
+        """
+        with self._ticks:
+            target = self._thread_readings + max(1, int(count))
+            self._ticks.wait_for(lambda: self._thread_readings >= target or self._thread_ended, timeout)
+            return self._thread_readings >= target
+
     # internals --------------------------------------------------------------------------------
     def _run(self) -> None:
         """Thread body: one fd kept open, re-read with pread (regenerated at offset 0).
@@ -374,6 +397,14 @@ class PeakSampler:
         Event.wait(); stop() therefore waits at most one interval. The fd belongs to this thread
         (opened here, closed here), so a fork never inherits a handle to the parent's status.
         """
+        try:
+            self._read_loop()
+        finally:
+            with self._ticks:  # wake waiters: no more readings will come
+                self._thread_ended = True
+                self._ticks.notify_all()
+
+    def _read_loop(self) -> None:
         try:
             fd = os.open(STATUS_PATH, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
@@ -389,6 +420,9 @@ class PeakSampler:
                     return
                 if not self._fold(data):
                     return
+                with self._ticks:
+                    self._thread_readings += 1
+                    self._ticks.notify_all()
         finally:
             os.close(fd)
 

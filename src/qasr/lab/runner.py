@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.errors import UsageError
+from qasr.fileio import write_atomic
 from qasr.lab.analysis import load_records, summarize
 from qasr.lab.config import RunConfig
 from qasr.processes import GRACE_SECONDS, Child
@@ -71,14 +73,17 @@ def unique_dir(base: Path) -> Path:
 
 
 def new_run_dir(results: Path, scenario: str, allocator: str) -> Path:
+    """``results/<scenario>/<time>[-allocator]``; a user's test name may hold ``/`` or spaces (its
+    parameters): those become ``_`` in the folder's name."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     suffix = "" if allocator == "glibc" else f"-{allocator}"
-    return unique_dir(results / scenario / f"{stamp}{suffix}")
+    folder = re.sub(r"[^\w.\[\]=+-]+", "_", scenario).strip("._") or "scenario"
+    return unique_dir(results / folder / f"{stamp}{suffix}")
 
 
 def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> tuple[int | None, list[str], bool]:
     """Start the child and wait for it. Returns (return code, last stderr lines, interrupted)."""
-    (run_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
+    write_atomic(run_dir / "config.json", cfg.to_json())
     env = {**os.environ, **allocator_env(cfg.allocator), "PYTHONUNBUFFERED": "1"}
     if cfg.engine:
         env["QASR_CHATLLM_LIB"] = cfg.engine
@@ -116,7 +121,7 @@ def analyse_and_report(
     summary = summarize(records, config, returncode, stderr_tail, interrupted=interrupted)
     summary["run_dir"] = str(run_dir)
     exit_info = {"returncode": returncode, "stderr_tail": stderr_tail, "interrupted": interrupted}
-    (run_dir / "exit.json").write_text(json.dumps(exit_info, indent=2), encoding="utf-8")
+    write_atomic(run_dir / "exit.json", json.dumps(exit_info, indent=2))
     write_reports(summary, records, run_dir)
     return summary
 

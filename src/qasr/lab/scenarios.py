@@ -130,6 +130,10 @@ class Scenario:
     def iteration(self, i: int) -> Outcome:
         raise NotImplementedError
 
+    def teardown(self) -> None:
+        """Work done once after the last iteration, before the final samples (a user's scenario
+        releases what it holds; the built-in ones keep their models: upstream aborts in destroy)."""
+
     # -- building blocks ------------------------------------------------------------------
 
     def _create(self, path: str, kind: ModelKind, tag: str = "") -> tuple[Model, float]:
@@ -154,6 +158,31 @@ class Scenario:
         self.probe.enter(f"restart{tag}")
         model.restart()
         self.probe.sample(f"restarted{tag}", full=last)
+
+    def _load_two(self, second_kind: ModelKind, tags: tuple[str, str], second: str) -> tuple[Model, Model]:
+        """Load the first model and transcribe once, load the second beside it, transcribe again.
+
+        Stops in setup if the first model went silent once the second was loaded: upstream 4a4310e
+        prints every model's text through the callback of the model started last, which qasr's binding
+        routes by the running turn (`qasr.engine.switchboard`). Should that ever fail, a series of
+        turns that do no work would mislead. Loading a second ASR model is refused there (the error
+        ends the run in phase ``load:setup:<second tag>``).
+        """
+        a, b = tags
+        first, self.load_seconds = self._create(self.models[0], ModelKind.ASR, f":setup:{a}")
+        before = self._turn(first, 1, f":setup:{a}")
+        self._restart(first, f":setup:{a}")
+        other, self.load_seconds_b = self._create(self.models[1], second_kind, f":setup:{b}")
+        after = self._turn(first, 1, ":setup:check")
+        self._restart(first, ":setup:check")
+        if before.text.strip() and not after.text.strip():
+            from qasr.errors import EngineError
+
+            raise EngineError(
+                f"loading {second} silenced the model loaded before it in this process (it transcribed "
+                f"{before.text[:40]!r} before, nothing after): the engine's text did not reach this model's turn"
+            )
+        return first, other
 
     def _destroy(self, model: Model, tag: str = "", *, last: bool = False) -> None:
         self.probe.enter(f"destroy{tag}")
@@ -204,17 +233,36 @@ class Switch(Scenario):
         return first
 
 
+class SwitchRestart(Scenario):
+    """`switch` without destroy: A and B loaded once and kept, used alternately, restart() after each turn."""
+
+    final_phase = "restarted:B"
+    cycles_models = False
+
+    def setup(self) -> None:
+        self.a, self.b = self._load_two(ModelKind.ASR, ("A", "B"), "model B")
+
+    def iteration(self, i: int) -> Outcome:
+        first = self._turn(self.a, i, ":A")
+        self._restart(self.a, ":A")
+        second = self._turn(self.b, i, ":B")
+        self._restart(self.b, ":B", last=True)
+        first.extra["text_b"] = second.text
+        return first
+
+
 class NoClose(Scenario):
-    """Create and load every iteration and never destroy: what a broken or forgotten destroy costs."""
+    """Create and load every iteration and never destroy: what a broken or forgotten destroy costs.
+
+    Each `Model` is dropped unclosed, as a program that forgets close() does: its native object lives
+    on regardless. Keeping them referenced would make qasr refuse the next load on upstream (two live
+    Qwen3-ASR models share one prompt encoder there: `qasr.engine.switchboard`).
+    """
 
     final_phase = "inferred"
 
-    def setup(self) -> None:
-        self.kept: list[Model] = []
-
     def iteration(self, i: int) -> Outcome:
         model, load = self._create(self.models[0], ModelKind.ASR)
-        self.kept.append(model)  # keep it referenced: the native object lives on regardless
         outcome = self._turn(model, i, last=True)
         outcome.load_seconds = load
         return outcome
@@ -239,22 +287,7 @@ class ChainRestart(Scenario):
     cycles_models = False
 
     def setup(self) -> None:
-        self.asr, self.load_seconds = self._create(self.models[0], ModelKind.ASR, ":setup:asr")
-        before = self._turn(self.asr, 1, ":setup:asr")
-        self._restart(self.asr, ":setup:asr")
-        self.aligner, self.align_load_seconds = self._create(self.models[1], ModelKind.ALIGNER, ":setup:align")
-        after = self._turn(self.asr, 1, ":setup:check")
-        self._restart(self.asr, ":setup:check")
-        if before.text.strip() and not after.text.strip():
-            # Measured on upstream 4a4310e with our binding: the model loaded first then answers every
-            # turn with nothing, no error. A memory series of turns that do no work would mislead.
-            from qasr.errors import EngineError
-
-            raise EngineError(
-                "loading the aligner silenced the ASR model loaded before it in this process (it transcribed "
-                f"{before.text[:40]!r} before, nothing after): this engine cannot hold both models in one process; "
-                "use the chain scenario (a process per model)"
-            )
+        self.asr, self.aligner = self._load_two(ModelKind.ALIGNER, ("asr", "align"), "the aligner")
 
     def iteration(self, i: int) -> Outcome:
         outcome = self._turn(self.asr, i, ":asr")
@@ -320,6 +353,7 @@ SCENARIO_CLASSES: dict[str, Callable[[Probe, Inputs, list[str]], Scenario]] = {
     "reload": Reload,
     "restart": Restart,
     "switch": Switch,
+    "switch-restart": SwitchRestart,
     "noclose": NoClose,
     "aligner-reload": AlignerReload,
     "aligner-restart": AlignerRestart,
@@ -328,8 +362,10 @@ SCENARIO_CLASSES: dict[str, Callable[[Probe, Inputs, list[str]], Scenario]] = {
 }
 
 
+#: How the verdict treats a user's scenario (`qasr.lab.userscenario`): like restart, per-call buffers only.
+USER_SCENARIO = "user"
 RELOAD_SCENARIOS = frozenset(name for name, cls in SCENARIO_CLASSES.items() if getattr(cls, "cycles_models"))
-RESTART_SCENARIOS = frozenset(SCENARIO_CLASSES) - RELOAD_SCENARIOS
+RESTART_SCENARIOS = frozenset(SCENARIO_CLASSES) - RELOAD_SCENARIOS | {USER_SCENARIO}
 
 
 def model_cycle_threshold(weight_bytes: int | None) -> int:
@@ -347,7 +383,8 @@ def default_threshold(scenario: str, weight_bytes: int | None, metric: str) -> i
     Reload/switch cycles allocate and free whole models, so allocator noise scales with the
     weights: max(1 MiB, 0.5% of the weight bytes). restart()+inference touches only per-call
     buffers: 64 KiB per iteration on RSS-type metrics, 16 KiB on the allocator's live heap, which
-    does not carry page-granularity noise.
+    does not carry page-granularity noise. A user's scenario (``scenario="user"``) is judged as
+    restart: what it keeps between calls should not grow.
     """
     if metric not in HEAP_METRICS and metric not in RSS_METRICS:
         known = ", ".join(sorted(HEAP_METRICS | RSS_METRICS))

@@ -18,6 +18,11 @@ import numpy as np
 SMOOTH_WIDTH = 5
 
 
+def warmup_count(n_total: int) -> int:
+    """How many first iterations a verdict drops as warm-up: max(5, 0.2 N) (GUIDE §4)."""
+    return max(5, int(0.2 * n_total))
+
+
 def t_quantile(p: float, df: float) -> float:
     """Quantile of Student's t with ``df`` (> 0, may be fractional) degrees of freedom.
 

@@ -3,7 +3,7 @@
 Why a process per step: the study's experiment 5 holds one model in memory at a time, and upstream
 chatllm.cpp aborts in ``chatllm_destroy`` for these models (GUIDE §2), so a process that ends is
 the only way a model leaves memory. The long-form pipeline already runs one model per child
-(`qasr.pipeline.worker`, started by `qasr.pipeline.longform.Worker` through `qasr.processes.Child`);
+(`qasr.pipeline.chunk_child`, started by `qasr.pipeline.longform.PhaseRunner` through `qasr.processes.Child`);
 the lab reuses it unchanged with one chunk, the whole clip. The ASR step writes its transcript to
 the work directory and the aligner step aligns exactly that text, so the chain is the real one.
 """
@@ -65,43 +65,38 @@ class ChainSteps:
 
     def __init__(self, workdir: Path, asr: str, aligner: str, *, language: str | None, threads: int | None,
                  max_length: int | None, engine: str | None) -> None:  # fmt: skip
-        from qasr.pipeline.jobfile import ModelSpec
+        from qasr.spec import EngineSpec
 
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
-        self.models = {"asr": ModelSpec(asr, language, threads, max_length), "align": ModelSpec(aligner, language, threads, max_length)}
-        self.engine = engine
+        self.spec = EngineSpec(model=asr, aligner=aligner, language=language, threads=threads, max_length=max_length, engine=engine)
         self._audio: Audio | None = None
 
     def prepare(self, audio: Audio) -> None:
         """Hand the clip to the steps (rewritten only when it changes) and forget the last iteration's results."""
-        from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job, status_file
+        from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job
 
         if audio is not self._audio:
             audio.samples.astype("<f4").tofile(self.workdir / AUDIO_FILE)
-            Job(chunks=[(0.0, audio.seconds)], asr=self.models["asr"], aligner=self.models["align"], engine=self.engine).save(self.workdir)
+            Job(chunks=[(0.0, audio.seconds)], spec=self.spec).save(self.workdir)
             self._audio = audio
         for phase in STEPS.values():
             (self.workdir / RESULTS[phase]).unlink(missing_ok=True)
-            (self.workdir / status_file(phase)).unlink(missing_ok=True)
 
     def run(self, step: str) -> StepResult:
         """Run one step's process to its end. Raises `StepCrashed`, or the step's own qasr error."""
-        from qasr.pipeline.longform import Worker
-        from qasr.pipeline.jobfile import status_file
+        from qasr.pipeline.longform import PhaseCrashed, PhaseRunner
 
         records: list[dict[str, Any]] = []
-        worker = Worker(STEPS[step], self.workdir)
+        worker = PhaseRunner(STEPS[step], self.workdir)
         t0 = time.perf_counter()
         try:
             status = worker.run(records.append)
-        except EngineError:
-            if worker.returncode not in (None, 0) and not (self.workdir / status_file(STEPS[step])).exists():
-                # Into the lab child's stderr, whose tail the run's report shows.
-                sys.stderr.write("".join(f"[{step} step] {line}\n" for line in worker.stderr_tail))
-                sys.stderr.flush()
-                raise StepCrashed(step, worker.returncode, worker.stderr_tail) from None
-            raise
+        except PhaseCrashed as crash:
+            # Into the lab child's stderr, whose tail the run's report shows.
+            sys.stderr.write("".join(f"[{step} step] {line}\n" for line in crash.stderr_tail))
+            sys.stderr.flush()
+            raise StepCrashed(step, crash.returncode, crash.stderr_tail) from None
         record = records[0] if records else {}
         if record.get("error"):  # the aligner step reports a failed chunk in its line, not its status
             raise EngineError(f"the {step} step failed: {record['error']}")
@@ -110,7 +105,7 @@ class ChainSteps:
             wall_seconds=round(time.perf_counter() - t0, 5),
             load_seconds=status.get("load_seconds"),
             peak_rss=worker.peak_rss_bytes or None,
-            memory=(status.get("extra") or {}).get("memory") or {},
+            memory=status.get("memory") or {},
             record=record,
         )
 

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from qasr.lab.slope import N_TAU, Series, best_fits, clean_series, design, warmup_significant
-from qasr.lab.stats import SMOOTH_WIDTH, rolling_median, t_quantile
+from qasr.lab.stats import SMOOTH_WIDTH, rolling_median, t_quantile, warmup_count
 from qasr.lab.units import format_bytes, format_rate
 
 __all__ = [
@@ -153,7 +153,7 @@ def slope_verdict(
     index, values = clean_series(series)
     if len(values) < n_total:
         warnings.append(f"{n_total - len(values)} missing or non-finite readings were skipped")
-    drop = max(5, int(0.2 * n_total))
+    drop = warmup_count(n_total)
     keep = index >= drop
     index, values = index[keep], values[keep]
     if len(values) >= smooth_width:

@@ -23,21 +23,18 @@ the original text, and `qasr.pipeline.textmap` carries times onto post-processed
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from qasr.errors import EngineError, UsageError
+from qasr.text.languages import ALIGNER_LANGUAGES, aligner_language  # noqa: F401 - part of this module's API
+from qasr.text.script import is_cjk
 
 #: Upstream's timestamp resolution (``timestamp_segment_time`` of the Qwen3-ForcedAligner config).
 TIME_BIN_SECONDS = 0.08
-
-#: The aligner's 11 languages: ISO code -> the name the model file lists.
-ALIGNER_LANGUAGES: dict[str, str] = {
-    "zh": "Chinese", "en": "English", "yue": "Cantonese", "fr": "French", "de": "German", "it": "Italian",
-    "ja": "Japanese", "ko": "Korean", "pt": "Portuguese", "ru": "Russian", "es": "Spanish",
-}  # fmt: skip
 
 #: More words per second of audio than this cannot be the transcript of that audio.
 MAX_UNITS_PER_SECOND = 15.0
@@ -93,17 +90,6 @@ class Alignment:
 # -- languages --------------------------------------------------------------------------------
 
 
-def aligner_language(language: str) -> str:
-    """The model's name for one of the aligner's 11 languages, given a code or a name; else UsageError."""
-    key = language.strip().lower().replace("_", "-")
-    by_name = {name.lower(): name for name in ALIGNER_LANGUAGES.values()}
-    found = ALIGNER_LANGUAGES.get(key) or ALIGNER_LANGUAGES.get(key.split("-", 1)[0]) or by_name.get(key)
-    if found is None:
-        choices = ", ".join(f"{code} ({name})" for code, name in ALIGNER_LANGUAGES.items())
-        raise UsageError(f"the forced aligner does not support {language!r}; it supports: {choices}")
-    return found
-
-
 def guess_language(text: str) -> str:
     """The aligner language a transcript's script suggests: kana Japanese, Hangul Korean, Han Chinese,
     mostly Cyrillic Russian, else English.
@@ -135,18 +121,7 @@ def guess_language(text: str) -> str:
 
 # -- units of a text --------------------------------------------------------------------------
 
-# Upstream's is_cpt_cjk ranges (ideographs), plus kana: Japanese has no spaces either.
-_CJK_RANGES = (
-    (0x3040, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
-    (0xFF66, 0xFF9F), (0x20000, 0x2A6DF), (0x2A700, 0x2CEAF),
-)  # fmt: skip
 _TOKEN = re.compile(r"\S+")
-
-
-def is_cjk(ch: str) -> bool:
-    """True for a character that is a unit by itself (a CJK ideograph or a kana letter)."""
-    cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES) and unicodedata.category(ch)[0] in "LN"
 
 
 def _is_word_char(ch: str) -> bool:
@@ -374,11 +349,16 @@ def align(model: object, audio: object, transcript: str, *, language: str | None
 
 
 def load_aligner(path: object, language: str, **kwargs: object) -> object:
-    """Load a ForcedAligner model for one of its 11 languages, with JSON output."""
+    """Load a ForcedAligner model for one of its 11 languages, with JSON output (`Model.from_spec`).
+
+    ``kwargs``: ``threads``, ``max_length``, ``engine``, as `qasr.spec.EngineSpec` fields."""
     from qasr.engine.model import Model
     from qasr.engine.modelfile import ModelKind
+    from qasr.spec import EngineSpec
 
-    return Model(path, kind=ModelKind.ALIGNER, language=aligner_language(language), settings={"format": "json"}, **kwargs)  # type: ignore[arg-type]
+    aligner_language(language)  # refused here with the aligner's list, before any file is read
+    spec = EngineSpec(aligner=os.fspath(path), language=language, **kwargs)  # type: ignore[arg-type]
+    return Model.from_spec(spec, ModelKind.ALIGNER)
 
 
 def even_alignment(

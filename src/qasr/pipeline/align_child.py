@@ -3,14 +3,13 @@
 Why a child: upstream chatllm.cpp 4a4310e cannot hold two models in one process. Measured with the
 tiny models: once the aligner is loaded beside a Qwen3-ASR model, the ASR model's turns come back
 empty, with no error (and the same for two ASR models; tests/test_lab_chain.py pins it). So a
-process that transcribes aligns elsewhere: this runs the long-form pipeline's own align worker
-(`qasr.pipeline.worker`, through `longform.Worker` and `qasr.processes.Child`) on a private work
-directory that holds the audio and one transcript per segment.
+process that transcribes aligns elsewhere: this runs the long-form pipeline's own align phase
+(`qasr.pipeline.chunk_child`, through `longform.PhaseRunner`) on a private work directory that
+holds the audio and one transcript per segment.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from qasr.channel import Sender
 from qasr.errors import QasrError
 from qasr.pipeline.align import Alignment
-from qasr.pipeline.longform import Worker, units_from_record
-from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job, ModelSpec
+from qasr.pipeline.longform import PhaseRunner, units_from_record
+from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job
+from qasr.spec import EngineSpec
 
 #: (start, end, transcript, language) of one segment, in seconds of the audio.
 SegmentText = tuple[float, float, str, "str | None"]
@@ -42,14 +43,17 @@ def align_segments(
     workdir = Path(tempfile.mkdtemp(prefix="qasr-align-"))
     try:
         np.asarray(samples, dtype="<f4").tofile(workdir / AUDIO_FILE)
-        Job(chunks=[(s, e) for s, e, _, _ in segments], asr=ModelSpec(""),
-            aligner=ModelSpec(str(aligner), language, threads, max_length), engine=str(engine) if engine else None).save(workdir)  # fmt: skip
-        with open(workdir / RESULTS["transcribe"], "w", encoding="utf-8") as fh:
-            for i, (_, _, text, lang) in enumerate(segments):
-                fh.write(json.dumps({"index": i, "text": text, "language": lang, "no_speech": not text.strip()}, ensure_ascii=False) + "\n")
+        spec = EngineSpec(aligner=os.fspath(aligner), language=language, threads=threads, max_length=max_length,
+                          engine=os.fspath(engine) if engine else None)  # fmt: skip
+        Job(chunks=[(s, e) for s, e, _, _ in segments], spec=spec).save(workdir)
+        # The transcripts as the transcribe phase's durable copy, which the align phase reads.
+        transcripts = Sender(None, durable=workdir / RESULTS["transcribe"])
+        for i, (_, _, text, lang) in enumerate(segments):
+            transcripts.send("chunk", index=i, text=text, language=lang, no_speech=not text.strip())
+        transcripts.close()
         records: dict[int, dict] = {}  # type: ignore[type-arg]
         try:
-            Worker("align", workdir, {**os.environ, "TMPDIR": str(workdir)}).run(lambda r: records.__setitem__(int(r["index"]), r))
+            PhaseRunner("align", workdir, {**os.environ, "TMPDIR": str(workdir)}).run(lambda r: records.__setitem__(int(r["index"]), r))
         except QasrError as exc:
             return [f"the aligner failed: {exc}"] * len(segments)
         out: list[Alignment | str] = []

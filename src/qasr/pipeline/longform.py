@@ -5,10 +5,11 @@ The design (docs/subtitles.md has the reasoning and the measurements):
 1. This process decodes the input once, writes it to a private work directory as raw float32
    (children read one chunk at a time from it), and cuts it into chunks of at most ``max_chunk`` seconds with the VAD.
    No speech at all is an `AudioError` before any model is loaded.
-2. One child process (`qasr.pipeline.worker`) loads Qwen3-ASR and transcribes every chunk; then it
-   exits and another child loads the ForcedAligner and aligns every chunk's transcript. So exactly
+2. One child process (`qasr.pipeline.chunk_child`) loads Qwen3-ASR and transcribes every chunk; then
+   it exits and another child loads the ForcedAligner and aligns every chunk's transcript. So exactly
    one model is in memory at any time, and no model is ever destroyed (that aborts upstream).
-   Results come back through JSONL files, one line per chunk, which this process follows.
+   Results come back over the child channel (`qasr.channel`), one record per chunk, which this
+   process reads as they come; a durable copy in the work directory keeps them if a child dies.
 3. As each chunk is transcribed, its text is already written out with times spread evenly over
    the chunk (marked unaligned); as each chunk is aligned, those cues are replaced by aligned ones.
    Alignment runs on the raw transcript; ITN and OpenCC run afterwards and `textmap` carries the
@@ -32,42 +33,56 @@ from typing import Any
 import numpy as np
 
 from qasr.audio.vad import Span, VadOptions
-from qasr.errors import AudioError, EngineError, EngineNotFound, QasrError, UsageError
+from qasr.channel import Receiver
+from qasr.errors import AudioError, EngineError, UsageError
 from qasr.processes import Child, peak_rss_bytes
 from qasr.progress import Progress
 from qasr.pipeline.align import AlignedUnit, Alignment, aligner_language, even_alignment
 from qasr.pipeline.subtitles import Cue, CueRules, cut, fix_timing
 from qasr.pipeline.textmap import apply
-from qasr.pipeline.jobfile import AUDIO_FILE, RESULTS, Job, ModelSpec, status_file
+from qasr.pipeline.jobfile import AUDIO_FILE, Job
 from qasr.pipeline.writers import SubtitleWriter, write_atomic
+from qasr.spec import EngineSpec
+from qasr.text.post import PostProcess
 
 #: Replaces the VAD in tests: (samples, options) -> (speech spans, chunks), in seconds.
 Chunker = Callable[[np.ndarray, VadOptions], tuple[list[Span], list[Span]]]
 
 #: Characters of the previous chunk's transcript given as context to the next (0: none; see docs).
 DEFAULT_CONTEXT_CHARS = 0
-POLL_SECONDS = 0.1
 #: Progress is reported in seconds of audio, per phase, under these labels.
 PHASE_LABELS = {"vad": "finding speech", "transcribe": "transcribing", "align": "aligning"}
 
 
 @dataclass(frozen=True)
 class LongformOptions:
-    """What to run and how; paths are the user's, never handed to the engine."""
+    """What to run and how. ``spec`` names both models (``model``: Qwen3-ASR, ``aligner``) and how to
+    load them (engine, threads, context length, token cap, forced language); ``post`` is the text's
+    ITN and OpenCC, applied after alignment with the times carried over. Paths are the user's,
+    never handed to the engine."""
 
-    asr_model: Path
-    aligner_model: Path
-    language: str | None = None
-    itn: bool = False
-    zh_tw: bool = False
+    spec: EngineSpec
+    post: PostProcess = field(default_factory=PostProcess)
     context_chars: int = DEFAULT_CONTEXT_CHARS
-    threads: int | None = None
-    max_length: int | None = None
-    #: A cap on each chunk's tokens (None: until the model stops; synthetic models never do).
-    max_tokens: int | None = None
-    engine: Path | None = None
     vad: VadOptions = field(default_factory=VadOptions)
     rules: CueRules = field(default_factory=CueRules)
+
+    @classmethod
+    def from_keywords(cls, asr_model: str | os.PathLike[str], aligner_model: str | os.PathLike[str], **kw: Any) -> LongformOptions:
+        """The keyword form `subtitles()` takes: ``language``, ``itn``, ``opencc`` (or ``zh_tw=True``,
+        meaning ``opencc="s2twp"``), ``threads``, ``max_length``, ``max_tokens``, ``engine``,
+        ``context_chars``, ``vad``, ``rules``."""
+        unknown = set(kw) - {"language", "itn", "opencc", "zh_tw", "threads", "max_length", "max_tokens", "engine",
+                             "context_chars", "vad", "rules"}  # fmt: skip
+        if unknown:
+            raise UsageError(f"unknown subtitles option(s): {', '.join(sorted(unknown))}")
+        engine = kw.pop("engine", None)
+        spec = EngineSpec(model=os.fspath(asr_model), aligner=os.fspath(aligner_model), engine=os.fspath(engine) if engine else None,
+                          language=kw.pop("language", None), threads=kw.pop("threads", None),
+                          max_length=kw.pop("max_length", None), max_tokens=kw.pop("max_tokens", None))  # fmt: skip
+        opencc = kw.pop("opencc", None) or ("s2twp" if kw.pop("zh_tw", False) else None)
+        kw.pop("zh_tw", None)
+        return cls(spec=spec, post=PostProcess(bool(kw.pop("itn", False)), opencc), **kw)
 
 
 @dataclass
@@ -137,22 +152,6 @@ class SubtitleDocument:
         return len(cues)
 
 
-def text_steps(language: str | None, itn: bool, zh_tw: bool) -> list[Callable[[str], str]]:
-    """The post-processing applied to a chunk's text, in order: ITN, then OpenCC (Chinese only)."""
-    steps: list[Callable[[str], str]] = []
-    chinese = (language or "").lower() in ("chinese", "cantonese", "zh", "yue")
-    if itn:
-        from qasr.text.itn import itn as run_itn
-
-        lang = language or "zh"
-        steps.append(lambda text: run_itn(text, lang=lang))
-    if zh_tw and chinese:
-        from qasr.text.convert import convert
-
-        steps.append(lambda text: convert(text, "s2twp"))
-    return steps
-
-
 def finalize(alignment: Alignment, steps: list[Callable[[str], str]]) -> Alignment:
     for step in steps:
         alignment = apply(alignment, step)
@@ -162,33 +161,20 @@ def finalize(alignment: Alignment, steps: list[Callable[[str], str]]) -> Alignme
 # -- child processes --------------------------------------------------------------------------
 
 
-class JsonlTail:
-    """Reads the complete lines a child appended since the last call."""
+class PhaseCrashed(EngineError):
+    """A chunk process ended without its final record (killed, or a native abort)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.buffer = path, 0, b""
-
-    def read(self) -> list[dict[str, Any]]:
-        import json
-
-        if not self.path.exists():
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read()
-        self.offset += len(data)
-        *lines, self.buffer = (self.buffer + data).split(b"\n")
-        return [json.loads(line) for line in lines if line.strip()]
+    def __init__(self, message: str, returncode: int | None, stderr_tail: list[str]) -> None:
+        super().__init__(message)
+        self.returncode, self.stderr_tail = returncode, stderr_tail
 
 
-_ERRORS: dict[int, type[QasrError]] = {2: UsageError, 3: EngineNotFound, 4: EngineError}
+class PhaseRunner:
+    """One phase (transcribe or align) in a chunk process (`qasr.pipeline.chunk_child`).
 
-
-class Worker:
-    """One worker phase in a child process; ``peak_rss_bytes`` is followed while it runs.
-
-    The child's peak is read from its /proc status as it runs, so it is known even when the child
-    is stopped before it can report it.
+    Its records arrive over the child channel as they are sent; ``peak_rss_bytes`` is followed
+    from the child's /proc status with each one, so it is known even when the child is stopped
+    before it can report it. An ``error`` record is raised as the error the child raised.
     """
 
     def __init__(self, phase: str, workdir: Path, env: dict[str, str] | None = None) -> None:
@@ -199,33 +185,32 @@ class Worker:
         self.stderr_tail: list[str] = []
 
     def run(self, on_record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Run the phase, feeding each result line to ``on_record`` as it appears; return its status."""
-        import json
-
+        """Run the phase, feeding each chunk record to ``on_record`` as it comes; return its ``done`` record."""
         log_path = self.workdir / f"{self.phase}.log"
-        tail = JsonlTail(self.workdir / RESULTS[self.phase])
+        final: dict[str, Any] | None = None
         # Interrupted or failed here: leaving the block stops the child (it ignores SIGINT).
-        with Child("qasr.pipeline.worker", [self.phase, str(self.workdir)], log=log_path, env=self.env, stdout="stderr") as child:
+        with Child("qasr.pipeline.chunk_child", [self.phase, str(self.workdir)], log=log_path, env=self.env,
+                   stdout="pipe", text=False) as child:  # fmt: skip
             try:
-                while True:
-                    finished = child.poll() is not None
-                    for record in tail.read():
-                        on_record(record)
-                    if finished:
-                        break
-                    time.sleep(POLL_SECONDS)
+                assert child.stdout is not None
+                for message in Receiver(child.stdout):
+                    child.poll()  # follows the child's peak RSS
+                    if message.kind == "chunk":
+                        on_record(dict(message))
+                    elif message.kind in ("done", "error"):
+                        final = message
+                child.wait()
             finally:
                 self.peak_rss_bytes = max(self.peak_rss_bytes, child.peak)
                 self.returncode, self.stderr_tail = child.returncode, child.stderr_tail(10)
-        status_path = self.workdir / status_file(self.phase)
-        if not status_path.exists():
-            lines = child.stderr_tail(1)
-            raise EngineError(f"the {self.phase} process died ({child.exit_reason()}): {lines[-1] if lines else 'no message'}")
-        status = json.loads(status_path.read_text(encoding="utf-8"))
-        self.peak_rss_bytes = max(self.peak_rss_bytes, int(status.get("peak_rss_bytes") or 0))
-        if not status["ok"]:
-            raise _ERRORS.get(int(status["exit_code"]), EngineError)(status["error"])
-        return status
+        if final is None:
+            lines = self.stderr_tail[-1:]
+            raise PhaseCrashed(f"the {self.phase} process died ({child.exit_reason()}): {lines[-1] if lines else 'no message'}",
+                               self.returncode, self.stderr_tail)  # fmt: skip
+        if final.kind == "error":
+            raise final.error()  # type: ignore[attr-defined]
+        self.peak_rss_bytes = max(self.peak_rss_bytes, int(final.get("peak_rss_bytes") or 0))
+        return dict(final)
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -233,12 +218,13 @@ class Worker:
 
 def _check_models(options: LongformOptions) -> None:
     """Fail before any work if a model file is wrong or the aligner cannot take the language."""
-    from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
+    from qasr.engine.modelfile import ModelKind
+    from qasr.engine.registry import model_file
 
-    require_kind(inspect_model_file(options.asr_model), ModelKind.ASR)
-    require_kind(inspect_model_file(options.aligner_model), ModelKind.ALIGNER)
-    if options.language:
-        aligner_language(options.language)
+    model_file(options.spec.model or "", ModelKind.ASR)
+    model_file(options.spec.aligner or "", ModelKind.ALIGNER)
+    if options.spec.language:
+        aligner_language(options.spec.language)
 
 
 def units_from_record(record: dict[str, Any], text: str, language: str, seconds: float) -> Alignment:
@@ -338,23 +324,20 @@ class _Run:
         r.speech_seconds = round(sum(s.seconds for s in spans), 3)
         r.chunks = len(self.chunks)
         r.longest_chunk_seconds = round(max(c.seconds for c in self.chunks), 3)
-        language = aligner_language(o.language) if o.language else None
-        Job(
-            chunks=[(c.start, c.end) for c in self.chunks],
-            asr=ModelSpec(str(o.asr_model), language, o.threads, o.max_length, o.max_tokens),
-            aligner=ModelSpec(str(o.aligner_model), language, o.threads, o.max_length),
-            engine=str(o.engine) if o.engine else None,
-            context_chars=o.context_chars,
-            sample_rate=SAMPLE_RATE,
-        ).save(self.workdir)
+        from qasr.engine.registry import resolve_model
+
+        language = aligner_language(o.spec.language) if o.spec.language else None
+        # The children get resolved paths: a registry name means the same file in every process.
+        spec = o.spec.replace(model=str(resolve_model(o.spec.model or "")), aligner=str(resolve_model(o.spec.aligner or "")), language=language)
+        Job(chunks=[(c.start, c.end) for c in self.chunks], spec=spec, context_chars=o.context_chars, sample_rate=SAMPLE_RATE).save(self.workdir)
         self.doc.info.update({
             "source": r.source, "duration": r.audio_seconds, "language": language,
-            "asr_model": Path(o.asr_model).name, "aligner_model": Path(o.aligner_model).name,
+            "asr_model": Path(spec.model or "").name, "aligner_model": Path(spec.aligner or "").name,
             "chunks": len(self.chunks), "complete": False,
         })  # fmt: skip
 
     def _steps(self, record: dict[str, Any]) -> list[Callable[[str], str]]:
-        return text_steps(self.options.language or record.get("language"), self.options.itn, self.options.zh_tw)
+        return self.options.post.steps(self.options.spec.language or record.get("language"))
 
     def _on_transcript(self, record: dict[str, Any]) -> None:
         i = record["index"]
@@ -391,7 +374,7 @@ class _Run:
         """Run one worker phase; its time and its child's peak RSS are recorded even if it is stopped."""
         t0 = time.perf_counter()
         self._start(phase, sum(c.seconds for c in self.chunks))
-        worker = Worker(phase, self.workdir, self.env)
+        worker = PhaseRunner(phase, self.workdir, self.env)
         try:
             worker.run(on_record)
         finally:
@@ -435,11 +418,12 @@ def subtitles(
     """Subtitles for ``audio`` written to ``output``: the public, one-call form of `run_longform`.
 
     ``format`` is srt, vtt, json, tsv or txt (default: the output's suffix, else srt); ``options``
-    are `LongformOptions` fields (``language``, ``itn``, ``zh_tw``, ``threads``, ``vad``, ``rules``...).
-    Both models run in child processes, one after the other, so this process never loads the engine.
+    are those of `LongformOptions.from_keywords` (``language``, ``itn``, ``opencc`` or ``zh_tw``,
+    ``threads``, ``vad``, ``rules``...). Both models run in child processes, one after the other, so
+    this process never loads the engine.
     """
     from qasr.pipeline.writers import get_writer
 
     name = (format or Path(output).suffix.lstrip(".") or "srt").lower()
-    opts = LongformOptions(asr_model=Path(asr_model), aligner_model=Path(aligner_model), **options)
+    opts = LongformOptions.from_keywords(asr_model, aligner_model, **options)
     return run_longform(audio, output, get_writer(name), opts, progress)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -31,13 +32,21 @@ from qasr.audio.decode import SAMPLE_RATE, from_array
 from qasr.audio.endpoint import Boundary, Endpointer, EndpointOptions
 from qasr.audio.silero import Detector
 from qasr.audio.sources import Clock, WallClock
-from qasr.engine.model import Model
 from qasr.text.context import clean_context, is_context_echo
 from qasr.text.parse import ASR_TEXT_TAG, parse_asr_output, split_language
-from qasr.text.post import postprocess
+from qasr.text.post import PostProcess
 
 #: Shortest audio worth a decode (the engine's own minimum is 0.1 s).
 MIN_DECODE_SECONDS = 0.2
+
+
+class LiveDecoder(Protocol):
+    """What the stream decodes with: a `qasr.Model`, or a provider whose ``live_prefix`` is True."""
+
+    language: str | None
+
+    def transcribe_raw(self, audio: object, *, context: str | None = None, prefix: str | None = None,
+                       max_tokens: int | None = None) -> Iterator[str]: ...  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ def _tokens(chunks: list[str], prefix: str) -> tuple[str | None, list[str]]:
 class _Session:
     """One stream's state: the audio kept, the endpointer, the open utterance, the clock."""
 
-    def __init__(self, model: Model, options: StreamOptions, detector: Detector, clock: Clock, live: bool) -> None:
+    def __init__(self, model: LiveDecoder, options: StreamOptions, detector: Detector, clock: Clock, live: bool) -> None:
         self.model, self.options, self.clock, self.live = model, options, clock, live
         self.endpointer = Endpointer(detector, options.endpoint)
         self.context = clean_context(options.context)
@@ -207,7 +216,7 @@ class _Session:
         parsed = parse_asr_output(raw, self.model.language)  # a forced prefix is printed, so raw is whole
         text = parsed.text
         echo = bool(text) and is_context_echo(text, self.context)
-        final = "" if echo else postprocess(text, itn=self.options.itn, opencc=self.options.opencc, language=parsed.language or u.language)
+        final = "" if echo else PostProcess(self.options.itn, self.options.opencc).apply(text, parsed.language or u.language)
         if not final and not u.shown:
             return None
         return self._event("final", u, end, "" if echo else text, "", final, took, echo)
@@ -240,7 +249,7 @@ class _Session:
 
 
 def stream(
-    model: Model,
+    model: LiveDecoder,
     source: Iterable[np.ndarray],
     options: StreamOptions | None = None,
     *,

@@ -23,13 +23,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array, load_audio
+from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array
 from qasr.engine.model import Model
+from qasr.errors import UsageError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
+from qasr.spec import CallOptions
 from qasr.text.context import clean_context, is_context_echo
-from qasr.text.parse import ParsedTranscript, StreamingTextView, parse_asr_output
-from qasr.text.convert import check_target
-from qasr.text.post import postprocess
+from qasr.text.languages import canonical_name
+from qasr.text.parse import ASR_TEXT_TAG, ParsedTranscript, StreamingTextView, parse_asr_output
+from qasr.text.post import PostProcess
+from qasr.text.script import is_cjk
 
 
 @dataclass
@@ -44,19 +47,10 @@ class _Call:
     t_end: float = 0.0
 
 
-def _prepare(audio: object) -> Audio:
-    """A path is decoded without the one-call limit (long audio is chunked); anything else as given."""
-    if isinstance(audio, (str, os.PathLike)):
-        return load_audio(audio, max_seconds=None)
-    return as_audio(audio)
-
-
 def joint(last: str, first: str) -> str:
     """What goes between two segments' texts: nothing between CJK characters (or at a space), else a space."""
     if not last or not first or last.isspace() or first.isspace():
-        return ""  # (checked first: a single segment never pays for importing the aligner's module)
-    from qasr.pipeline.align import is_cjk
-
+        return ""
     return "" if is_cjk(last) and is_cjk(first) else " "
 
 
@@ -99,7 +93,9 @@ class TranscriptionStream:
     time (pass 0.0 for the second file of a batch). ``fresh=False`` continues the conversation
     (the lab measures that), which is incompatible with a context. ``drop_echo=False`` keeps a
     segment that repeats the context: right when the context is the previous segment's own
-    transcript, where saying the same sentence twice is speech, not an echo.
+    transcript, where saying the same sentence twice is speech, not an echo. ``language`` forces
+    the language of these calls (a name or a code) on a model loaded without one, through the
+    engine's answer prefix; a model loaded with a language takes only that one.
     """
 
     def __init__(
@@ -116,19 +112,36 @@ class TranscriptionStream:
         max_chunk: float | None = None,
         drop_echo: bool = True,
         max_tokens: int | None = None,
+        language: str | None = None,
     ) -> None:
-        if opencc:
-            check_target(opencc)  # an unknown target fails before any engine call
+        self.post = PostProcess(itn, opencc)  # an unknown OpenCC target fails before any engine call
         self.model, self.fresh, self.itn, self.opencc, self.aligner = model, fresh, itn, opencc, aligner
         self.context = clean_context(context)
         self.drop_echo = drop_echo
         self.max_tokens = max_tokens  # a cap on each engine call's tokens (synthetic models never stop)
         self.max_chunk = min(max_chunk or MAX_SECONDS_PER_CALL, MAX_SECONDS_PER_CALL)
-        self.audio: Audio = _prepare(audio)
+        self.prefix = self._language_prefix(language)
+        self.audio: Audio = as_audio(audio)
         self.raw_chunks: list[str] = []
         self.result: TranscriptionResult | None = None
         self._load_seconds = model.load_seconds if load_seconds is None else load_seconds
         self._calls: list[_Call] = []
+
+    def _language_prefix(self, language: str | None) -> str | None:
+        """The answer prefix that forces ``language`` for these calls (None: nothing to force)."""
+        if not language or language.strip().lower() == "auto":
+            return None
+        wanted = canonical_name(language)
+        known = {name.lower() for name in self.model.file.languages}
+        if wanted is None or (known and wanted.lower() not in known):
+            choices = ", ".join(self.model.file.languages) or "its languages"
+            raise UsageError(f"language {language!r} is not supported by {self.model.file.name}; choose one of: {choices}")
+        if self.model.language:
+            if self.model.language.lower() == wanted.lower():
+                return None  # loaded with it: the engine forces it already
+            raise UsageError(f"this model was loaded for {self.model.language}; it cannot transcribe a call in {wanted} "
+                             "(load it without a language to choose one per call)")  # fmt: skip
+        return f"language {wanted}{ASR_TEXT_TAG}"
 
     def _plan(self) -> list[tuple[float, float]]:
         return plan_calls(self.audio, self.max_chunk)
@@ -146,7 +159,7 @@ class TranscriptionStream:
             opening = True  # the first text of this segment, which may need a space after the last one
             call.t0 = time.perf_counter()
             for chunk in self.model.transcribe_raw(self._samples(start, end), fresh=self.fresh, context=context,
-                                                   max_tokens=self.max_tokens):  # fmt: skip
+                                                   max_tokens=self.max_tokens, prefix=self.prefix):  # fmt: skip
                 if call.first is None:
                     call.first = time.perf_counter()
                 call.chunks.append(chunk)
@@ -165,7 +178,7 @@ class TranscriptionStream:
         parsed = parse_asr_output("".join(call.chunks), self.model.language)
         echo = self.drop_echo and bool(parsed.text) and is_context_echo(parsed.text, self.context)
         asr_text = "" if echo else parsed.text
-        final = postprocess(asr_text, itn=self.itn, opencc=self.opencc, language=parsed.language)
+        final = self.post.apply(asr_text, parsed.language)
         return Segment(i, round(call.start, 3), round(call.end, 3), final, asr_text), parsed, echo
 
     def _build(self) -> TranscriptionResult:
@@ -256,14 +269,19 @@ def transcribe(
     opencc: str | None = None,
     aligner: str | os.PathLike[str] | Model | None = None,
     max_chunk: float | None = None,
+    language: str | None = None,
+    options: CallOptions | None = None,
 ) -> TranscriptionResult:
     """Transcribe one input with a loaded model: the public, one-call way (see the module doc).
 
-    ``audio`` is a path, a `qasr.audio.Audio` or 16 kHz mono samples. ``context``: hint text (names,
-    terms) for Qwen3-ASR's system turn. ``itn`` and ``opencc`` post-process the text (ITN first).
-    ``aligner``: a ForcedAligner model file for word times; it runs in a child process of its own
-    (upstream cannot hold two models in one process: the first one loaded goes silent).
+    ``audio`` is a path, a `qasr.audio.Audio` or 16 kHz mono samples, of any length (longer than one
+    engine call takes, it is cut at pauses). ``context``: hint text (names, terms) for Qwen3-ASR's
+    system turn. ``itn`` and ``opencc`` post-process the text (ITN first; OpenCC converts Chinese
+    text). ``aligner``: a ForcedAligner model file for word times; it runs in a child process of its
+    own (upstream cannot hold two models in one process: the first one loaded goes silent).
     ``max_chunk``: longest engine call in seconds (default and maximum: one call, 8 min).
+    ``language``: force it for this call (see `TranscriptionStream`). ``options``: all of these as
+    one `CallOptions` value (it replaces the separate arguments).
 
     The 0.1 argument order ``transcribe(audio, model)`` still works, with a DeprecationWarning.
     """
@@ -273,6 +291,8 @@ def transcribe(
         warnings.warn("transcribe(audio, model) is now transcribe(model, audio) (the old order goes in 0.3)",
                       DeprecationWarning, stacklevel=2)  # fmt: skip
         model, audio = audio, model
+    if options is not None:
+        context, itn, opencc, max_chunk, language = options.context, options.itn, options.opencc, options.max_chunk, options.language
     return TranscriptionStream(
-        model, audio, context=context, itn=itn, opencc=opencc, aligner=aligner, max_chunk=max_chunk
+        model, audio, context=context, itn=itn, opencc=opencc, aligner=aligner, max_chunk=max_chunk, language=language
     ).run()

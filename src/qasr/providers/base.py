@@ -1,24 +1,31 @@
-"""What every provider is: one small interface, and the options a provider may take from a command.
+"""What every provider is: one small interface, loaded from an `EngineSpec`, called with `CallOptions`.
 
-A provider is a recogniser behind `transcribe(audio) -> TranscriptionResult`, so a CLI, a server or
-the benchmark can put Qwen3-ASR beside the recogniser a team already runs and swap one for the
-other without knowing which it holds. Two more members serve callers that print as they go:
-`stream(audio)` (an iterable of text pieces whose ``result`` is filled when it ends; what the batch
-runner in `qasr.pipeline.batch` consumes) and `streams` (True when the pieces are tokens as decoded,
-so a time to first token means something; False when they are whole segments).
+A provider is a recogniser behind ``transcribe(audio, options) -> TranscriptionResult``, so a CLI,
+a server, a batch actor or the benchmark can put Qwen3-ASR beside the recogniser a team already
+runs and swap one for the other without knowing which it holds. ``stream(audio, options)`` is the
+same transcription as an iterable of text pieces whose ``result`` is filled when it ends.
 
-`ProviderOptions` is the union of what the providers take; each reads the fields it understands
-and documents which. Keeping one options object (instead of one per provider) is what lets
-``--provider auto`` hand the same command line to each provider in turn.
+A provider is built from an `EngineSpec` (what to load) and keeps ``defaults`` (the `CallOptions`
+a call gets when it passes none): the language, context, ITN and OpenCC of one call never need a
+reload. What a provider can do beyond that is said by flags, never by ``isinstance`` checks:
+
+* ``streams``: the pieces are tokens as decoded (a time to first token means something); False
+  when they are whole segments;
+* ``word_times``: it can give each segment word times (an aligner in its spec);
+* ``live_prefix``: it can force the start of an answer and return the engine's raw chunks
+  (``transcribe_raw(audio, context=, prefix=, max_tokens=)`` and ``language``), which the live
+  streaming pipeline needs for stable text (Qwen3-ASR's own recipe).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from qasr.pipeline.results import TranscriptionResult
+from qasr.spec import CallOptions, EngineSpec
 
 
 class TextStream(Protocol):
@@ -40,11 +47,15 @@ class Provider(Protocol):
 
     name: str
     streams: bool
+    word_times: bool
+    live_prefix: bool
     load_seconds: float
+    spec: EngineSpec
+    defaults: CallOptions
 
-    def transcribe(self, audio: object) -> TranscriptionResult: ...
+    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult: ...
 
-    def stream(self, audio: object) -> TextStream: ...
+    def stream(self, audio: object, options: CallOptions | None = None) -> TextStream: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -53,15 +64,8 @@ class Provider(Protocol):
 
 @dataclass(frozen=True)
 class ProviderOptions:
-    """Everything a command line can ask of a provider. Unset (None) means the provider's default.
-
-    Both providers: ``language`` (a name such as ``English`` / ``Chinese``, or for faster-whisper
-    also a code such as ``en``), ``context`` (hint text: Qwen3-ASR's system turn, Whisper's initial
-    prompt), ``itn`` and ``opencc`` (the same post-processing, `qasr.text.post`), ``threads``.
-    qwen3-chatllm only: ``model`` (file or registry name), ``aligner``, ``max_chunk``,
-    ``max_length``, ``engine``, ``max_tokens``. faster-whisper only: ``whisper_model`` (a CTranslate2 model
-    directory, or a model name that faster-whisper downloads), ``compute_type``, ``beam_size``.
-    """
+    """Deprecated (0.2; goes in 0.3): the load and call options in one value. Use `EngineSpec` for
+    what to load and `CallOptions` for each call; `split` gives both."""
 
     model: str | None = None
     whisper_model: str | None = None
@@ -74,10 +78,24 @@ class ProviderOptions:
     max_chunk: float | None = None
     max_length: int | None = None
     engine: str | None = None
-    #: qwen3-chatllm: a cap on each engine call's tokens (None: until the model stops; synthetic models never do).
     max_tokens: int | None = None
     compute_type: str = "int8"
     beam_size: int = 5
+
+    def __post_init__(self) -> None:
+        warnings.warn("ProviderOptions is now qasr.EngineSpec (what to load) plus qasr.CallOptions (each call); "
+                      "the old name goes in 0.3", DeprecationWarning, stacklevel=3)  # fmt: skip
+
+    def split(self, provider: str | None = None) -> tuple[EngineSpec, CallOptions]:
+        """(the engine spec, the per-call defaults) these options meant."""
+        from qasr.spec import DEFAULT_PROVIDER
+
+        spec = EngineSpec(
+            provider=provider or DEFAULT_PROVIDER, model=self.model, aligner=self.aligner, engine=self.engine,
+            threads=self.threads, max_length=self.max_length, max_tokens=self.max_tokens, language=self.language,
+            whisper_model=self.whisper_model, compute_type=self.compute_type, beam_size=self.beam_size,
+        )  # fmt: skip
+        return spec, CallOptions(context=self.context, itn=self.itn, opencc=self.opencc, max_chunk=self.max_chunk)
 
 
 class LoadTimeOnce:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from qasr.errors import EngineNotFound, ModelFileError, NoProviderAvailable, QasrError, UsageError, warn_on_stderr
 from qasr.providers.base import Provider, ProviderOptions
+from qasr.spec import CallOptions, EngineSpec
 
 QWEN, CRISPASR, WHISPER = "qwen3-chatllm", "crispasr", "faster-whisper"
 PROVIDER_NAMES = (QWEN, CRISPASR, WHISPER)
@@ -24,7 +25,7 @@ DEFAULT_ORDER = (QWEN, CRISPASR, WHISPER)
 ORDER_ENV = "QASR_PROVIDER_ORDER"
 
 
-def provider_class(name: str) -> Callable[[ProviderOptions], Provider]:
+def provider_class(name: str) -> Callable[..., Provider]:
     """The class behind a name, imported only when asked for (faster-whisper and crispasr are optional extras)."""
     if name == QWEN:
         from qasr.providers.qwen import QwenChatllmProvider
@@ -88,24 +89,31 @@ def providers_for(spec: str | None, allowed: Sequence[str] | None = None, why: s
 
 
 def make_provider(
-    spec: str | None,
-    options: ProviderOptions,
+    spec: EngineSpec | str | None,
+    defaults: CallOptions | ProviderOptions | None = None,
     *,
     on_fallback: Callable[[str], None] | None = warn_on_stderr,
     allowed: Sequence[str] | None = None,
     why: str = "",
 ) -> Provider:
-    """Load the provider ``spec`` names (see the module doc), or the first of an ``auto`` chain that starts.
+    """Load the provider ``spec.provider`` names (see the module doc), or the first of an ``auto``
+    chain that starts; ``defaults`` are the `CallOptions` its calls get when they pass none.
 
-    ``allowed`` and ``why``: see `providers_for`.
+    ``allowed`` and ``why``: see `providers_for`. The 0.1 form ``make_provider(NAME, ProviderOptions)``
+    still works (ProviderOptions warns that it is deprecated).
     """
-    names, auto = providers_for(spec, allowed, why)
+    if not isinstance(spec, EngineSpec):
+        if not isinstance(defaults, ProviderOptions):
+            raise TypeError("make_provider takes an EngineSpec (or the deprecated NAME, ProviderOptions)")
+        spec, defaults = defaults.split(spec)
+    calls = defaults if isinstance(defaults, CallOptions) else CallOptions()
+    names, auto = providers_for(spec.provider, allowed, why)
     if not auto:
-        return provider_class(names[0])(options)
+        return provider_class(names[0])(spec.replace(provider=names[0]), calls)
     failures: list[tuple[str, QasrError]] = []
     for i, name in enumerate(names):
         try:
-            return provider_class(name)(options)
+            return provider_class(name)(spec.replace(provider=name), calls)
         except UsageError:
             raise
         except QasrError as exc:

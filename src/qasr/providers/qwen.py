@@ -3,8 +3,8 @@
 A thin adapter: loading is `qasr.engine.model.Model` (and `load_aligner` for word times), a
 transcription is `qasr.pipeline.transcribe.TranscriptionStream`, so everything the pipeline does
 (VAD chunks for long audio, context cleaning and echo removal, ITN then OpenCC, word times) is what
-this provider does. ``model`` is public because `qasr stream` drives the engine itself (it re-decodes
-with forced prefixes, which only the engine offers).
+this provider does. Live streaming re-decodes with forced answer prefixes, which only this engine
+offers: ``live_prefix`` is True and `transcribe_raw` gives those raw chunks.
 
 `close()` does not destroy the native object: upstream chatllm.cpp 4a4310e aborts the process in
 ``chatllm_destroy`` for Qwen3-ASR (README, "Known engine issues"). It drops our references; the
@@ -14,63 +14,73 @@ child processes. ``destroy=True`` asks for the honest destroy (a fixed engine, o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-
 from typing import Any
 
 from qasr.engine.model import Model
-from qasr.engine.modelfile import warn_if_synthetic
+from qasr.engine.modelfile import ModelKind, warn_if_synthetic
 from qasr.errors import ModelFileError, QasrError
 from qasr.pipeline.results import TranscriptionResult
 from qasr.pipeline.transcribe import TranscriptionStream
-from qasr.providers.base import LoadTimeOnce, ProviderOptions
+from qasr.providers.base import LoadTimeOnce
+from qasr.spec import CallOptions, EngineSpec
 
 
 class QwenChatllmProvider:
-    """Qwen3-ASR on chatllm.cpp; reads ``model``, ``language``, ``threads``, ``max_length``,
-    ``engine``, ``aligner``, ``context``, ``itn``, ``opencc``, ``max_chunk`` and ``max_tokens`` from the options;
-    says so on stderr when the model is synthetic (`qasr.engine.modelfile.warn_if_synthetic`)."""
+    """Qwen3-ASR on chatllm.cpp, loaded from ``spec`` (model, aligner, engine, threads, max_length,
+    max_tokens, language); says so on stderr when the model is synthetic
+    (`qasr.engine.modelfile.warn_if_synthetic`). Calls take language, context, ITN, OpenCC and
+    max_chunk from their `CallOptions`; a call's language is forced with the engine's answer prefix
+    when the model was loaded without one."""
 
     name = "qwen3-chatllm"
     streams = True
+    live_prefix = True
 
-    def __init__(self, options: ProviderOptions, *, destroy: bool = False) -> None:
-        if not options.model:
+    def __init__(self, spec: EngineSpec, defaults: CallOptions | None = None, *, destroy: bool = False) -> None:
+        from qasr.engine.registry import model_file
+
+        if not spec.model:
             raise ModelFileError("qwen3-chatllm needs a Qwen3-ASR model: --model FILE or a registry name (or QASR_MODEL)")
-        from qasr.engine.registry import resolve_model
-
-        self.options, self._destroy = options, destroy
-        load = dict(threads=options.threads, max_length=options.max_length, engine=options.engine)
-        self.model: Model | None = Model(resolve_model(options.model), language=options.language, **load)  # type: ignore[arg-type]
-        warn_if_synthetic(self.model.file, options.max_tokens)
+        self.spec, self.defaults, self._destroy = spec, defaults or CallOptions(), destroy
+        self.model: Model | None = Model.from_spec(spec)
+        warn_if_synthetic(self.model.file, spec.max_tokens)
         # The aligner is a file checked here and loaded in its own process per transcription
         # (`qasr.pipeline.align_child`): upstream silences the first of two models in one process.
-        self.aligner: Path | None = None
-        if options.aligner:
-            from qasr.engine.modelfile import ModelKind, inspect_model_file, require_kind
-
-            self.aligner = require_kind(inspect_model_file(resolve_model(options.aligner)), ModelKind.ALIGNER).path
+        self.aligner: Path | None = model_file(spec.aligner, ModelKind.ALIGNER).path if spec.aligner else None
+        self.word_times = self.aligner is not None
         self._load = LoadTimeOnce(self.model.load_seconds)  # the ASR model's, as `transcribe_files` reports it
 
     @property
     def load_seconds(self) -> float:
         return self._load.load_seconds
 
+    @property
+    def language(self) -> str | None:
+        """The language the model was loaded with (None: it detects)."""
+        return self._loaded().language
+
     def _loaded(self) -> Model:
         if self.model is None:
             raise QasrError("the qwen3-chatllm provider was closed")
         return self.model
 
-    def stream(self, audio: object) -> TranscriptionStream:
+    def stream(self, audio: object, options: CallOptions | None = None) -> TranscriptionStream:
         """Text as the engine generates it; ``.result`` when the iteration ends."""
-        o = self.options
+        o = options or self.defaults
         return TranscriptionStream(
             self._loaded(), audio, load_seconds=self._load.take(), context=o.context, itn=o.itn, opencc=o.opencc,
-            aligner=self.aligner, max_chunk=o.max_chunk, max_tokens=o.max_tokens,
+            language=o.language, aligner=self.aligner, max_chunk=o.max_chunk, max_tokens=self.spec.max_tokens,
         )  # fmt: skip
 
-    def transcribe(self, audio: object) -> TranscriptionResult:
-        return self.stream(audio).run()
+    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult:
+        return self.stream(audio, options).run()
+
+    def transcribe_raw(self, audio: object, *, context: str | None = None, prefix: str | None = None,
+                       max_tokens: int | None = None) -> Iterator[str]:  # fmt: skip
+        """The engine's raw chunks for one call with a forced answer prefix (``live_prefix``)."""
+        return self._loaded().transcribe_raw(audio, context=context, prefix=prefix, max_tokens=max_tokens)
 
     def describe(self) -> dict[str, Any]:
         """The model file and the engine library, saying so when the engine is the test double."""

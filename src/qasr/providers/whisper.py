@@ -2,7 +2,7 @@
 
 Audio goes through qasr's own decoder first (`qasr.audio.load_audio`: decode, downmix, 16 kHz,
 validate), so both providers hear the same samples and refuse the same bad files with the same
-message. The text then goes through the same post-processing (`qasr.text.post.postprocess`: ITN,
+message. The text then goes through the same post-processing (`qasr.text.post.PostProcess`: ITN,
 then OpenCC), so ``--itn --zh-tw`` means the same whichever provider answered.
 
 The model is a CTranslate2 Whisper directory (``model.bin``, ``tokenizer.json``, ...) or a name
@@ -25,8 +25,9 @@ from typing import Any
 
 from qasr.errors import EngineError, EngineNotFound, ModelFileError, QasrError, UsageError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult
-from qasr.providers.base import LoadTimeOnce, ProviderOptions
-from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE
+from qasr.providers.base import LoadTimeOnce
+from qasr.spec import CallOptions, EngineSpec
+from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE, language_code
 
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 REQUIRED_FILES = ("model.bin", "tokenizer.json")
@@ -67,7 +68,7 @@ def _whisper_model_class():  # type: ignore[no-untyped-def]
     return WhisperModel
 
 
-def _load(WhisperModel, source: str, options: ProviderOptions):  # type: ignore[no-untyped-def]  # noqa: N803
+def _load(WhisperModel, source: str, options: EngineSpec):  # type: ignore[no-untyped-def]  # noqa: N803
     """``WhisperModel`` on the CPU; each way this fails becomes one line of the right error class."""
     try:
         return WhisperModel(source, device="cpu", compute_type=options.compute_type, cpu_threads=options.threads or 0)
@@ -83,57 +84,54 @@ def _load(WhisperModel, source: str, options: ProviderOptions):  # type: ignore[
 
 
 class FasterWhisperProvider:
-    """faster-whisper on the CPU; reads ``whisper_model``, ``language``, ``threads``,
-    ``compute_type``, ``beam_size``, ``context`` (as the initial prompt), ``itn`` and ``opencc``."""
+    """faster-whisper on the CPU, loaded from ``spec`` (``whisper_model``, ``threads``,
+    ``compute_type``, ``beam_size``, ``language`` as the default); calls take ``language``,
+    ``context`` (as the initial prompt), ``itn`` and ``opencc`` from their `CallOptions`."""
 
     name = "faster-whisper"
     streams = False
+    word_times = False
+    live_prefix = False
 
-    def __init__(self, options: ProviderOptions) -> None:
-        if options.compute_type not in COMPUTE_TYPES:
-            raise UsageError(f"unknown faster-whisper compute type {options.compute_type!r}; choose one of: {', '.join(COMPUTE_TYPES)}")
-        if options.beam_size < 1:
-            raise UsageError(f"beam size must be at least 1, got {options.beam_size}")
-        if options.opencc:
-            from qasr.text.convert import check_target
-
-            check_target(options.opencc)
-        self.options = options
+    def __init__(self, spec: EngineSpec, defaults: CallOptions | None = None) -> None:
+        if spec.compute_type not in COMPUTE_TYPES:
+            raise UsageError(f"unknown faster-whisper compute type {spec.compute_type!r}; choose one of: {', '.join(COMPUTE_TYPES)}")
+        self.spec, self.defaults = spec, defaults or CallOptions()
         whisper_model = _whisper_model_class()  # a missing package is said first: no model would help
-        self.source = model_source(options.whisper_model)
+        self.source = model_source(spec.whisper_model)
         t0 = time.perf_counter()
-        self.model: Any = _load(whisper_model, self.source, options)
+        self.model: Any = _load(whisper_model, self.source, spec)
         self._load = LoadTimeOnce(time.perf_counter() - t0)
-        self.language = self._language_code(options.language)
+        self.language = self.language_code(spec.language)
 
     @property
     def load_seconds(self) -> float:
         return self._load.load_seconds
 
-    def _language_code(self, language: str | None) -> str | None:
+    def language_code(self, language: str | None) -> str | None:
         """A Qwen3-ASR name (``Chinese``) or a Whisper code (``zh``) as the code; None detects."""
         if not language or language.lower() == "auto":
             return None
-        code = NAME_TO_CODE.get(language.lower(), language.lower())
+        code = language_code(language) or language.lower()
         known = self.model.supported_languages
         if code not in known:
             raise UsageError(f"language {language!r} is not supported by this faster-whisper model; give a name "
                              f"({', '.join(sorted(n.capitalize() for n in NAME_TO_CODE))}) or a code ({', '.join(known)})")  # fmt: skip
         return code
 
-    def stream(self, audio: object) -> WhisperStream:
+    def stream(self, audio: object, options: CallOptions | None = None) -> WhisperStream:
         if self.model is None:
             raise QasrError("the faster-whisper provider was closed")
-        return WhisperStream(self, audio, self._load.take())
+        return WhisperStream(self, audio, self._load.take(), options or self.defaults)
 
-    def transcribe(self, audio: object) -> TranscriptionResult:
-        return self.stream(audio).run()
+    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult:
+        return self.stream(audio, options).run()
 
     def describe(self) -> dict[str, Any]:
         import faster_whisper
 
         return {"provider": self.name, "model": self.source, "faster_whisper": faster_whisper.__version__,
-                "compute_type": self.options.compute_type, "beam_size": self.options.beam_size}  # fmt: skip
+                "compute_type": self.spec.compute_type, "beam_size": self.spec.beam_size}  # fmt: skip
 
     def close(self) -> None:
         self.model = None  # CTranslate2 frees the weights with its last reference
@@ -142,21 +140,22 @@ class FasterWhisperProvider:
 class WhisperStream:
     """One file through faster-whisper: iterate for each segment's text, then read ``result``."""
 
-    def __init__(self, provider: FasterWhisperProvider, audio: object, load_seconds: float) -> None:
-        from qasr.audio import as_audio, load_audio
+    def __init__(self, provider: FasterWhisperProvider, audio: object, load_seconds: float, options: CallOptions) -> None:
+        from qasr.audio import as_audio
         from qasr.text.context import clean_context
 
-        self.provider, self.load_seconds = provider, load_seconds
-        self.audio = load_audio(audio, max_seconds=None) if isinstance(audio, (str, os.PathLike)) else as_audio(audio)
-        self.context = clean_context(provider.options.context)
+        self.provider, self.load_seconds, self.options = provider, load_seconds, options
+        self.language = provider.language_code(options.language) if options.language else provider.language
+        self.audio = as_audio(audio)  # any length: faster-whisper windows long audio itself
+        self.context = clean_context(options.context)
         self.result: TranscriptionResult | None = None
 
     def __iter__(self) -> Iterator[str]:
-        p, o = self.provider, self.provider.options
+        p = self.provider
         segments: list[Any] = []
         t0 = time.perf_counter()
         try:
-            found, info = p.model.transcribe(self.audio.samples, language=p.language, beam_size=o.beam_size,
+            found, info = p.model.transcribe(self.audio.samples, language=self.language, beam_size=p.spec.beam_size,
                                              initial_prompt=self.context or None)  # fmt: skip
             for segment in found:  # a lazy generator: decoding happens as it is consumed
                 segments.append(segment)
@@ -168,12 +167,12 @@ class WhisperStream:
         self.result = self._build(segments, info.language, time.perf_counter() - t0)
 
     def _build(self, found: list[Any], code: str | None, seconds: float) -> TranscriptionResult:
-        from qasr.text.post import postprocess
+        from qasr.text.post import PostProcess
 
-        o = self.provider.options
+        steps = PostProcess(self.options.itn, self.options.opencc)
 
         def post(text: str) -> str:
-            return postprocess(text, itn=o.itn, opencc=o.opencc, language=code)
+            return steps.apply(text, code)
 
         segments = [Segment(i, round(s.start, 3), round(s.end, 3), post(s.text.strip()), s.text.strip()) for i, s in enumerate(found)]
         raw = "".join(s.text for s in found)

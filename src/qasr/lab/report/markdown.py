@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from qasr.engine.modelfile import SYNTHETIC_NOTE
+from qasr.fileio import write_atomic
 from qasr.lab.analysis import RunRecords
 from qasr.lab.units import format_bytes
 
@@ -57,6 +58,8 @@ def _crash_section(crash: dict[str, Any], completed: int) -> list[str]:
     err = crash.get("error")
     if err:
         lines += [f"Error recorded by the child: `{err.get('kind')}: {err.get('message')}`", ""]
+        if err.get("traceback"):
+            lines += ["Traceback (the lab's own frames left out):", "", "```", err["traceback"].rstrip(), "```", ""]
     tail = crash.get("stderr_tail") or []
     if tail:
         lines += ["Last lines of the child's stderr:", "", "```", *tail[-10:], "```", ""]
@@ -104,18 +107,36 @@ def _steps_section(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _python_sites_section(sites: dict[str, Any] | None) -> list[str]:
+    """The source lines whose Python memory grew (--python-heap), from tracemalloc's two snapshots."""
+    if not sites:
+        return []
+    lines = [f"## Python allocation sites (tracemalloc, iterations {sites['from_iteration']} → {sites['to_iteration']})", ""]
+    if not sites.get("rows"):
+        return lines + ["No source line holds more Python memory at the end than after the warm-up.", ""]
+    lines += ["| where | bytes/iter | allocations/iter |", "|---|---|---|"]
+    for row in sites["rows"]:
+        lines.append(f"| `{row['where']}` | {format_bytes(row['bytes_per_iter'])} | {row['allocations_per_iter']:.1f} |")
+    return lines + [""]
+
+
 def render(summary: dict[str, Any]) -> str:
     cfg = summary.get("config", {})
     engine = summary.get("engine") or {}
+    target = summary.get("target")
+    over = cfg.get("provider") if str(target).startswith("qasr.lab.providerscenarios") else None
     lines = [
-        f"# Lab run: `{summary['scenario']}`",
+        f"# Lab run: `{summary['scenario']}`" + (f" over the `{over}` provider" if over else " (your code)" if target else ""),
         "",
         f"Status: **{summary['status']}** — {STATUS_TEXT.get(summary['status'], '')}; "
         f"{summary['iterations_completed']} of {summary['iterations_planned']} iterations recorded.",
         "",
         "## Setup",
         "",
-        f"- Engine: `{engine.get('path', 'n/a')}`" + (" (**the qasr test double, not chatllm.cpp**)" if engine.get("is_test_double") else ""),
+        *([f"- Scenario: `{target}` (each iteration calls it once)"] if target and not over else []),
+        *([f"- Provider: `{cfg['provider']}`"] if cfg.get("provider") else []),
+        *([f"- Engine: `{engine.get('path', 'n/a')}`" + (" (**the qasr test double, not chatllm.cpp**)" if engine.get("is_test_double") else "")]
+          if engine or not target else []),
         f"- Allocator: `{summary.get('allocator')}`; heap statistics: {'yes' if summary.get('heap_stats') else 'no'}"
         + (f" ({summary.get('heap_stats_note')})" if summary.get("heap_stats_note") and not summary.get("heap_stats") else ""),
     ]
@@ -124,7 +145,10 @@ def render(summary: dict[str, Any]) -> str:
                      + (f" — **{SYNTHETIC_NOTE}**" if m.get("synthetic") else ""))
     for a in summary.get("audio") or []:
         lines.append(f"- Audio: `{a.get('path')}` ({a.get('seconds')} s)")
-    lines.append(f"- Context (system prompt): `{cfg['context']}`" if cfg.get("context") else "- Context (system prompt): none")
+    if not target or cfg.get("context"):
+        lines.append(f"- Context (system prompt): `{cfg['context']}`" if cfg.get("context") else "- Context (system prompt): none")
+    if cfg.get("python_heap"):
+        lines.append("- Python heap traced with tracemalloc (`py_heap`; slows Python code)")
     lines += [
         f"- Iterations: {cfg.get('iterations')}; series sampled at phase `{summary.get('final_phase')}` after `gc.collect()`",
         "",
@@ -186,6 +210,7 @@ def render(summary: dict[str, Any]) -> str:
             lines += [f"    - `{frame}`" for frame in row["stack"]]
         lines.append("")
 
+    lines += _python_sites_section(summary.get("python_sites"))
     lines += _steps_section(summary)
 
     deltas = summary.get("phase_deltas") or []
@@ -234,5 +259,5 @@ def render(summary: dict[str, Any]) -> str:
 class MarkdownReporter:
     def write(self, summary: dict[str, Any], records: RunRecords, run_dir: Path) -> list[Path]:
         path = run_dir / "report.md"
-        path.write_text(render(summary), encoding="utf-8")
+        write_atomic(path, render(summary))
         return [path]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qasr.fileio import atomic_file
 from qasr.lab.analysis import PHASE_METRICS, RunRecords, verdicts
 
 MIB = 1024 * 1024
@@ -18,6 +19,12 @@ def pyplot():  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig: Any, path: Path) -> None:
+    """Write a figure as PNG in one rename (`qasr.fileio.atomic_file`): never half a picture."""
+    with atomic_file(path, "wb", fsync=False) as fh:
+        fig.savefig(fh, dpi=110, format="png")
 
 
 class PlotReporter:
@@ -47,7 +54,7 @@ class PlotReporter:
         fig.suptitle(f"{summary['scenario']} ({summary.get('allocator')}): memory at '{summary.get('final_phase')}'", fontsize=11)
         fig.tight_layout()
         path = run_dir / "memory.png"
-        fig.savefig(path, dpi=110)
+        save(fig, path)
         plt.close(fig)
         return path
 
@@ -70,6 +77,6 @@ class PlotReporter:
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         path = run_dir / "phases.png"
-        fig.savefig(path, dpi=110)
+        save(fig, path)
         plt.close(fig)
         return path

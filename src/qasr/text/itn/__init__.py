@@ -17,21 +17,18 @@ from qasr.text.itn.styles import DATE_STYLES, TIME_STYLES
 #: Languages with ITN rules, after :func:`normalize_lang`.
 LANGS = ("zh", "en")
 
-_LANG_ALIASES = {
-    "zh": "zh", "cmn": "zh", "chinese": "zh", "mandarin": "zh", "yue": "zh", "cantonese": "zh",
-    "en": "en", "eng": "en", "english": "en",
-}  # fmt: skip
-
 
 def normalize_lang(lang: str | None) -> str | None:
     """``"zh"``/``"en"`` for the spellings the model and users write (Chinese, zh-TW, en_US...).
 
-    None for anything else, which ITN then leaves untouched.
+    Chinese and Cantonese share the Chinese rules. None for anything else, which ITN then leaves
+    untouched. The spellings are `qasr.text.languages`' one table.
     """
-    if not lang:
-        return None
-    key = lang.strip().lower().replace("_", "-")
-    return _LANG_ALIASES.get(key) or _LANG_ALIASES.get(key.split("-", 1)[0])
+    from qasr.text.languages import is_chinese, language_code
+
+    if is_chinese(lang):
+        return "zh"
+    return "en" if language_code(lang) == "en" else None
 
 
 def itn(
