@@ -27,9 +27,9 @@ from qasr.errors import AudioError, EngineError, EngineNotFound, ModelFileError,
 from qasr.pipeline.align import unit_spans
 from qasr.processes import status_bytes
 from qasr.providers import make_provider
-from qasr.spec import CallOptions, EngineSpec
 from qasr.providers import chain
 from qasr.providers.crispasr import ALIGNER_LINK, CrispAsrProvider, language_code
+from qasr.spec import CallOptions, EngineSpec
 
 FAKE = Path(__file__).resolve().parent / "crispasr_fake"
 requires_crispasr = pytest.mark.skipif(importlib.util.find_spec("crispasr") is None, reason="pip install 'qasr[crispasr]'")
@@ -69,16 +69,13 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-un
     return calls
 
 
-CALL_FIELDS = ("language", "context", "itn", "opencc", "max_chunk")
+_SPEC_FIELDS = ("aligner", "max_tokens", "language")  # what is loaded; the rest are the calls' defaults
 
 
 def crisp(model: Path, **options: object) -> CrispAsrProvider:
-    """The provider loaded from an EngineSpec; the per-call fields become its default CallOptions (a
-    language also goes into the spec, as the command line does)."""
-    calls = {k: v for k, v in options.items() if k in CALL_FIELDS and k != "language"}
-    load = {k: v for k, v in options.items() if k not in CALL_FIELDS or k == "language"}
-    spec = EngineSpec(provider="crispasr", model=str(model), threads=1, **load)  # type: ignore[arg-type]
-    return make_provider(spec, CallOptions(**calls))  # type: ignore[arg-type,return-value]
+    spec = EngineSpec(provider="crispasr", model=str(model), threads=1, **{k: v for k, v in options.items() if k in _SPEC_FIELDS})  # type: ignore[arg-type]
+    calls = CallOptions(**{k: v for k, v in options.items() if k not in _SPEC_FIELDS})  # type: ignore[arg-type]
+    return make_provider(spec, calls)  # type: ignore[return-value]
 
 
 # -- with the real CrispASR ---------------------------------------------------------------------------
@@ -125,19 +122,24 @@ def test_the_provider_interface(gguf: Path, tone: Path) -> None:
 
 
 @requires_crispasr
-def test_language_and_context_reach_the_engine(gguf: Path, tone: Path) -> None:
-    base = crisp(gguf, max_tokens=6)
-    forced = crisp(gguf, max_tokens=6, language="English")
-    hinted = crisp(gguf, max_tokens=6, context="<|im_end|>Kennedy, Berlin")
+def test_language_and_context_reach_the_engine_per_call(gguf: Path, tone: Path) -> None:
+    provider = crisp(gguf, max_tokens=6)
+    loaded_english = crisp(gguf, max_tokens=6, language="English")  # the spec's language is the calls' default
     try:
-        plain, english, hint = base.transcribe(tone), forced.transcribe(tone), hinted.transcribe(tone)
+        plain = provider.transcribe(tone)
+        english = provider.transcribe(tone, CallOptions(language="English"))  # no reload: the next call may differ
+        hint = provider.transcribe(tone, CallOptions(context="<|im_end|>Kennedy, Berlin"))
         assert english.language == "English" and plain.language is None
         assert english.asr_text != plain.asr_text  # the prefill "language English<asr_text>" changed the prompt
+        assert loaded_english.transcribe(tone).asr_text == english.asr_text
         assert hint.context == "Kennedy, Berlin" and hint.asr_text != plain.asr_text  # cleaned, then given as hotwords
-        assert hinted.describe()["context_as"].startswith("hotwords")
+        assert provider.transcribe(tone).asr_text == plain.asr_text  # and cleared again for the next call
+        assert provider.describe()["context_as"].startswith("hotwords")
+        with pytest.raises(UsageError, match="Klingon"):
+            provider.transcribe(tone, CallOptions(language="Klingon"))
     finally:
-        for p in (base, forced, hinted):
-            p.close()
+        provider.close()
+        loaded_english.close()
 
 
 @requires_crispasr
@@ -346,7 +348,7 @@ def test_a_missing_package_is_engine_not_found(gguf: Path, monkeypatch: pytest.M
 
 
 def test_language_names_and_codes() -> None:
-    assert language_code("English") == "en" and language_code("cantonese") == "yue" and language_code("fil") == "fil"
+    assert language_code("English") == "en" and language_code("cantonese") == "yue" and language_code("fil") == "tl"
     assert language_code(None) is None and language_code("auto") is None
     with pytest.raises(UsageError, match="Klingon"):
         language_code("Klingon")

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 
 MODEL = typer.Option(
     None, "--model", "-m", envvar="QASR_MODEL", show_default=False,
-    help="Qwen3-ASR model: a file (chatllm.cpp format) or a registry name (qasr models list).",
+    help="Qwen3-ASR model: a file (chatllm.cpp format; GGUF for --provider crispasr) or a registry name (qasr models list).",
 )  # fmt: skip
 ALIGNER = typer.Option(
     None, "--aligner", "-a", envvar="QASR_ALIGNER", show_default=False,
-    help="Qwen3-ForcedAligner model (a file or a registry name): word times.",
+    help="Qwen3-ForcedAligner model (a file or a registry name; GGUF for --provider crispasr): word times.",
 )  # fmt: skip
 ENGINE = typer.Option(
     None, "--engine", envvar="QASR_CHATLLM_LIB", show_default=False,

@@ -25,9 +25,10 @@ and word times go through the same unit split, checks and repair as the chatllm 
 * **Word times** need the Qwen3-ForcedAligner as a GGUF; CrispASR picks that aligner by file name,
   so the engine is handed a link named ``qwen3-forced-aligner.gguf`` in a private directory.
 
-What it loads comes from an `EngineSpec` and its calls' defaults from `CallOptions`; both are read
-in `CrispSettings.from_spec`, once. A call's `CallOptions` can change its language, ITN, OpenCC and
-chunk bound (`CrispSettings.for_call`); the context is CrispASR's hotwords, fixed when it opens.
+It is loaded from an `EngineSpec` (``model``, ``aligner``, ``threads``, ``max_tokens``, ``language``
+as the default) and each call takes its `CallOptions` (``language``, ``context``, ``itn``,
+``opencc``, ``max_chunk``): language and context travel with each request to the engine process, so
+no call needs a reload. ``engine`` and ``max_length`` are chatllm.cpp's and are not used.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ from qasr.errors import EngineError, EngineNotFound, ModelFileError, QasrError, 
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
 from qasr.providers.base import LoadTimeOnce
 from qasr.spec import CallOptions, EngineSpec
-from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE
+from qasr.text.languages import NAME_TO_CODE, canonical_name
+from qasr.text.languages import language_code as iso_code
 
 NAME = "crispasr"
 #: CrispASR's aligner embeds this token id (``<timestamp>``) whatever the file says: a smaller vocabulary aborts it.
@@ -64,62 +66,35 @@ INSTALL_HINT = "pip install 'qasr[crispasr]'"
 
 
 def language_code(language: str | None) -> str | None:
-    """A Qwen3-ASR language name (``English``) or code (``en``) as the code CrispASR takes; None detects."""
+    """A language name (``English``) or code (``en``) as the ISO code CrispASR takes; None detects;
+    a language Qwen3-ASR does not know is a usage error (CrispASR would silently prefill it)."""
     if not language or language.strip().lower() == "auto":
         return None
-    key = language.strip().lower()
-    if key in NAME_TO_CODE:
-        return NAME_TO_CODE[key]
-    if key in CODE_TO_NAME:
-        return key
-    names = ", ".join(sorted(n.capitalize() for n in NAME_TO_CODE))
-    raise UsageError(f"language {language!r} is not one of Qwen3-ASR's; choose one of: {names} (or a code such as en)")
+    code = iso_code(language)
+    if code is None:
+        names = ", ".join(sorted(n.capitalize() for n in NAME_TO_CODE))
+        raise UsageError(f"language {language!r} is not one of Qwen3-ASR's; choose one of: {names} (or a code such as en)")
+    return code
 
 
 @dataclass(frozen=True)
-class CrispSettings:
-    """What this provider takes from a command line, in its own terms."""
+class Call:
+    """One transcription's options in this provider's terms (from its `CallOptions` and the spec)."""
 
-    model: Path
-    aligner: Path | None
-    language: str | None  # ISO code
+    language: str | None  # ISO code; None detects
     context: str | None  # cleaned; given to CrispASR as hotwords
-    itn: bool
-    opencc: str | None
-    threads: int
+    post: Any  # qasr.text.post.PostProcess
     max_chunk: float
-    max_tokens: int | None
 
     @classmethod
-    def from_spec(cls, spec: EngineSpec, calls: CallOptions) -> CrispSettings:
-        """The one place the spec and the default call options are read (``engine`` and
-        ``max_length`` are chatllm.cpp's: not used)."""
-        from qasr.engine.registry import resolve_model
+    def of(cls, options: CallOptions, spec: EngineSpec) -> Call:
+        from qasr.pipeline.transcribe import chunk_bound
         from qasr.text.context import clean_context
+        from qasr.text.post import PostProcess
 
-        if not spec.model:
-            raise ModelFileError(f"{NAME} needs a Qwen3-ASR GGUF model: --model FILE or a registry name (qasr models list)")
-        return cls(
-            model=resolve_model(spec.model), aligner=resolve_model(spec.aligner) if spec.aligner else None,
-            language=language_code(spec.language), context=clean_context(calls.context), itn=calls.itn, opencc=calls.opencc,
-            threads=spec.threads or os.cpu_count() or 1, max_chunk=_bound(calls.max_chunk), max_tokens=spec.max_tokens,
-        )  # fmt: skip
-
-    def for_call(self, calls: CallOptions | None) -> CrispSettings:
-        """These settings with one call's language, ITN, OpenCC and chunk bound (None: as loaded)."""
-        if calls is None:
-            return self
-        from dataclasses import replace
-
-        return replace(self, language=language_code(calls.language) or self.language, itn=calls.itn, opencc=calls.opencc,
-                       max_chunk=_bound(calls.max_chunk))  # fmt: skip
-
-
-def _bound(max_chunk: float | None) -> float:
-    """The same chunk bound as qwen3-chatllm's (`qasr.pipeline.transcribe.chunk_bound`)."""
-    from qasr.pipeline.transcribe import chunk_bound
-
-    return chunk_bound(max_chunk)
+        # The same chunk bound as qwen3-chatllm's: 30 s by default, 0 for one call per input.
+        return cls(language_code(options.language or spec.language), clean_context(options.context),
+                   PostProcess(options.itn, options.opencc), chunk_bound(options.max_chunk))
 
 
 def check_aligner(path: Path) -> GgufInfo:
@@ -165,9 +140,11 @@ def merge_words(found: list[tuple[str, float, float]], units: list[str]) -> list
 
 
 class _Engine:
-    """The child process and its channel: one request, one answer (an ``error`` record raises)."""
+    """The child process and its channel (`qasr.channel`): one request, one answer; an error record
+    is raised as the error it carries, a dead process as an `EngineError` quoting its log."""
 
     def __init__(self, workdir: Path) -> None:
+        from qasr.channel import Receiver, Sender
         from qasr.processes import Child
 
         if importlib.util.find_spec("crispasr") is None:
@@ -176,7 +153,10 @@ class _Engine:
         # GGML_NO_BACKTRACE: on an abort ggml would attach gdb and print a backtrace: seconds, and a log
         # whose last line says nothing; without it the assert's own line is what the error quotes.
         env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
-        self.child = Child("qasr.providers.crispasr_child", [], log=workdir / "crispasr.log", env=env, stdout="pipe", stdin=True)
+        self.child = Child("qasr.providers.crispasr_child", [], log=workdir / "crispasr.log", env=env, stdout="pipe",
+                           stdin=True, text=False)  # fmt: skip
+        assert self.child.stdin is not None and self.child.stdout is not None
+        self.sender, self.receiver = Sender(self.child.stdin), Receiver(self.child.stdout)
         self.version = str(self._read().get("version", "?"))
 
     def _fail(self, what: str) -> EngineError:
@@ -187,63 +167,55 @@ class _Engine:
         return EngineError(f"{NAME}: the engine process {what} ({self.child.exit_reason()}): {last}", "\n".join(tail))
 
     def _read(self) -> dict[str, Any]:
-        assert self.child.stdout is not None
-        line = self.child.stdout.readline()
-        if not line:
+        message = self.receiver.receive()
+        if message is None:
             raise self._fail("stopped")
-        record = json.loads(line)
-        if record.get("kind") == "error":
-            what, message = record.get("what"), str(record.get("message"))
-            if what == "missing":
-                raise EngineNotFound(f"{NAME}: {message}: {INSTALL_HINT}")
-            raise (ModelFileError if what == "model" else EngineError)(f"{NAME}: {message}")
-        return record
+        if message.kind == "error":
+            raise message.error()
+        return dict(message)
 
-    def ask(self, kind: str, **fields: Any) -> dict[str, Any]:
-        stdin = self.child.stdin
-        assert stdin is not None
-        try:
-            stdin.write(json.dumps({"kind": kind, **fields}, ensure_ascii=False) + "\n")
-            stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise self._fail("stopped") from None
+    def ask(self, kind: str, samples: np.ndarray | None = None, **fields: Any) -> dict[str, Any]:
+        """A request (16 kHz samples travel as its payload: the engine never sees a user's path)."""
+        payload = None if samples is None else np.ascontiguousarray(samples, dtype="<f4").tobytes()
+        self.sender.send(kind, payload, **fields)
+        if self.sender.stream is None:  # the pipe broke: the child is gone
+            raise self._fail("stopped")
         self.child.poll()  # follows the child's peak RSS
         return self._read()
-
-    def pcm(self, samples: np.ndarray) -> str:
-        """Samples in a file we name, in our private directory (the engine never sees a user's path)."""
-        path = self.workdir / "call.f32"
-        np.asarray(samples, dtype="<f4").tofile(path)
-        return str(path)
 
     def close(self) -> None:
         self.child.close()
 
 
 class CrispAsrProvider:
-    """Qwen3-ASR on CrispASR; reads ``model`` (a GGUF), ``aligner`` (a GGUF), ``language``, ``context``,
-    ``itn``, ``opencc``, ``threads``, ``max_chunk`` and ``max_tokens`` (see the module doc)."""
+    """Qwen3-ASR on CrispASR, loaded from ``spec`` (``model`` and ``aligner`` GGUF files, ``threads``,
+    ``max_tokens``, ``language`` as the default); calls take language, context, ITN, OpenCC and
+    max_chunk from their `CallOptions` (see the module doc)."""
 
     name = NAME
     streams = False
     live_prefix = False
 
     def __init__(self, spec: EngineSpec, defaults: CallOptions | None = None) -> None:
+        from qasr.engine.registry import resolve_model
+
+        if not spec.model:
+            raise ModelFileError(f"{NAME} needs a Qwen3-ASR GGUF model: --model FILE or a registry name (qasr models list)")
         self.spec, self.defaults = spec, defaults or CallOptions()
-        self.settings = s = CrispSettings.from_spec(spec, self.defaults)
-        self.model = require_qwen3(inspect_gguf(s.model), ModelKind.ASR)
-        self.aligner = check_aligner(s.aligner) if s.aligner else None
+        Call.of(self.defaults, spec)  # a bad default language fails before anything loads
+        self.model = require_qwen3(inspect_gguf(resolve_model(spec.model)), ModelKind.ASR)
+        self.aligner = check_aligner(resolve_model(spec.aligner)) if spec.aligner else None
         self.word_times = self.aligner is not None
+        self.threads = spec.threads or os.cpu_count() or 1
         if self.model.synthetic:
-            cap = f"each call stops after {s.max_tokens} tokens" if s.max_tokens else "CrispASR stops each call at 512 new tokens"
+            cap = f"each call stops after {spec.max_tokens} tokens" if spec.max_tokens else "CrispASR stops each call at 512 new tokens"
             warn_on_stderr(f"{self.model.path.name} is a {SYNTHETIC_NOTE}; {cap}")
         self._dir = tempfile.TemporaryDirectory(prefix="qasr-crispasr-")
         workdir = Path(self._dir.name)
         t0 = time.perf_counter()
         try:
             self.engine: _Engine | None = _Engine(workdir)
-            opened = self.engine.ask("open", model=str(self.model.path), threads=s.threads, max_tokens=s.max_tokens,
-                                     hotwords=s.context)  # fmt: skip
+            opened = self.engine.ask("open", model=str(self.model.path), threads=self.threads, max_tokens=spec.max_tokens)
         except BaseException:
             self.close()
             raise
@@ -265,22 +237,21 @@ class CrispAsrProvider:
 
     def stream(self, audio: object, options: CallOptions | None = None) -> CrispStream:
         """Segment texts as each engine call ends; ``.result`` when the iteration ends."""
-        return CrispStream(self, audio, self._load.take(), self.settings.for_call(options))
+        return CrispStream(self, audio, self._load.take(), Call.of(options or self.defaults, self.spec))
 
     def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult:
         return self.stream(audio, options).run()
 
-    def call(self, samples: np.ndarray, max_tokens: int | None = None, language: str | None = None) -> dict[str, Any]:
+    def call(self, samples: np.ndarray, call: Call | None = None, max_tokens: int | None = None) -> dict[str, Any]:
         """One engine call on 16 kHz samples: CrispASR's text, token count and time (in the child);
-        ``max_tokens`` caps this call only (the benchmark's one-token run); ``language``: an ISO
-        code for this call (None: the loaded one)."""
-        engine = self._loaded()
-        return engine.ask("transcribe", pcm=engine.pcm(samples), language=language or self.settings.language, max_tokens=max_tokens)
+        ``max_tokens`` caps this call only (the benchmark's one-token run)."""
+        c = call or Call.of(self.defaults, self.spec)
+        return self._loaded().ask("transcribe", samples, language=c.language, hotwords=c.context, max_tokens=max_tokens)
 
     def align(self, samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
         """(word, start, end) for ``text`` (words separated by spaces) over ``samples``, from the aligner."""
         engine = self._loaded()
-        found = engine.ask("align", aligner=str(engine.workdir / ALIGNER_LINK), pcm=engine.pcm(samples), text=text)
+        found = engine.ask("align", samples, aligner=str(engine.workdir / ALIGNER_LINK), text=text)
         return [(str(w), float(a), float(b)) for w, a, b in found["words"]]
 
     @property
@@ -303,8 +274,8 @@ class CrispAsrProvider:
             "provider": self.name, "engine": f"crispasr {engine.version} ({self.backend} backend, child process)",
             "model": str(self.model.path), "format": "gguf", "dtype": self.model.dtype, "synthetic": self.model.synthetic,
             "aligner": str(self.aligner.path) if self.aligner else None, "streams_tokens": False,
-            "context_as": "hotwords (user turn, after the audio)" if self.settings.context else None,
-            "threads": self.settings.threads, "startup_seconds": round(self.startup_seconds, 4),
+            "context_as": "hotwords (user turn, after the audio)", "threads": self.threads,
+            "startup_seconds": round(self.startup_seconds, 4),
         }  # fmt: skip
 
     def close(self) -> None:
@@ -320,35 +291,34 @@ class CrispAsrProvider:
 class CrispStream:
     """One input through CrispASR: iterate for each segment's text, then read ``result``."""
 
-    def __init__(self, provider: CrispAsrProvider, audio: object, load_seconds: float, settings: CrispSettings) -> None:
+    def __init__(self, provider: CrispAsrProvider, audio: object, load_seconds: float, call: Call) -> None:
         from qasr.audio import as_audio
 
-        self.provider, self.load_seconds, self.settings = provider, load_seconds, settings
+        self.provider, self.load_seconds, self.call = provider, load_seconds, call
         self.audio: Audio = as_audio(audio)
         self.result: TranscriptionResult | None = None
 
     def __iter__(self) -> Iterator[str]:
-        from qasr.pipeline.transcribe import joint, call_audio, plan_calls
+        from qasr.pipeline.transcribe import call_audio, joint, plan_calls
         from qasr.text.context import is_context_echo
         from qasr.text.parse import repair_loops
-        from qasr.text.post import postprocess
 
-        p, s = self.provider, self.settings
+        p, c = self.provider, self.call
         segments: list[Segment] = []
         self.raw: list[str] = []  # CrispASR's own text per call (it has already cut the language header)
         seconds, tokens, loops, echoes, last = 0.0, 0, 0, 0, ""
-        language = CODE_TO_NAME.get(s.language or "")
-        for i, (start, end) in enumerate(plan_calls(self.audio, s.max_chunk)):
+        language = canonical_name(c.language)
+        for i, (start, end) in enumerate(plan_calls(self.audio, c.max_chunk)):
             t0 = time.perf_counter()
-            answer = p.call(call_audio(self.audio, start, end).samples, language=s.language)
+            answer = p.call(call_audio(self.audio, start, end).samples, c)
             seconds += time.perf_counter() - t0
             tokens += int(answer.get("tokens") or 0)
             self.raw.append(str(answer.get("text", "")))
             asr_text, repaired = repair_loops(self.raw[-1].strip())
             loops += repaired
-            if asr_text and is_context_echo(asr_text, s.context):
+            if asr_text and is_context_echo(asr_text, c.context):
                 asr_text, echoes = "", echoes + 1
-            text = postprocess(asr_text, itn=s.itn, opencc=s.opencc, language=language)
+            text = c.post.apply(asr_text, language)
             segments.append(Segment(i, round(start, 3), round(end, 3), text, asr_text))
             if text:
                 yield joint(last, text[0]) + text
@@ -363,9 +333,8 @@ class CrispStream:
         from qasr.pipeline.align import build_alignment, engine_text, guess_language, unit_spans
         from qasr.pipeline.textmap import apply
         from qasr.pipeline.transcribe import call_audio
-        from qasr.text.post import postprocess
 
-        s, problems = self.settings, []
+        problems = []
         for seg in segments:
             seg.words = []
             spans = unit_spans(seg.asr_text)
@@ -380,7 +349,7 @@ class CrispStream:
                 problems.append(f"segment {seg.id} ({seg.start:.1f}-{seg.end:.1f} s) not aligned: {exc}")
                 continue
             if seg.text != seg.asr_text:
-                alignment = apply(alignment, lambda t: postprocess(t, itn=s.itn, opencc=s.opencc, language=language))
+                alignment = apply(alignment, lambda _t, s=seg: s.text)
             seg.words = [Word(u.text, round(seg.start + u.start, 3), round(seg.start + u.end, 3)) for u in alignment.units]
         return problems
 
@@ -398,7 +367,7 @@ class CrispStream:
             source=self.audio.source, language=language, text=joined([seg.text for seg in segments]), asr_text=asr_text,
             raw_text="\n".join(self.raw), segments=segments, figures=figures,
             no_speech=not asr_text, loops_repaired=loops, model=self.provider.model.path.name,
-            context=self.provider.settings.context, context_echo=bool(echoes), warnings=warnings,
+            context=self.call.context, context_echo=bool(echoes), warnings=warnings,
         )  # fmt: skip
 
     def run(self) -> TranscriptionResult:
