@@ -329,3 +329,16 @@ def test_the_deprecated_options_still_load_the_same_provider(monkeypatch: pytest
     assert spec == EngineSpec(provider="faster-whisper", model="m.bin", threads=2)
     assert calls == CallOptions(itn=True, opencc="s2twp")
     assert make_provider("faster-whisper", old).name == "faster-whisper"
+
+
+def test_faster_whisper_takes_audio_longer_than_one_engine_call(whisper: Provider) -> None:
+    """Issue 21: the 8-minute limit is the chatllm engine's, checked at its calls only; a 9-minute
+    array reaches faster-whisper, which windows long audio itself."""
+    import numpy as np
+
+    from qasr.audio import MAX_SECONDS_PER_CALL, from_array
+
+    nine = from_array(np.zeros(9 * 60 * 16_000, np.float32), 16_000, source="nine minutes")
+    assert nine.seconds > MAX_SECONDS_PER_CALL
+    result = whisper.transcribe(nine)
+    assert result.figures.audio_seconds == 540.0 and result.source == "nine minutes"
