@@ -23,10 +23,10 @@ import numpy as np
 
 from qasr.batch.ledger import Ledger
 from qasr.batch.pieces import DONE, FAILED, TODO
-from qasr.errors import QasrError, to_record
+from qasr.errors import AudioError, QasrError, to_record
 
 #: The columns an actor returns (no samples: they are not needed past this point).
-OUT_COLUMNS = ("id", "path", "key", "sha256", "seconds", "piece", "pieces", "start", "end", "status", "error", "signal", "result")
+OUT_COLUMNS = ("id", "path", "key", "sha256", "seconds", "piece", "pieces", "start", "end", "status", "error", "signal", "result", "worker")
 
 
 class Transcriber:
@@ -63,22 +63,24 @@ class Transcriber:
 
     def _one(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {c: _plain(row.get(c)) for c in OUT_COLUMNS if c in row}
-        out.update(signal="", result="")
+        out.update(signal="", result="", worker="")
         if row["status"] != TODO:
             return out
+        out["worker"] = self.fault_file.stem  # host-pid: which process served it
         key, k = str(row["key"]), int(row["piece"])
         saved = self.ledger.result(key, k)
         if saved is not None:
             return {**out, "status": DONE, "result": _dumps(saved)}
-        if self.init_error is not None:
-            return {**out, "status": FAILED, "error": self.init_error}
+        if self.init_error is not None:  # not these bytes' fault: no SHA-256, so a rerun tries again
+            return {**out, "status": FAILED, "error": self.init_error, "sha256": ""}
         refused = self.ledger.begin(key, k, self.retries, self.fault_file)
         if refused is not None:
             return {**out, "status": FAILED, "error": refused.message, "signal": refused.signal or ""}
         try:
             result = self._transcribe(row)
         except Exception as exc:  # noqa: BLE001 - any failure is this input's, never the dataset's
-            return {**out, "status": FAILED, "error": str(exc) if isinstance(exc, QasrError) else str(to_record(exc)["message"])}
+            message = str(exc) if isinstance(exc, QasrError) else str(to_record(exc)["message"])
+            return {**out, "status": FAILED, "error": message, "sha256": out.get("sha256") if isinstance(exc, AudioError) else ""}
         self.served += 1
         self.ledger.save(key, k, result)
         return {**out, "status": DONE, "result": _dumps(result)}

@@ -12,7 +12,8 @@ and asked for, `options_hash`), ``status`` (``done``, ``failed``, ``skipped``), 
 ``signal`` (the one that killed the engine, for an input that did), ``audio_seconds``, ``rtf``,
 ``engine_calls``, ``inference_seconds``, ``language``, ``outputs`` (files under OUT_DIR),
 ``finished_at`` (UTC, ISO 8601). A rerun skips an input whose row is ``done`` or ``skipped`` with the
-same SHA-256 and options hash.
+same SHA-256 and options hash, and keeps (does not retry) one that failed for a reason the same bytes
+meet again (`Manifest.finished`; ``--retry-failed`` retries those).
 """
 
 from __future__ import annotations
@@ -85,10 +86,16 @@ class Manifest:
             self.rows[str(record.get("id"))] = {k: record.get(k) for k in COLUMNS}
         self._sender: Sender | None = None
 
-    def finished(self, item_id: str, sha256: str, opts_hash: str) -> dict[str, Any] | None:
-        """The earlier row that makes this input a skip: done (or skipped) with the same audio and options."""
+    def finished(self, item_id: str, sha256: str, opts_hash: str, *, retry_failed: bool = False) -> dict[str, Any] | None:
+        """The earlier row that settles this input for the same audio and options: ``done`` or
+        ``skipped``, or ``failed`` for a reason these bytes will meet again (it could not be decoded,
+        or it killed the engine ``retries + 1`` times: such rows carry the SHA-256), unless
+        ``retry_failed``. A failure with no SHA-256 (the file could not be read, the run stopped)
+        settles nothing."""
         old = self.rows.get(item_id)
-        if old and old.get("status") in (DONE, SKIPPED) and old.get("sha256") == sha256 and old.get("options_hash") == opts_hash:
+        if not old or old.get("sha256") != sha256 or old.get("options_hash") != opts_hash:
+            return None
+        if old.get("status") in (DONE, SKIPPED) or (old.get("status") == FAILED and not retry_failed):
             return old
         return None
 

@@ -13,11 +13,12 @@ joined as `qasr.pipeline.transcribe` joins a long file's segments, figures summe
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
 
-from qasr.errors import QasrError
+from qasr.errors import AudioError, QasrError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
 
 TODO, DONE, FAILED = "todo", "done", "failed"
@@ -40,13 +41,14 @@ def prepare(row: dict[str, Any]) -> list[dict[str, Any]]:
         sha = file_sha256(row["path"])
     except OSError as exc:
         return [piece_row(row, FAILED, error=f"cannot read {row['path']}: {exc.strerror or exc}")]
-    key = f"{sha[:24]}-{row['options_hash']}"
+    # The input's own key (two inputs with the same bytes count their attempts apart).
+    key = f"{hashlib.sha256(str(row['id']).encode('utf-8')).hexdigest()[:12]}-{sha[:16]}-{row['options_hash']}"
     base = {**row, "key": key}
     try:
         audio = load_audio(row["path"])
         spans = split(audio.samples, float(row["max_chunk"]), audio.source)
-    except QasrError as exc:
-        return [piece_row(base, FAILED, sha256=sha, error=str(exc))]
+    except QasrError as exc:  # the SHA-256 only for a fault of these bytes (`Manifest.finished` keeps those)
+        return [piece_row(base, FAILED, sha256=sha if isinstance(exc, AudioError) else "", error=str(exc))]
     pieces = []
     for k, (start, end) in enumerate(spans):
         a, b = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
@@ -59,7 +61,6 @@ def split(samples: np.ndarray, max_chunk: float, source: str) -> list[tuple[floa
     """(start, end) seconds of each engine call: the whole audio when it fits ``max_chunk``, else VAD chunks."""
     from qasr.audio import SAMPLE_RATE
     from qasr.audio.vad import VadOptions, find_chunks
-    from qasr.errors import AudioError
 
     seconds = len(samples) / SAMPLE_RATE
     if seconds <= max_chunk:

@@ -13,6 +13,8 @@ recorded failed, never silently dropped.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ class BatchOptions:
     max_worker_rss: int | None = None
     max_requests: int | None = None
     force: bool = False
+    retry_failed: bool = False
     max_chunk: float = 30.0
 
 
@@ -57,6 +60,7 @@ class Summary:
     threads: int = 0
     cluster: str = "local"
     out_dir: str = ""
+    actor_processes: set[str] = field(default_factory=set)
 
     @property
     def exit_code(self) -> int:
@@ -67,6 +71,7 @@ class Summary:
         return {"inputs": self.inputs, "done": self.done, "skipped": self.skipped, "failed": len(self.failed),
                 "failures": self.failed, "audio_seconds": round(self.audio_seconds, 3), "wall_seconds": round(self.wall_seconds, 3),
                 "speed": round(speed, 3) if speed else None, "actors": self.actors, "threads": self.threads,
+                "actor_processes": len(self.actor_processes),
                 "cluster": self.cluster, "out_dir": self.out_dir, "manifest": str(Path(self.out_dir) / "manifest.jsonl"),
                 "exit_code": self.exit_code}  # fmt: skip
 
@@ -144,17 +149,21 @@ def run_batch(items: list[InputItem], spec: EngineSpec, calls: CallOptions, opti
         old = None if options.force else run.manifest.rows.get(item.id)
         if old is not None and old.get("options_hash") == hashes[item.id]:
             try:
-                old = run.manifest.finished(item.id, file_sha256(item.path), hashes[item.id])
+                old = run.manifest.finished(item.id, file_sha256(item.path), hashes[item.id], retry_failed=options.retry_failed)
             except OSError:
                 old = None
+            if old is not None and old.get("status") == FAILED:
+                run.summary.failed.append({"id": item.id, "path": item.path, "error": f"{old.get('error')} (kept from an earlier run)"})
+                continue
             if old is not None:
                 run.skip(item, old, hashes[item.id])
                 continue
         todo.append(item)
-    run.progress.start("inputs", len(items), label="batch", done=run.summary.skipped)
+    run.progress.start("inputs", len(items), label="batch", done=len(items) - len(todo))
     try:
         if todo:
-            _run_on_ray(run, todo, spec, calls, hashes)
+            with contextlib.redirect_stdout(sys.stderr):  # Ray prints its raylet's messages on stdout: keep it for results
+                _run_on_ray(run, todo, spec, calls, hashes)
     finally:
         run.progress.stop()
         run.manifest.finish()
@@ -214,6 +223,8 @@ def _collect(run: _Run, piece: dict[str, Any], hashes: dict[str, str], ledger: L
     if p is None:  # its input already failed on another piece (or a duplicate delivery)
         return
     opts_hash = hashes[p.item.id]
+    if piece.get("worker"):
+        run.summary.actor_processes.add(str(piece["worker"]))
     if piece["status"] != DONE:
         del run.pending[p.item.id]
         run.fail(p.item, str(piece["error"]), sha256=str(piece.get("sha256") or ""), opts_hash=opts_hash, signal=str(piece.get("signal") or ""))

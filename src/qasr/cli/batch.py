@@ -30,6 +30,7 @@ def batch(
     max_worker_rss: Optional[str] = typer.Option(None, "--max-worker-rss", help="Replace an actor whose RSS passes this after its batch, e.g. '3 GiB'."),
     max_requests: Optional[int] = typer.Option(None, "--max-requests", min=1, help="Replace an actor after it transcribed this many pieces."),
     force: bool = typer.Option(False, "--force", help="Redo inputs the manifest has as done with the same audio and options."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry inputs that failed before for a reason the same audio meets again (kept by default)."),
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as one JSON object (and no progress bar)."),
     max_length: Optional[int] = MAX_LENGTH,
     max_tokens: Optional[int] = MAX_TOKENS,
@@ -65,7 +66,8 @@ def batch(
     spec = engine_spec(provider=provider, model=model_path, aligner=aligner_path, engine=engine, max_length=max_length,
                        max_tokens=max_tokens, whisper_model=whisper_model)  # fmt: skip
     options = BatchOptions(out_dir=out_dir.resolve(), formats=formats, cluster=cluster.strip() or "local", actors=actors, threads=threads,
-                           retries=retries, max_worker_rss=rss_limit, max_requests=max_requests, force=force, max_chunk=max_chunk)  # fmt: skip
+                           retries=retries, max_worker_rss=rss_limit, max_requests=max_requests, force=force, retry_failed=retry_failed,
+                           max_chunk=max_chunk)  # fmt: skip
     progress = make_progress(False if json_summary else None, "count")
     summary = run_batch(items, spec, calls, options, progress)
     if json_summary:
