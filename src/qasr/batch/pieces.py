@@ -79,7 +79,7 @@ def _words(words: list[dict[str, Any]] | None, offset: float) -> list[Word] | No
 
 def assemble(source: str, seconds: float, parts: list[tuple[float, dict[str, Any]]]) -> TranscriptionResult:
     """One result from the pieces' results (``(start, result dict)`` in any order)."""
-    from qasr.pipeline.transcribe import _joined
+    from qasr.pipeline.transcribe import join_texts
 
     parts = sorted(parts, key=lambda p: p[0])
     segments: list[Segment] = []
@@ -102,8 +102,8 @@ def assemble(source: str, seconds: float, parts: list[tuple[float, dict[str, Any
     )
     languages = [r["language"] for r in results if r.get("language")]
     return TranscriptionResult(
-        source=source, language=languages[0] if languages else None, text=_joined([s.text for s in segments]),
-        asr_text=_joined([s.asr_text for s in segments]), raw_text="\n".join(r["raw_text"] for r in results), segments=segments,
+        source=source, language=languages[0] if languages else None, text=join_texts([s.text for s in segments]),
+        asr_text=join_texts([s.asr_text for s in segments]), raw_text="\n".join(r["raw_text"] for r in results), segments=segments,
         figures=figures, no_speech=all(r["no_speech"] for r in results), loops_repaired=sum(int(r["loops_repaired"]) for r in results),
         model=results[0].get("model", ""), context=results[0].get("context"), context_echo=any(r["context_echo"] for r in results),
         warnings=[w for r in results for w in r.get("warnings", [])],

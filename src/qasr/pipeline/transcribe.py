@@ -63,6 +63,12 @@ def _joined(parts: list[str]) -> str:
     return out
 
 
+def join_texts(parts: list[str]) -> str:
+    """Segment texts joined into one transcript as a long file's are here (for `qasr.batch`, which
+    transcribes a file's pieces on several actors and joins them afterwards)."""
+    return _joined(parts)
+
+
 class TranscriptionStream:
     """Iterate for transcript text as it is generated; `result` is filled when iteration ends.
 
