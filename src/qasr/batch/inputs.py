@@ -149,7 +149,7 @@ def _checked(items: list[InputItem]) -> list[InputItem]:
         if item.id in seen:
             if seen[item.id].path == item.path:
                 continue
-            raise UsageError(f"two inputs have the id {item.id!r}: {seen[item.id].path} and {item.path} (give them distinct ids)")
+            raise UsageError(f"two inputs have the id {item.id!r}: {seen[item.id].path} and {item.path} (pass their directory, or a table with an id column)")
         if not Path(item.path).is_file():
             raise UsageError(f"input not found: {item.path}")
         seen[item.id] = item

@@ -95,6 +95,7 @@ class _Run:
         self.summary = Summary(inputs=len(items), cluster=options.cluster, out_dir=str(options.out_dir))
         self.t0 = time.perf_counter()
         self.pending: dict[str, _Pending] = {}
+        self.keys: set[str] = set()  # the ledger keys of this run's inputs
 
     def note(self) -> None:
         s = self.summary
@@ -210,6 +211,8 @@ def _run_on_ray(run: _Run, todo: list[InputItem], spec: EngineSpec, calls: CallO
             run.pending.clear()
         for p in list(run.pending.values()):
             run.fail(p.item, "lost: Ray returned no result for it", opts_hash=hashes[p.item.id])
+        for key in run.keys:  # pieces of failed inputs, and any a duplicate delivery saved late
+            ledger.forget(key)
     finally:
         ledger.close_run()
         clusters.shutdown(ray)
@@ -223,6 +226,8 @@ def _collect(run: _Run, piece: dict[str, Any], hashes: dict[str, str], ledger: L
     if p is None:  # its input already failed on another piece (or a duplicate delivery)
         return
     opts_hash = hashes[p.item.id]
+    if piece.get("key"):
+        run.keys.add(str(piece["key"]))
     if piece.get("worker"):
         run.summary.actor_processes.add(str(piece["worker"]))
     if piece["status"] != DONE:
