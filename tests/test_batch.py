@@ -279,3 +279,12 @@ def test_the_batch_command_is_registered_and_ray_stays_out_of_other_commands() -
     code = "import sys; from qasr.cli.main import main; main(['transcribe', '--help']); print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ})
     assert out.stdout.strip().endswith("False")
+
+
+def test_the_benchmark_s_files_are_distinct_and_as_long_as_asked(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_batch
+
+    files = bench_batch.make_files(tmp_path, 3, 5.0)
+    assert [soundfile.info(str(f)).duration for f in files] == [5.0, 5.0, 5.0]
+    assert len({file_sha256(f) for f in files}) == 3  # no two the same bytes: the manifest keys stay apart
