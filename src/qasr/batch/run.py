@@ -143,10 +143,11 @@ def run_batch(items: list[InputItem], spec: EngineSpec, calls: CallOptions, opti
     options.out_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(items, options, progress or SilentProgress())
     hashes: dict[str, str] = {}
+    per_input: dict[str, CallOptions] = {}  # a table's language / context over the command line's
     todo: list[InputItem] = []
     for item in items:
-        item_calls = calls.replace(language=item.language or calls.language, context=item.context or calls.context)
-        hashes[item.id] = options_hash(spec, item_calls, options.formats)
+        per_input[item.id] = calls.replace(language=item.language or calls.language, context=item.context or calls.context)
+        hashes[item.id] = options_hash(spec, per_input[item.id], options.formats)
         old = None if options.force else run.manifest.rows.get(item.id)
         if old is not None and old.get("options_hash") == hashes[item.id]:
             try:
@@ -164,7 +165,7 @@ def run_batch(items: list[InputItem], spec: EngineSpec, calls: CallOptions, opti
     try:
         if todo:
             with contextlib.redirect_stdout(sys.stderr):  # Ray prints its raylet's messages on stdout: keep it for results
-                _run_on_ray(run, todo, spec, calls, hashes)
+                _run_on_ray(run, todo, spec, per_input, hashes)
     finally:
         run.progress.stop()
         run.manifest.finish()
@@ -172,7 +173,7 @@ def run_batch(items: list[InputItem], spec: EngineSpec, calls: CallOptions, opti
     return run.summary
 
 
-def _run_on_ray(run: _Run, todo: list[InputItem], spec: EngineSpec, calls: CallOptions, hashes: dict[str, str]) -> None:
+def _run_on_ray(run: _Run, todo: list[InputItem], spec: EngineSpec, per_input: dict[str, CallOptions], hashes: dict[str, str]) -> None:
     from qasr.batch.actor import Transcriber
     from qasr.batch.pieces import prepare
 
@@ -189,8 +190,7 @@ def _run_on_ray(run: _Run, todo: list[InputItem], spec: EngineSpec, calls: CallO
         clusters.check_nodes(ray, [str(probe), *model, todo[0].path])
         rows = []
         for item in todo:
-            item_calls = calls.replace(language=item.language or calls.language, context=item.context or calls.context)
-            rows.append({"id": item.id, "path": item.path, "options": item_calls.to_json(), "options_hash": hashes[item.id],
+            rows.append({"id": item.id, "path": item.path, "options": per_input[item.id].to_json(), "options_hash": hashes[item.id],
                          "max_chunk": o.max_chunk})  # fmt: skip
             run.pending[item.id] = _Pending(item)
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
@@ -206,7 +206,7 @@ def _run_on_ray(run: _Run, todo: list[InputItem], spec: EngineSpec, calls: CallO
                 _collect(run, piece, hashes, ledger)
         except Exception as exc:  # noqa: BLE001 - Ray's own failure: every input still open is reported, none dropped
             for p in list(run.pending.values()):
-                run.fail(p.item, f"the run stopped before this input finished: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                run.fail(p.item, f"the run stopped before this input finished: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
                          opts_hash=hashes[p.item.id])  # fmt: skip
             run.pending.clear()
         for p in list(run.pending.values()):
