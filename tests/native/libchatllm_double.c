@@ -477,6 +477,19 @@ static atomic_long g_inference_calls;
 
 static void count_inference_call(void) { abort_at_count(&g_inference_calls, "QASR_DOUBLE_ABORT_AT_CALL", "call"); }
 
+/* QASR_DOUBLE_ABORT_AT_MS=N: a turn whose audio lasts N ms (to the millisecond) dies with SIGABRT, in
+ * every process and at every attempt: an input that kills the engine, whichever worker takes it. */
+static void abort_on_duration(long long duration_ms)
+{
+    long long at = env_ll("QASR_DOUBLE_ABORT_AT_MS");
+    if (at > 0 && at == duration_ms) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "qasr double: injected abort on a %lld ms input\n", duration_ms);
+        say(msg);
+        abort();
+    }
+}
+
 /*
  * Knobs that act only on aligner turns, so a two-model chain (ASR, then the aligner) can have a
  * fault in one step: QASR_DOUBLE_ABORT_AT_ALIGN=k kills the k-th aligner turn of the process,
@@ -1239,6 +1252,7 @@ int chatllm_user_input(struct chatllm_obj *obj, const char *utf8_str)
     }
     abort_if_poison(duration_ms);
     free(path);
+    abort_on_duration(duration_ms);
 
     struct turn t = {.obj = obj};
     if (obj->purpose == PURPOSE_ALIGNER) {

@@ -26,6 +26,7 @@ from qasr.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, QasrError  # no
 #: ``module.app``, no_args_is_help).
 COMMANDS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("transcribe", "transcribe", "transcribe", True),
+    ("batch", "batch", "batch", True),
     ("stream", "stream", "stream", False),
     ("serve", "serve", "serve", False),
     ("subtitles", "subtitles", "subtitles", True),
