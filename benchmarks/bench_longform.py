@@ -29,7 +29,9 @@ never stops by itself, so each engine call is capped at a speech-like ``6 + 3.5 
 (``--tokens-per-second``), ``main`` at the same for the whole file. ``--prefetch both`` repeats
 each bound with the VAD of the next chunk overlapped with the engine's call. Targets (issue 23) are
 printed as met or MISSED: default wall at most 0.5x main's, peak RSS at most 1.5 GiB, first segment
-within 10 s.
+within 10 s. ``cpu_s`` is each side's user + system CPU time (ours with the VAD's child): on a busy
+machine, where ggml's spinning threads make wall times swing by 2x, CPU time at ``--threads 1`` is
+the steadier measure of the work each way takes.
 
     QASR_CHATLLM_LIB=/opt/chatllm/bindings/libchatllm.so python benchmarks/bench_longform.py --sweep \
         --model /tmp/synth/qwen3-asr-0.6b-q4_0.synthetic.bin --durations 120,240 --bounds 0,20,30,45 [--prefetch both]
@@ -149,7 +151,7 @@ def probe_context(model: Path, chars: int, repeats: int) -> None:
 
 
 SWEEP_CHILD = r"""
-import json, os, sys, time
+import json, os, resource, sys, time
 from qasr.audio.decode import as_audio
 from qasr.engine.model import Model
 from qasr.processes import peak_rss_bytes
@@ -177,10 +179,11 @@ for event in stream.events():
     elif first_text is None:
         first_text = now
 wall = time.perf_counter() - t0
+cpu = sum(getattr(resource.getrusage(who), k) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for k in ("ru_utime", "ru_stime"))
 f = stream.result.figures
 print(json.dumps({"wall": wall, "process_wall": time.perf_counter() - t_start, "first_text": first_text, "first_segment": first_segment,
                   "engine": f.inference_seconds, "vad": f.vad_seconds, "calls": f.engine_calls, "tokens": f.tokens,
-                  "longest": longest, "hwm": peak_rss_bytes(), "hwm_load": hwm_load, "load": model.load_seconds}))
+                  "longest": longest, "hwm": peak_rss_bytes(), "hwm_load": hwm_load, "load": model.load_seconds, "cpu": cpu}))
 sys.stdout.flush(); os._exit(0)
 """
 
@@ -217,7 +220,7 @@ def sweep(args: argparse.Namespace) -> None:
             duration = build_long_audio(seconds / 60, audio, seed=args.seed)
             print(f"\n## {duration:.0f} s of audio (clips of {SHARED / 'data'} with 1.5-4 s gaps)", flush=True)
             print(f"{'bound':>6} {'vad||':>5} {'calls':>5} {'longest':>7} {'wall_s':>7} {'process':>7} {'engine':>7} {'vad_s':>6} "
-                  f"{'other':>6} {'1st_txt':>7} {'1st_seg':>7} {'tokens':>6} {'peak_MiB':>8} {'busy':>5}", flush=True)
+                  f"{'other':>6} {'1st_txt':>7} {'1st_seg':>7} {'tokens':>6} {'peak_MiB':>8} {'cpu_s':>7} {'busy':>5}", flush=True)
             rows = []
             for bound in bounds:
                 for prefetch in prefetches if bound else [False]:
@@ -228,26 +231,29 @@ def sweep(args: argparse.Namespace) -> None:
                     other = r["wall"] - r["engine"] - r["vad"]
                     print(f"{bound or 'one':>6} {'on' if prefetch else 'off':>5} {r['calls']:5d} {r['longest']:7.1f} {r['wall']:7.1f} "
                           f"{process:7.1f} {r['engine']:7.1f} {r['vad']:6.2f} {other:6.2f} {r['first_text'] or 0:7.1f} "
-                          f"{r['first_segment'] or 0:7.1f} {r['tokens']:6d} {r['hwm'] / 2**20:8.0f} {b.mean or 0:5.1f}", flush=True)
+                          f"{r['first_segment'] or 0:7.1f} {r['tokens']:6d} {r['hwm'] / 2**20:8.0f} {r['cpu']:7.1f} {b.mean or 0:5.1f}", flush=True)
             main_wall = main_peak = None
+            usage: dict = {}
             if engine_main is not None:
                 with Busy() as b:
                     main_wall, main_peak = run_main(engine_main, args.model, str(audio), duration, args.threads, 65536,
-                                                    int(6 + args.tokens_per_second * duration))  # fmt: skip
+                                                    int(6 + args.tokens_per_second * duration), usage_out=usage)  # fmt: skip
                 print(f"{'main':>6} {'':>5} {1:5d} {duration:7.1f} {'':>7} {main_wall:7.1f} {'':>7} {'':>6} {'':>6} {'':>7} "
-                      f"{'':>7} {int(6 + args.tokens_per_second * duration):6d} {main_peak / 2**20:8.0f} {b.mean or 0:5.1f}", flush=True)
+                      f"{'':>7} {int(6 + args.tokens_per_second * duration):6d} {main_peak / 2**20:8.0f} {usage['cpu']:7.1f} "
+                      f"{b.mean or 0:5.1f}", flush=True)
             default = next((r for r in rows if r["bound"] == args.default_bound and not r["prefetch"]), None)
             if default is not None:
                 ratio = default["process_outer"] / main_wall if main_wall else None
                 print(f"# default ({args.default_bound:g} s): process wall {default['process_outer']:.1f} s"
                       + (f" = {ratio:.2f} x main's {main_wall:.1f} s ({verdict(ratio <= 0.5)}: <= 0.5)" if ratio else "")
                       + f"; peak {default['hwm'] / 2**30:.2f} GiB ({verdict(default['hwm'] <= 1.5 * 2**30)}: <= 1.5 GiB)"
-                      + f"; first segment {default['first_segment']:.1f} s ({verdict(default['first_segment'] <= 10.0)}: <= 10 s)", flush=True)
+                      + f"; first segment {default['first_segment']:.1f} s ({verdict(default['first_segment'] <= 10.0)}: <= 10 s)"
+                      + (f"; CPU {default['cpu']:.0f} s = {default['cpu'] / usage['cpu']:.2f} x main's" if usage else ""), flush=True)
             if args.jsonl:
                 with open(args.jsonl, "a", encoding="utf-8") as sink:
                     for r in rows:
                         sink.write(json.dumps(r) + "\n")
-                    sink.write(json.dumps({"main": True, "duration": duration, "wall": main_wall, "peak": main_peak}) + "\n")
+                    sink.write(json.dumps({"main": True, "duration": duration, "wall": main_wall, "peak": main_peak, **usage}) + "\n")
 
 
 def main() -> None:

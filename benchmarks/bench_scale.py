@@ -172,11 +172,12 @@ def run_child(model: Path, audio: str, duration: float, threads: int, max_length
 
 
 def run_main(main: Path, model: Path, audio: str, duration: float, threads: int, max_length: int, tokens: int,
-             align_text: str | None = None, language: str = "English") -> tuple[float, int]:
+             align_text: str | None = None, language: str = "English", usage_out: dict | None = None) -> tuple[float, int]:
     """chatllm.cpp's main on the same staged WAV (qasr's shim first on PATH, as for our child).
 
     With ``align_text`` (a ForcedAligner), main gets the audio and that text in one prompt,
-    ``{{audio:WAV}}TEXT`` with ``--multimedia_file_tags {{ }}``, and JSON output, as qasr asks for."""
+    ``{{audio:WAV}}TEXT`` with ``--multimedia_file_tags {{ }}``, and JSON output, as qasr asks for.
+    ``usage_out`` receives main's CPU seconds (``cpu``: user + system)."""
     from qasr.audio.decode import as_audio
     from qasr.audio.staging import staged_wav
     from qasr.engine import ffmpeg_shim
@@ -196,6 +197,8 @@ def run_main(main: Path, model: Path, audio: str, duration: float, threads: int,
         wall = time.perf_counter() - t0
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     rc = os.waitstatus_to_exitcode(status)
+    if usage_out is not None:
+        usage_out["cpu"] = usage.ru_utime + usage.ru_stime
     if rc not in (0, ENGINE_EXIT_ABORT):
         raise SystemExit(f"main failed (exit {rc}): {err.strip()[-500:]}")
     return wall, usage.ru_maxrss * 1024

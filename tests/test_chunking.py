@@ -171,3 +171,16 @@ def test_spans_can_start_in_speech() -> None:
     speech = np.count_nonzero(p > 0.5) * FRAME_SECONDS
     assert speech_spans(p[3:], len(p) * FRAME_SECONDS, VadOptions(), in_speech=True) == [Span(0.0, pytest.approx(speech - 3 * FRAME_SECONDS))]  # type: ignore[list-item]
     assert speech_spans(p[3:], len(p) * FRAME_SECONDS, VadOptions(threshold=0.95)) == []  # a fresh start must enter first
+
+
+def test_the_first_chunk_has_its_own_bound() -> None:
+    p = talk(600.0, seed=2)
+    options = VadOptions(max_chunk=30.0)
+    planner = ChunkPlanner(len(p) * FRAME_SECONDS, options, first_chunk=10.0)
+    assert planner.needed_frames() * FRAME_SECONDS <= 10.0 + planner.lookahead + FRAME_SECONDS  # the VAD needs less first
+    planner.feed(p)
+    chunks = []
+    while (chunk := planner.next_chunk()) is not None:
+        chunks.append(chunk)
+    check_cuts(p, chunks, options)
+    assert chunks[0].seconds <= 10.0 and max(c.seconds for c in chunks[1:]) > 10.0  # the rest go at the full bound

@@ -14,6 +14,7 @@ from conftest import double_env, run_qasr
 from tones import RATE, EnergyDetector, tone
 
 from qasr import transcribe
+from qasr.audio.chunking import FIRST_CHUNK
 from qasr.audio.vad import DEFAULT_MAX_CHUNK
 from qasr.engine.model import Model
 from qasr.pipeline.results import Segment
@@ -72,6 +73,7 @@ def test_ten_minutes_chunked_lose_and_double_no_word(model: Model, max_chunk: fl
     assert result.text.split() == expected == shown.split()
     bound = max_chunk or DEFAULT_MAX_CHUNK
     segments = result.segments
+    assert segments[0].end - segments[0].start <= FIRST_CHUNK  # a short first call: the first text comes soon
     assert len(segments) == result.figures.engine_calls > 600 / bound / 2
     assert all(s.end - s.start <= bound + 1e-6 for s in segments)
     assert all(a.end <= b.start for a, b in zip(segments, segments[1:]))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from qasr.audio.vad import FRAME_SECONDS, VadOptions, plan_chunks, speech_spans
 BLOCK_FRAMES = 250
 #: How the chunk ended: in a pause the VAD found, at the quietest frame of unbroken speech, or at the end of the audio.
 CUTS = ("pause", "quietest", "end")
+#: The first chunk's bound in seconds (when the bound is larger): the first segment of any file then
+#: costs one short call (an engine call's time grows with its audio), the rest go at the full bound.
+FIRST_CHUNK = 10.0
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,16 @@ class ChunkPlanner:
     A chunk is settled when the probabilities reach ``lookahead`` seconds past the furthest point
     that could still change it (its start plus ``max_chunk``): enough for a span there to close
     (``min_silence``), be long enough to count (``min_speech``), be padded (``pad``) and be merged or
-    not (``merge_gap``).
+    not (``merge_gap``). ``first_chunk`` bounds the first chunk alone (None: ``max_chunk``).
     """
 
-    def __init__(self, duration: float, options: VadOptions | None = None) -> None:
+    def __init__(self, duration: float, options: VadOptions | None = None, first_chunk: float | None = None) -> None:
         self.duration = duration
         self.options = options or VadOptions()
         o = self.options
+        first = min(o.max_chunk, max(2.0, first_chunk)) if first_chunk else o.max_chunk
+        self._first_options = replace(o, max_chunk=first)
+        self._given = 0
         self.lookahead = o.pad + o.min_silence + o.merge_gap + o.min_speech + 2 * FRAME_SECONDS
         self.total_frames = math.ceil(duration * SAMPLE_RATE / FRAME_SAMPLES)
         self._probs = np.empty(0, np.float32)
@@ -89,13 +95,18 @@ class ChunkPlanner:
         self._probs[self._filled : self._filled + len(probs)] = probs
         self._filled += len(probs)
 
+    @property
+    def _options(self) -> VadOptions:
+        """The rules for the next chunk: the first one has its own bound."""
+        return self.options if self._given else self._first_options
+
     def needed_frames(self) -> int:
         """Frames the next chunk needs at least (it may need more once they are seen)."""
-        return min(self.total_frames, self._first + math.ceil((self.options.max_chunk + self.lookahead) / FRAME_SECONDS))
+        return min(self.total_frames, self._first + math.ceil((self._options.max_chunk + self.lookahead) / FRAME_SECONDS))
 
     def next_chunk(self) -> Chunk | None:
         """The next settled chunk; None when more frames are needed, or (once `complete`) when no speech is left."""
-        o, t0 = self.options, self._first * FRAME_SECONDS
+        o, t0 = self._options, self._first * FRAME_SECONDS
         window = self._probs[self._first : self._filled]
         final = self.complete
         seen = (self.duration - t0) if final else len(window) * FRAME_SECONDS
@@ -117,6 +128,7 @@ class ChunkPlanner:
             cut = "pause"
         self._first += math.ceil(c.end / FRAME_SECONDS - 1e-6)
         self._in_speech = cut == "quietest"
+        self._given += 1
         return Chunk(round(t0 + c.start, 4), round(min(self.duration, t0 + c.end), 4), cut)
 
 
@@ -124,14 +136,15 @@ class PauseChunker:
     """Iterate for the chunks of ``samples`` (16 kHz mono), planned as the detector's frames come in.
 
     The detector is closed when the iteration ends (or is abandoned). ``prefetch``: see the module doc.
-    ``vad_seconds`` is the time the iteration spent waiting for the detector (not overlapped with the caller).
+    ``first_chunk``: the first chunk's own bound (`ChunkPlanner`). ``vad_seconds`` is the time the
+    iteration spent waiting for the detector (not overlapped with the caller).
     """
 
     def __init__(self, samples: np.ndarray, detector: Detector, options: VadOptions | None = None, *,
-                 prefetch: bool = False, block_frames: int = BLOCK_FRAMES) -> None:  # fmt: skip
+                 prefetch: bool = False, block_frames: int = BLOCK_FRAMES, first_chunk: float | None = None) -> None:  # fmt: skip
         self.samples = samples
         self.detector = detector
-        self.planner = ChunkPlanner(len(samples) / SAMPLE_RATE, options)
+        self.planner = ChunkPlanner(len(samples) / SAMPLE_RATE, options, first_chunk)
         self.prefetch = prefetch
         self.block_frames = block_frames
         self.vad_seconds = 0.0

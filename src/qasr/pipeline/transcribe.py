@@ -9,7 +9,8 @@ Audio up to ``max_chunk`` seconds (default `qasr.audio.vad.DEFAULT_MAX_CHUNK`, 3
 call and one segment. Longer audio is cut at pauses by the VAD (`qasr.audio.chunking`; Silero runs
 in a child process: pysilero's ggml and libchatllm's cannot share one) as the transcription goes:
 the VAD runs one chunk ahead of the engine, so the first segment comes after one chunk's time
-whatever the file's length, and no call holds more than ``max_chunk`` seconds (an engine call's
+whatever the file's length (the first chunk is at most `qasr.audio.chunking.FIRST_CHUNK`, 10 s,
+so that time is short), and no call holds more than ``max_chunk`` seconds (an engine call's
 memory grows ~20 MiB per audio second). Each chunk is one engine call and one segment, whose ``cut``
 says where it ended (a pause, or the quietest frame of speech with no pause within the bound), and
 the texts are joined. ``max_chunk=0`` asks for one call per input, up to the engine's 8 minutes.
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Union
 
 from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array
-from qasr.audio.chunking import Chunk
+from qasr.audio.chunking import FIRST_CHUNK, Chunk
 from qasr.audio.silero import Detector
 from qasr.audio.vad import DEFAULT_MAX_CHUNK
 from qasr.engine.model import Model
@@ -191,7 +192,9 @@ class TranscriptionStream:
         from qasr.audio.vad import VadOptions
 
         options = VadOptions(max_chunk=max(2.0, self.max_chunk))
-        chunker = PauseChunker(self.audio.samples, self.detector or IsolatedDetector(), options, prefetch=self.vad_prefetch)
+        first = FIRST_CHUNK if self.max_chunk < MAX_SECONDS_PER_CALL else None  # max_chunk=0 asked for the longest calls
+        chunker = PauseChunker(self.audio.samples, self.detector or IsolatedDetector(), options, prefetch=self.vad_prefetch,
+                               first_chunk=first)  # fmt: skip
         try:
             yield from chunker
         finally:
