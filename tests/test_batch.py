@@ -227,7 +227,7 @@ def test_the_actor_transcribes_refuses_a_poison_piece_and_retires(double_lib: Pa
 
 @pytest.mark.parametrize(
     "cpus, actors, threads, expected",
-    [(2, None, None, (1, 2)), (8, None, None, (4, 2)), (1, None, None, (1, 1)), (2, 2, None, (2, 1)), (6, None, 3, (2, 3)), (16, 3, None, (3, 5))],
+    [(2, None, None, (2, 1)), (8, None, None, (8, 1)), (1, None, None, (1, 1)), (2, 2, None, (2, 1)), (6, None, 3, (2, 3)), (16, 3, None, (3, 5))],
 )
 def test_layouts_fit_the_cores(cpus: int, actors: int | None, threads: int | None, expected: tuple[int, int]) -> None:
     got = layout(cpus, actors, threads)

@@ -21,9 +21,10 @@ from qasr.errors import QasrError, UsageError
 
 #: The object store of a local instance: enough for the pieces in flight, small beside the models.
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
-#: Engine threads per actor when neither --threads nor --actors says: two per actor keeps the
-#: number of loaded models (about 1 GB each for the 0.6B at 30 s calls) at half the cores.
-DEFAULT_THREADS = 2
+#: Engine threads per actor when neither --threads nor --actors says: one actor per core was the
+#: best layout measured (benchmarks/bench_batch.py, docs/batch.md: 2 x 1 beat 1 x 2 on 2 cores with
+#: the tiny and the 0.6B model); it costs one loaded model per core (0.6B q4_0: ~1.3 GiB at 30 s calls).
+DEFAULT_THREADS = 1
 
 
 def import_ray() -> Any:

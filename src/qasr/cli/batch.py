@@ -31,7 +31,7 @@ def batch(
     opencc: Optional[str] = OPENCC,
     cluster: str = typer.Option("local", "--cluster", envvar="RAY_ADDRESS", help="'local' (Ray started here with this machine's cores) or a cluster address HOST:PORT (or RAY_ADDRESS)."),
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help="Actors, each with the model loaded (default: as many as fit the cluster's CPUs at --threads each)."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="Engine threads per actor, reserved as Ray CPUs (default: 2, or the CPUs shared out among --actors)."),
+    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="Engine threads per actor, reserved as Ray CPUs (default: 1, or the CPUs shared out among --actors)."),
     retries: int = typer.Option(2, "--retries", min=0, help="Times an input that killed the engine's process is tried again before it is failed."),
     max_worker_rss: Optional[str] = typer.Option(None, "--max-worker-rss", help="Replace an actor whose RSS passes this after its batch, e.g. '3 GiB'."),
     max_requests: Optional[int] = typer.Option(None, "--max-requests", min=1, help="Replace an actor after it transcribed this many pieces."),
