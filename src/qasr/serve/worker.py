@@ -175,8 +175,8 @@ def _stream(model, request: dict[str, Any], messages: Iterator[dict[str, Any]], 
 
     def blocks() -> Iterator[np.ndarray]:
         for message in messages:
-            if message.get("op") != "audio":
-                return  # "end", or an abort of this stream
+            if message.get("op") != "audio" or control.cancelled(rid):
+                return  # "end", or an abort of this stream (audio still queued before it is dropped)
             pcm = np.frombuffer(base64.b64decode(message["data"]), dtype="<i2")
             yield pcm.astype(np.float32) / 32768.0
 
