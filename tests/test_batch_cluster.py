@@ -64,10 +64,15 @@ def node_ports(ports: list[int], worker_base: int) -> list[str]:
 AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(), "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+#: Every Ray process of the cluster (the nodes, their workers, the driver) keeps 127.0.0.1 as its
+#: address: tests/ray_loopback/sitecustomize.py (Ray would otherwise use the machine's own address).
+LOOPBACK = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "ray_loopback"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
 @pytest.fixture()
 def cluster(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """(address, the second node's node-manager port); every Ray process on this machine stopped after."""
-    env = {**os.environ, **AUTH}
+    env = {**os.environ, **AUTH, **LOOPBACK}
     ports = free_ports(14)
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", str(80 * 1000 * 1000), "--disable-usage-stats"]
     base = 20_000 + (os.getpid() % 200) * 100
@@ -136,7 +141,7 @@ def test_a_two_node_cluster_loses_nothing(cluster: tuple[str, int], double_lib: 
     (inputs / "corrupt.mp3").write_bytes(b"ID3 this is no mp3")
     soundfile.write(str(inputs / "poison.wav"), sine(POISON_MS / 1000), 16_000)
     good = {"meeting.wav"} | {f"tones/t{i:02d}.wav" for i in range(TONES)}
-    env = {**double_env(double_lib, abort_at_ms=str(POISON_MS), words="audio", token_delay_ms="40"), **AUTH}
+    env = {**double_env(double_lib, abort_at_ms=str(POISON_MS), words="audio", token_delay_ms="40"), **AUTH, **LOOPBACK}
     args = [sys.executable, "-m", "qasr", "batch", str(inputs), "-o", str(out), "-m", str(asr_model_file), "--cluster", address,
             "--actors", "2", "--threads", "1", "-f", "json,vtt", "--json"]  # fmt: skip
 

@@ -27,9 +27,17 @@ LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
 DEFAULT_THREADS = 1
 
 
-def import_ray() -> Any:
-    """The ray module, or a clear error saying how to install it."""
+def import_ray(local: bool = False) -> Any:
+    """The ray module, or a clear error saying how to install it.
+
+    ``local``: Ray on this machine alone, reachable on loopback only. Ray otherwise replaces
+    127.0.0.1 with the machine's own address (measured with Ray 2.60: its GCS and raylet then listen
+    on every interface); its switch for a single-node, loopback-only Ray is this variable, read once
+    when Ray is imported.
+    """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if local:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
         import ray.data  # noqa: F401 - the extra must include Ray Data, not just Ray core
@@ -49,7 +57,7 @@ def connect(cluster: str) -> Any:
     """Start a local Ray (``local``) or join the cluster at ``cluster``; the ray module."""
     import logging
 
-    ray = import_ray()
+    ray = import_ray(local=cluster == "local")
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR, "namespace": "qasr-batch",
                               "runtime_env": {"env_vars": worker_env()}}  # fmt: skip
     try:
