@@ -26,19 +26,18 @@ Why it looks like this:
 from __future__ import annotations
 
 import codecs
-import json
 import os
 import queue
 import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 from qasr.audio.decode import as_audio, check_one_call
 from qasr.engine import exit_guard, ffmpeg_shim, switchboard
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
+from qasr.engine.modelinfo import ModelInfo  # noqa: F401 - part of this module's API
 from qasr.engine.switchboard import BOARD
 from qasr.errors import EngineError, ModelFileError, UsageError
 from qasr.spec import EngineSpec
@@ -50,36 +49,6 @@ PRINT_MODEL_INFO = 13
 
 # Callbacks of models that were garbage-collected while their native object still exists.
 _parked_callbacks: list[object] = []
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The engine's own description of a loaded model (print type 13) plus what the file says."""
-
-    name: str
-    purpose: str
-    capabilities: tuple[str, ...]
-    param_count: int | None
-    context_length: int | None
-    raw: dict = field(default_factory=dict, compare=False)
-
-    @classmethod
-    def parse(cls, line: str) -> ModelInfo:
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EngineError(f"engine printed unreadable model info: {line[:200]!r}") from exc
-        if not isinstance(data, dict):
-            raise EngineError(f"engine printed unexpected model info: {line[:200]!r}")
-        caps = data.get("capabilities") or ()
-        return cls(
-            name=str(data.get("name", "")),
-            purpose=str(data.get("purpose", "")),
-            capabilities=tuple(str(c) for c in caps) if isinstance(caps, list) else (),
-            param_count=int(data["param_num"]) if isinstance(data.get("param_num"), (int, float)) else None,
-            context_length=int(data["context_length"]) if isinstance(data.get("context_length"), (int, float)) else None,
-            raw=data,
-        )
 
 
 class _Turn:
