@@ -261,6 +261,8 @@ def test_long_audio_is_cut_at_pauses_by_default_and_each_segment_comes_as_its_ca
     import numpy as np
     import soundfile
 
+    from qasr.audio.chunking import FIRST_CHUNK
+
     speech, rate = soundfile.read(str(JFK), dtype="float32")
     gap = np.zeros(8 * rate, np.float32)
     path = tmp_path / "long.wav"
@@ -270,7 +272,10 @@ def test_long_audio_is_cut_at_pauses_by_default_and_each_segment_comes_as_its_ca
     events = [json.loads(line) for line in r.stdout.splitlines()]
     segments = [e for e in events if e["event"] == "segment"]
     result = events[-1]
-    assert result["event"] == "result" and len(segments) == result["engine_calls"] == 3
+    # The first chunk holds at most FIRST_CHUNK (10 s): jfk's own pause at ~4.7 s cuts it; then one
+    # call per clip, each cut in the 8 s gap (measured: 0-4.7, 5.1-11.3, 19.0-30.3, 38.0-49.0 s).
+    assert result["event"] == "result" and len(segments) == result["engine_calls"] == 4
+    assert segments[0]["end"] - segments[0]["start"] <= FIRST_CHUNK
     assert all(s["end"] - s["start"] <= 30.0 and s["text"] == "nev jaello nu" for s in segments)
-    assert [s["cut"] for s in segments[:-1]] == ["pause", "pause"]
-    assert segments[1]["start"] > 18.0 and segments[2]["start"] > 37.0  # speech resumes at 19 and 38 s: after each pause
+    assert [s["cut"] for s in segments] == ["pause", "pause", "pause", "end"]
+    assert segments[2]["start"] > 18.0 and segments[3]["start"] > 37.0  # speech resumes at 19 and 38 s: after each pause
