@@ -50,7 +50,10 @@ def test_chain_restart_finds_a_leak_in_the_aligner_step_and_names_that_step(chai
     by_step = s["growth_by_step"]
     assert by_step["leaking"] == ["align"]
     assert by_step["steps"]["align"]["heap_live"]["slope_bytes_per_iter"] == pytest.approx(MIB, rel=0.05)
-    assert by_step["steps"]["asr"]["heap_live"]["verdict"] == "NO_LEAK"  # the knob leaks in aligner turns only
+    # The knob leaks in aligner turns only. The ASR step's running sum is flat but not always
+    # decided: one CI run fitted a warm-up to a one-off step in it and said INCONCLUSIVE (tau > N/5).
+    asr = by_step["steps"]["asr"]["heap_live"]
+    assert asr["verdict"] != "LEAK" and abs(asr["slope_bytes_per_iter"]) < asr["threshold"], asr["reason"]
     assert "step align" in by_step["explanation"]
 
 
