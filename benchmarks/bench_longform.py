@@ -27,7 +27,8 @@ process's peak RSS (VmHWM; the VAD's own child, ~60 MB, is not in it); then chat
 transcribes the same file in one call (its whole process wall and rusage peak). A synthetic model
 never stops by itself, so each engine call is capped at a speech-like ``6 + 3.5 x seconds`` tokens
 (``--tokens-per-second``), ``main`` at the same for the whole file. ``--prefetch both`` repeats
-each bound with the VAD of the next chunk overlapped with the engine's call. Targets (issue 23) are
+each bound with the VAD of the next chunk overlapped with the engine's call (``--repeats`` pairs,
+each pair adjacent in time; the ratios per pair are printed). Targets (issue 23) are
 printed as met or MISSED: default wall at most 0.5x main's, peak RSS at most 1.5 GiB, first segment
 within 10 s. ``cpu_s`` is each side's user + system CPU time (ours with the VAD's child): on a busy
 machine, where ggml's spinning threads make wall times swing by 2x, CPU time at ``--threads 1`` is
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,6 +201,20 @@ def sweep_child(model: Path, audio: Path, bound: float, threads: int, per_second
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
 
 
+def print_pairs(rows: list[dict]) -> None:
+    """With ``--prefetch both``: each run with the VAD overlapped against the run just before it
+    without (adjacent in time, so they met about the same load), as ratios, and their median."""
+    pairs = [(a, b) for a, b in zip(rows, rows[1:]) if a["bound"] == b["bound"] and not a["prefetch"] and b["prefetch"]]
+    if not pairs:
+        return
+    walls = [b["wall"] / a["wall"] for a, b in pairs]
+    engines = [b["engine"] / a["engine"] for a, b in pairs]
+    saved = [a["vad"] - b["vad"] for a, b in pairs]
+    print(f"# VAD overlapped / not, per adjacent pair: wall {', '.join(f'{w:.3f}' for w in walls)} (median {statistics.median(walls):.3f}); "
+          f"engine {', '.join(f'{e:.3f}' for e in engines)} (median {statistics.median(engines):.3f}); "
+          f"VAD wait saved {statistics.median(saved):.2f} s (median)", flush=True)
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -222,7 +238,7 @@ def sweep(args: argparse.Namespace) -> None:
             print(f"{'bound':>6} {'vad||':>5} {'calls':>5} {'longest':>7} {'wall_s':>7} {'process':>7} {'engine':>7} {'vad_s':>6} "
                   f"{'other':>6} {'1st_txt':>7} {'1st_seg':>7} {'tokens':>6} {'peak_MiB':>8} {'cpu_s':>7} {'busy':>5}", flush=True)
             rows = []
-            for bound in bounds:
+            for bound, _ in ((b, k) for b in bounds for k in range(args.repeats if len(prefetches) > 1 else 1)):
                 for prefetch in prefetches if bound else [False]:
                     with Busy() as b:
                         r, process = sweep_child(args.model, audio, bound, args.threads, args.tokens_per_second, prefetch)
@@ -232,6 +248,7 @@ def sweep(args: argparse.Namespace) -> None:
                     print(f"{bound or 'one':>6} {'on' if prefetch else 'off':>5} {r['calls']:5d} {r['longest']:7.1f} {r['wall']:7.1f} "
                           f"{process:7.1f} {r['engine']:7.1f} {r['vad']:6.2f} {other:6.2f} {r['first_text'] or 0:7.1f} "
                           f"{r['first_segment'] or 0:7.1f} {r['tokens']:6d} {r['hwm'] / 2**20:8.0f} {r['cpu']:7.1f} {b.mean or 0:5.1f}", flush=True)
+            print_pairs(rows)
             main_wall = main_peak = None
             usage: dict = {}
             if engine_main is not None:

@@ -184,3 +184,16 @@ def test_the_first_chunk_has_its_own_bound() -> None:
         chunks.append(chunk)
     check_cuts(p, chunks, options)
     assert chunks[0].seconds <= 10.0 and max(c.seconds for c in chunks[1:]) > 10.0  # the rest go at the full bound
+
+
+def test_the_vad_overlaps_the_engine_only_when_a_core_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from qasr.audio.chunking import prefetch_pays
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert not prefetch_pays(None) and not prefetch_pays(2) and prefetch_pays(1)  # upstream's default: both cores
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    assert prefetch_pays(None) and not prefetch_pays(16)  # upstream takes half of more than 4

@@ -157,3 +157,15 @@ def test_cli_help_states_the_default_and_its_cost(double_lib: Path) -> None:
     r = run_qasr(["transcribe", "--help"], double_env(double_lib))
     flat = " ".join(r.stdout.split())
     assert "default 30" in flat and "20 MiB per audio second" in flat
+
+
+def test_the_vad_overlaps_by_default_only_when_the_engine_leaves_a_core_free(tone_model: Model, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    samples = tone(300, 1.0)
+    assert not TranscriptionStream(tone_model, samples).vad_prefetch  # threads None: the engine takes both cores
+    tone_model.threads = 1
+    assert TranscriptionStream(tone_model, samples).vad_prefetch
+    assert not TranscriptionStream(tone_model, samples, vad_prefetch=False).vad_prefetch

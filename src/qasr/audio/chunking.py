@@ -14,14 +14,17 @@ the next chunk starts in speech right there; the last one may run to the end of 
 
 ``prefetch``: while the caller works on a chunk (the engine decoding it), a thread asks the detector
 (a child process: Silero cannot share the engine's process) for the frames the next chunk needs,
-so the two overlap. Whether that is faster depends on the cores: ggml's threads spin-wait, so on
-2 cores the overlap may cost the engine more than it saves; docs/performance.md ("Long audio") has
-the measurement behind the default.
+so the two overlap. Whether that is faster depends on the cores (`prefetch_pays`): ggml's threads
+spin-wait, so when the engine's threads take every core the VAD's child stalls them. Measured on
+2 cores (0.6B q4_0, 120 s, medians of 3 adjacent pairs, docs/performance.md "Long audio"): with 1
+engine thread the overlap saves 6% of the wall time (the VAD wait falls by 2.8 s, the engine +3%);
+with 2 threads it costs 8% (the engine +23%).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -40,6 +43,16 @@ CUTS = ("pause", "quietest", "end")
 #: The first chunk's bound in seconds (when the bound is larger): the first segment of any file then
 #: costs one short call (an engine call's time grows with its audio), the rest go at the full bound.
 FIRST_CHUNK = 10.0
+
+
+def prefetch_pays(engine_threads: int | None) -> bool:
+    """Whether to overlap the VAD with the engine: only when the engine leaves a core free. ``None``
+    is the engine's own default, which upstream sets to every logical CPU up to 4, else half of them
+    (chatllm.cpp main.cpp, ``get_num_physical_cores``)."""
+    logical = os.cpu_count() or 1
+    threads = engine_threads or (logical if logical <= 4 else logical // 2)
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    return threads < available
 
 
 @dataclass(frozen=True)

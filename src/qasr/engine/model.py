@@ -146,6 +146,7 @@ class Model:
         self.language = self._check_language(language)
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be at least 1, got {threads}")
+        self.threads = threads  # as asked (None: the engine's default)
         if max_length is not None and max_length < 256:
             raise UsageError(f"max_length must be at least 256, got {max_length}")
         self._engine: Engine = load_library(engine)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Union
 
 from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array
-from qasr.audio.chunking import FIRST_CHUNK, Chunk
+from qasr.audio.chunking import FIRST_CHUNK, Chunk, prefetch_pays
 from qasr.audio.silero import Detector
 from qasr.audio.vad import DEFAULT_MAX_CHUNK
 from qasr.engine.model import Model
@@ -47,9 +47,9 @@ from qasr.text.script import is_cjk
 
 #: What `TranscriptionStream.events` yields: transcript text as generated, and each finished segment.
 StreamEvent = Union[str, Segment]
-#: Run the VAD for the next chunk while the engine decodes this one (`qasr.audio.chunking`); measured
-#: on 2 cores in docs/performance.md ("Long audio").
-VAD_PREFETCH = False
+#: Run the VAD for the next chunk while the engine decodes this one: True, False, or None to do it
+#: when the engine's threads leave a core free (`qasr.audio.chunking.prefetch_pays`, which has the figures).
+VAD_PREFETCH: bool | None = None
 
 
 def chunk_bound(max_chunk: float | None) -> float:
@@ -125,8 +125,8 @@ class TranscriptionStream:
     the language of these calls (a name or a code) on a model loaded without one, through the
     engine's answer prefix; a model loaded with a language takes only that one. ``max_chunk``: see
     `chunk_bound`. ``detector`` replaces Silero for cutting long audio (a `qasr.audio.silero.Detector`:
-    tests use one that hears tones); ``vad_prefetch`` overlaps the VAD with the engine (default
-    `VAD_PREFETCH`).
+    tests use one that hears tones); ``vad_prefetch`` overlaps the VAD with the engine (None:
+    `VAD_PREFETCH`, by default when the engine leaves a core free).
     """
 
     def __init__(
@@ -154,7 +154,8 @@ class TranscriptionStream:
         self.max_tokens = max_tokens  # a cap on each engine call's tokens (synthetic models never stop)
         self.max_chunk = chunk_bound(max_chunk)
         self.detector = detector
-        self.vad_prefetch = VAD_PREFETCH if vad_prefetch is None else vad_prefetch
+        prefetch = VAD_PREFETCH if vad_prefetch is None else vad_prefetch
+        self.vad_prefetch = prefetch_pays(getattr(model, "threads", None)) if prefetch is None else prefetch
         self.vad_seconds = 0.0  # time spent waiting for the VAD, outside engine calls
         self.prefix = self._language_prefix(language)
         self.audio: Audio = as_audio(audio)
