@@ -140,7 +140,7 @@ def test_a_client_gone_while_queued_leaves_the_queue(serve, clip: Path) -> None:
     t.join(30)
     assert first == [DEFAULT_TEXT]
     server.wait_metric("qasr_workers_busy", 0, timeout=2)  # the worker was never handed to the ghost
-    assert _ok(server, clip) < 4.0  # one request's own time (~2.7 s), nothing queued before it
+    assert _ok(server, clip) < 2.7 + 2.0  # its own ~2.7 s, and nothing queued before it
 
 
 def test_a_client_gone_mid_request_frees_its_worker_within_a_second(serve, clip: Path) -> None:  # type: ignore[no-untyped-def]
@@ -153,7 +153,7 @@ def test_a_client_gone_mid_request_frees_its_worker_within_a_second(serve, clip:
     server.wait_metric("qasr_workers_busy", 0, timeout=2)
     freed = time.monotonic() - t0
     assert freed < 1.5, f"the worker took {freed:.2f} s to come back"
-    assert server.metric("qasr_requests_cancelled_total", reason="disconnect") == 1
+    server.wait_metric("qasr_requests_cancelled_total", 1, timeout=2, reason="disconnect")  # counted just after the give-back
     assert server.metric("qasr_worker_restarts_total", reason="stuck") == 0  # the engine's abort stopped it
     _ok(server, clip)
 
@@ -165,7 +165,7 @@ def test_a_client_gone_mid_sse_frees_its_worker(serve, clip: Path) -> None:  # t
         assert next(iter(stream)).type == "transcript.text.delta"
         stream.response.close()  # type: ignore[attr-defined]
     server.wait_metric("qasr_workers_busy", 0, timeout=2)
-    assert server.metric("qasr_requests_cancelled_total", reason="disconnect") == 1
+    server.wait_metric("qasr_requests_cancelled_total", 1, timeout=2, reason="disconnect")  # counted just after the give-back
     assert server.metric("qasr_queue_depth") == 0
     _ok(server, clip)
 
@@ -182,7 +182,7 @@ def test_a_browser_gone_mid_websocket_frees_its_worker(serve, clip: Path) -> Non
         server.wait_metric("qasr_workers_busy", 1)
         ws.socket.shutdown(socket.SHUT_RDWR)  # gone without a closing handshake, as a closed laptop lid
     server.wait_metric("qasr_workers_busy", 0, timeout=2)
-    assert server.metric("qasr_requests_cancelled_total", reason="disconnect") == 1
+    server.wait_metric("qasr_requests_cancelled_total", 1, timeout=2, reason="disconnect")  # counted just after the give-back
     assert _ok(server, clip, text=None) < 2.0  # (its words come from the audio: a tone is one "word")
 
 
@@ -491,7 +491,7 @@ def test_an_abort_message_stops_a_decode_at_once(double_lib: Path, asr_model_fil
     while last["type"] == "delta":
         last = json.loads(proc.stdout.readline())
     assert last == {"id": 1, "type": "error", "status": 499, "aborted": True, "message": "aborted"}
-    assert time.monotonic() - t0 < 1.0  # within the 0.5 s chunk being "computed": the engine heard it
+    assert time.monotonic() - t0 < 0.5 + 1.0  # the double hears it after the 0.5 s chunk it is "computing"
     send({"id": 2, "op": "transcribe", "audio": str(audio), "stream": False, "options": {"max_tokens": 3}})
     assert json.loads(proc.stdout.readline())["type"] == "result"  # the next request is not aborted
     proc.stdin.close()

@@ -104,25 +104,21 @@ class Upload:
 
         raw, f32 = self.dir / "upload", self.dir / "audio.f32"
 
-        def copy() -> int:
+        def store() -> None:  # one trip to a thread for all of it: each trip costs a wake-up under load
             upload.file.seek(0)
             with raw.open("wb") as out:
                 shutil.copyfileobj(upload.file, out, 1 << 20)
-                return out.tell()
-
-        size = await asyncio.to_thread(copy)
-        if size > limit:
-            raise too_large(f"{size:,}", limit)
-
-        def decode() -> None:
-            samples = load_audio(raw, max_seconds=None).samples
+                size = out.tell()
+            if size > limit:
+                raise too_large(f"{size:,}", limit)
+            try:
+                samples = load_audio(raw, max_seconds=None).samples
+            except Exception as exc:  # noqa: BLE001 - AudioError and friends: one message, 400
+                said = str(exc).replace(str(raw), upload.filename or "the upload")  # no server paths
+                raise UploadRefused(400, f"bad audio: {said}", "invalid_audio", "file") from None
             samples.astype("<f4").tofile(f32)
 
-        try:
-            await asyncio.to_thread(decode)
-        except Exception as exc:  # noqa: BLE001 - AudioError and friends: one message, 400
-            said = str(exc).replace(str(raw), upload.filename or "the upload")  # no server paths
-            raise UploadRefused(400, f"bad audio: {said}", "invalid_audio", "file") from None
+        await asyncio.to_thread(store)
         return f32
 
     def close(self) -> None:
