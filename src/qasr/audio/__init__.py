@@ -1,6 +1,7 @@
 """Audio in: decode, downmix, resample to 16 kHz, validate, and stage a private WAV for the engine."""
 
 from qasr.audio.decode import (
+    DEFAULT_MAX_CHUNK,
     MAX_SECONDS_PER_CALL,
     MIN_SECONDS,
     SAMPLE_RATE,
@@ -12,4 +13,4 @@ from qasr.audio.decode import (
     validate,
 )
 
-__all__ = ["Audio", "as_audio", "check_one_call", "MAX_SECONDS_PER_CALL", "MIN_SECONDS", "SAMPLE_RATE", "from_array", "load_audio", "validate"]
+__all__ = ["Audio", "as_audio", "check_one_call", "DEFAULT_MAX_CHUNK", "MAX_SECONDS_PER_CALL", "MIN_SECONDS", "SAMPLE_RATE", "from_array", "load_audio", "validate"]

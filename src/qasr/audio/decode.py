@@ -22,6 +22,11 @@ MIN_SECONDS = 0.1
 # transcribes, 504 s and longer abort the process (ggml.c:2558 GGML_ASSERT(a->ne[d] == b->ne[d])).
 # The 10,000 audio-embedding slots (about 12.8 min at 13 per second) are not the binding limit.
 MAX_SECONDS_PER_CALL = 8 * 60
+#: The longest engine call by default, in seconds (``CallOptions.max_chunk`` None): longer audio is cut
+#: at pauses (`qasr.audio.vad`). The field's window (Whisper's 30 s); an engine call's time per audio
+#: second and its memory (~20 MiB per second) grow with its length (docs/performance.md, "Long audio",
+#: has the sweep behind it). Here, not in the VAD's module, so a short file's path never imports the VAD.
+DEFAULT_MAX_CHUNK = 30.0
 
 
 @dataclass(frozen=True)

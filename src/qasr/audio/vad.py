@@ -22,16 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qasr.audio.decode import MAX_SECONDS_PER_CALL, SAMPLE_RATE
+from qasr.audio.decode import DEFAULT_MAX_CHUNK, MAX_SECONDS_PER_CALL, SAMPLE_RATE  # DEFAULT_MAX_CHUNK: still qasr.audio.vad.DEFAULT_MAX_CHUNK
 from qasr.audio.silero import FRAME_SAMPLES, Detector, IsolatedDetector, LocalDetector, check_threshold, leave_threshold
 
 FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 MIN_PIECE = 1.0  # the shortest piece a long span is split into
 QUIET_TOLERANCE = 0.02  # frames this close to the least probable one count as equally quiet
-#: The longest engine call by default, in seconds (``CallOptions.max_chunk`` None): the field's
-#: window (Whisper's 30 s); an engine call's time per audio second and its memory (~20 MiB per
-#: second) grow with its length (docs/performance.md, "Long audio", has the sweep behind it).
-DEFAULT_MAX_CHUNK = 30.0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from qasr.engine import checkout
 from qasr.errors import EngineError, EngineNotFound
 
 ENV_LIB = "QASR_CHATLLM_LIB"
@@ -34,10 +33,17 @@ _CONVENTIONAL = ("bindings", "build/lib", "build/bin", "build")
 PRINT_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 END_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
-HOW_TO_PROVIDE = (
-    f"in a qasr clone, {checkout.STEPS} (docs/engine.md); or build it elsewhere and pass --engine PATH, "
-    f"or set {ENV_LIB}=/path/to/libchatllm.so (or its directory)"
-)
+
+
+def how_to_provide() -> str:
+    """The ways to give qasr a libchatllm, for error messages (`qasr.engine.checkout` loads only here:
+    a found library never needs it, and every ``qasr transcribe`` would pay for its import)."""
+    from qasr.engine import checkout
+
+    return (
+        f"in a qasr clone, {checkout.STEPS} (docs/engine.md); or build it elsewhere and pass --engine PATH, "
+        f"or set {ENV_LIB}=/path/to/libchatllm.so (or its directory)"
+    )
 
 # name -> (restype, argtypes): the part of bindings/libchatllm.h that qasr calls.
 _VOIDP = ctypes.c_void_p
@@ -89,10 +95,12 @@ def _source_tree_root() -> Path | None:
 def conventional_folders() -> list[Path]:
     """The ``chatllm.cpp/`` folders the lookup searches: in the current directory, then the submodule
     beside this source tree (when running from a clone)."""
-    folders = [Path.cwd() / checkout.FOLDER]
+    from qasr.engine.checkout import FOLDER
+
+    folders = [Path.cwd() / FOLDER]
     root = _source_tree_root()
-    if root is not None and (root / checkout.FOLDER) != folders[0]:
-        folders.append(root / checkout.FOLDER)
+    if root is not None and (root / FOLDER) != folders[0]:
+        folders.append(root / FOLDER)
     return folders
 
 
@@ -123,8 +131,10 @@ def _empty_submodules(explicit: str | os.PathLike[str] | None) -> str:
     """A sentence for each empty ``chatllm.cpp/`` folder the lookup searched ("" when none)."""
     if not searches_folders(explicit):
         return ""
+    from qasr.engine import checkout
+
     empty = [c for c in map(checkout.read_checkout, conventional_folders()) if c.state is checkout.State.EMPTY]
-    return "".join(f" {c.describe()}." for c in empty)  # the steps follow in HOW_TO_PROVIDE
+    return "".join(f" {c.describe()}." for c in empty)  # the steps follow in how_to_provide()
 
 
 def find_ggml_dir(lib_path: Path) -> Path | None:
@@ -142,9 +152,11 @@ def find_ggml_dir(lib_path: Path) -> Path | None:
 def _declare(lib: ctypes.CDLL) -> None:
     missing = [name for name in _PROTOTYPES if not hasattr(lib, name)]
     if missing:
+        from qasr.engine import checkout
+
         raise EngineNotFound(
             f"{lib._name} does not export {', '.join(missing)}: it is not chatllm.cpp's libchatllm "
-            f"(or too old; qasr is tested against upstream {checkout.short(checkout.TESTED_COMMIT)}). {HOW_TO_PROVIDE}"
+            f"(or too old; qasr is tested against upstream {checkout.short(checkout.TESTED_COMMIT)}). {how_to_provide()}"
         )
     for name, (restype, argtypes) in _PROTOTYPES.items():
         fn = getattr(lib, name)
@@ -171,7 +183,7 @@ def _open(explicit: str | os.PathLike[str] | None) -> tuple[ctypes.CDLL, Path]:
             f"tried: {'; '.join(tried)}"
         )
     raise EngineNotFound(
-        f"libchatllm not found; tried: {'; '.join(tried)}.{_empty_submodules(explicit)} To fix: {HOW_TO_PROVIDE}"
+        f"libchatllm not found; tried: {'; '.join(tried)}.{_empty_submodules(explicit)} To fix: {how_to_provide()}"
     )
 
 

@@ -28,12 +28,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array
-from qasr.audio.chunking import FIRST_CHUNK, Chunk, prefetch_pays
-from qasr.audio.silero import Detector
-from qasr.audio.vad import DEFAULT_MAX_CHUNK
+from qasr.audio import DEFAULT_MAX_CHUNK, MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_array
 from qasr.engine.model import Model
 from qasr.errors import UsageError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
@@ -43,6 +40,9 @@ from qasr.text.languages import canonical_name
 from qasr.text.parse import ASR_TEXT_TAG, ParsedTranscript, StreamingTextView, parse_asr_output
 from qasr.text.post import PostProcess
 from qasr.text.script import is_cjk
+
+if TYPE_CHECKING:  # the VAD's modules load only when audio is longer than one call (bench_transcribe (d))
+    from qasr.audio.silero import Detector
 
 
 #: What `TranscriptionStream.events` yields: transcript text as generated, and each finished segment.
@@ -154,8 +154,7 @@ class TranscriptionStream:
         self.max_tokens = max_tokens  # a cap on each engine call's tokens (synthetic models never stop)
         self.max_chunk = chunk_bound(max_chunk)
         self.detector = detector
-        prefetch = VAD_PREFETCH if vad_prefetch is None else vad_prefetch
-        self.vad_prefetch = prefetch_pays(getattr(model, "threads", None)) if prefetch is None else prefetch
+        self._prefetch = VAD_PREFETCH if vad_prefetch is None else vad_prefetch
         self.vad_seconds = 0.0  # time spent waiting for the VAD, outside engine calls
         self.prefix = self._language_prefix(language)
         self.audio: Audio = as_audio(audio)
@@ -166,6 +165,15 @@ class TranscriptionStream:
         self._segments: list[Segment] = []
         self._parsed: list[ParsedTranscript] = []
         self._echoes = 0
+
+    @property
+    def vad_prefetch(self) -> bool:
+        """Whether the VAD runs for the next chunk while the engine decodes this one."""
+        if self._prefetch is not None:
+            return self._prefetch
+        from qasr.audio.chunking import prefetch_pays
+
+        return prefetch_pays(getattr(self.model, "threads", None))
 
     def _language_prefix(self, language: str | None) -> str | None:
         """The answer prefix that forces ``language`` for these calls (None: nothing to force)."""
@@ -183,21 +191,24 @@ class TranscriptionStream:
                              "(load it without a language to choose one per call)")  # fmt: skip
         return f"language {wanted}{ASR_TEXT_TAG}"
 
-    def _plan(self) -> Iterator[Chunk]:
-        """Each engine call's stretch of audio, as the VAD finds it: the whole audio, or chunks cut at pauses."""
+    def _plan(self) -> Iterator[tuple[float, float, str]]:
+        """Each engine call's stretch of audio (start, end, cut), as the VAD finds it: the whole
+        audio, or chunks cut at pauses (`qasr.audio.chunking.CUTS`)."""
         if self.audio.seconds <= self.max_chunk:
-            yield Chunk(0.0, self.audio.seconds, "end")
+            yield 0.0, self.audio.seconds, "end"
             return
-        from qasr.audio.chunking import PauseChunker
+        from qasr.audio.chunking import FIRST_CHUNK, PauseChunker
         from qasr.audio.silero import IsolatedDetector
         from qasr.audio.vad import VadOptions
+
 
         options = VadOptions(max_chunk=max(2.0, self.max_chunk))
         first = FIRST_CHUNK if self.max_chunk < MAX_SECONDS_PER_CALL else None  # max_chunk=0 asked for the longest calls
         chunker = PauseChunker(self.audio.samples, self.detector or IsolatedDetector(), options, prefetch=self.vad_prefetch,
                                first_chunk=first)  # fmt: skip
         try:
-            yield from chunker
+            for chunk in chunker:
+                yield chunk.start, chunk.end, chunk.cut
         finally:
             self.vad_seconds = chunker.vad_seconds
 
@@ -214,14 +225,14 @@ class TranscriptionStream:
         """Text pieces as generated and, after each engine call, its `Segment` (final text, ``cut``;
         word times arrive in ``result`` only, after every call). ``result`` is filled at the end."""
         last = ""  # the last character shown, to join segments as `joined` does
-        for piece in self._plan():
-            call = _Call(piece.start, piece.end, piece.cut)
+        for start, end, cut in self._plan():
+            call = _Call(start, end, cut)
             self._calls.append(call)
             view = StreamingTextView()
             context = None if not self.fresh else (self.context or "")
             opening = True  # the first text of this segment, which may need a space after the last one
             call.t0 = time.perf_counter()
-            for chunk in self.model.transcribe_raw(self._samples(piece.start, piece.end), fresh=self.fresh, context=context,
+            for chunk in self.model.transcribe_raw(self._samples(start, end), fresh=self.fresh, context=context,
                                                    max_tokens=self.max_tokens, prefix=self.prefix):  # fmt: skip
                 if call.first is None:
                     call.first = time.perf_counter()
