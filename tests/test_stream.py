@@ -109,6 +109,18 @@ def test_partials_come_every_step_and_cost_is_bounded(model: Model) -> None:
     assert all(e.end - e.start <= 8.0 for e in events)
 
 
+@pytest.mark.parametrize("speech", [0.8, 1.5])
+def test_no_partial_starts_while_the_utterance_is_closing(model: Model, speech: float) -> None:
+    # The partial falls due 1 s into the utterance. Speech that stopped at 0.8 s has been silent for
+    # half of min_silence by then, so the final is at most 0.1 s away: a decode now would only delay it.
+    silence = np.zeros(int(0.5 * RATE), np.float32)
+    samples = np.concatenate([silence, tone(300, speech), silence])
+    events = run(model, samples, step=1.0, endpoint=EndpointOptions(min_silence=0.2))
+    kinds = [e.type for e in events]
+    assert kinds == (["final"] if speech < 1.0 else ["partial", "final"])
+    assert Endpointer(EnergyDetector()).trailing_silence == 0.0
+
+
 def test_itn_and_opencc_apply_to_finals_only(model: Model, monkeypatch: pytest.MonkeyPatch) -> None:
     samples, _ = burst_track([3])
     events = run(model, samples, opencc="none", itn=True)

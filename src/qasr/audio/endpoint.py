@@ -77,6 +77,14 @@ class Endpointer:
         return self._open_frame is not None
 
     @property
+    def trailing_silence(self) -> float:
+        """Seconds of non-speech since the open utterance's last speech frame (0 when closed or speaking):
+        the utterance closes when this reaches ``min_silence``."""
+        if self._open_frame is None:
+            return 0.0
+        return (self._frames - 1 - self._last_speech) * FRAME_SAMPLES / SAMPLE_RATE
+
+    @property
     def samples_judged(self) -> int:
         return self._frames * FRAME_SAMPLES
 

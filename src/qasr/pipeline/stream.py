@@ -241,6 +241,8 @@ class _Session:
         judged = self.endpointer.samples_judged
         if u is None or judged < self.next_partial:
             return
+        if self.endpointer.trailing_silence >= self.options.endpoint.min_silence / 2:
+            return  # speech is likely ending: a partial now would hold up the final (tried again when speech resumes)
         self.next_partial = judged + int(self.options.step * SAMPLE_RATE)
         lag = self.lag()
         if lag is not None and lag > self.options.step:
