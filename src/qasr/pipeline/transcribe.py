@@ -34,6 +34,7 @@ from qasr.audio import MAX_SECONDS_PER_CALL, SAMPLE_RATE, Audio, as_audio, from_
 from qasr.audio.chunking import FIRST_CHUNK, Chunk, prefetch_pays
 from qasr.audio.silero import Detector
 from qasr.audio.vad import DEFAULT_MAX_CHUNK
+from qasr.cancel import Cancel
 from qasr.engine.model import Model
 from qasr.errors import UsageError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
@@ -126,7 +127,9 @@ class TranscriptionStream:
     engine's answer prefix; a model loaded with a language takes only that one. ``max_chunk``: see
     `chunk_bound`. ``detector`` replaces Silero for cutting long audio (a `qasr.audio.silero.Detector`:
     tests use one that hears tones); ``vad_prefetch`` overlaps the VAD with the engine (None:
-    `VAD_PREFETCH`, by default when the engine leaves a core free).
+    `VAD_PREFETCH`, by default when the engine leaves a core free). ``cancel`` stops the transcription
+    (`qasr.cancel`): the running engine call is aborted at once and `qasr.errors.Aborted` raised; no
+    further chunk is decoded and no alignment starts.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class TranscriptionStream:
         language: str | None = None,
         detector: Detector | None = None,
         vad_prefetch: bool | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         self.post = PostProcess(itn, opencc)  # an unknown OpenCC target fails before any engine call
         self.model, self.fresh, self.itn, self.opencc, self.aligner = model, fresh, itn, opencc, aligner
@@ -154,6 +158,7 @@ class TranscriptionStream:
         self.max_tokens = max_tokens  # a cap on each engine call's tokens (synthetic models never stop)
         self.max_chunk = chunk_bound(max_chunk)
         self.detector = detector
+        self.cancel = cancel
         prefetch = VAD_PREFETCH if vad_prefetch is None else vad_prefetch
         self.vad_prefetch = prefetch_pays(getattr(model, "threads", None)) if prefetch is None else prefetch
         self.vad_seconds = 0.0  # time spent waiting for the VAD, outside engine calls
@@ -222,7 +227,7 @@ class TranscriptionStream:
             opening = True  # the first text of this segment, which may need a space after the last one
             call.t0 = time.perf_counter()
             for chunk in self.model.transcribe_raw(self._samples(piece.start, piece.end), fresh=self.fresh, context=context,
-                                                   max_tokens=self.max_tokens, prefix=self.prefix):  # fmt: skip
+                                                   max_tokens=self.max_tokens, prefix=self.prefix, cancel=self.cancel):  # fmt: skip
                 if call.first is None:
                     call.first = time.perf_counter()
                 call.chunks.append(chunk)
@@ -236,6 +241,8 @@ class TranscriptionStream:
                 last = tail[-1]
             call.t_end = time.perf_counter()
             yield self._finish_segment(len(self._calls) - 1, call)
+        if self.cancel is not None:
+            self.cancel.check()  # before the alignment, a process of its own
         self.result = self._build()
 
     def _finish_segment(self, i: int, call: _Call) -> Segment:
