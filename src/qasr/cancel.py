@@ -67,8 +67,9 @@ class Cancel:
 
 def guarded(items: Iterable[T], cancel: Cancel | None, interrupt: Callable[[], None] | None = None) -> Iterator[T]:
     """``items`` (an engine call's chunks, a provider's segments) checked against ``cancel``: `Aborted`
-    before the first, after each, and at the end (an interrupted call may end quietly, and a partial
-    answer must not pass for a whole one); ``interrupt`` is called at once if ``cancel`` is set while
+    before the first, on either side of each (nothing made after the cancel is passed on, and the
+    next is not started), and at the end (an interrupted call may end quietly, and a partial answer
+    must not pass for a whole one); ``interrupt`` is called at once if ``cancel`` is set while
     they run. Leaving early closes ``items`` (a chatllm turn aborts when its iterator is closed).
     ``cancel`` None: ``items`` as they are."""
     if cancel is None:
@@ -83,8 +84,9 @@ def _guarded(items: Iterable[T], cancel: Cancel, interrupt: Callable[[], None] |
         cancel._watch(interrupt)
     try:
         for item in iterator:
-            cancel.check()
+            cancel.check()  # set while this item was made: it is not passed on
             yield item
+            cancel.check()  # set while the consumer held it: the next one is not made
         cancel.check()
     finally:
         if interrupt is not None:
