@@ -15,8 +15,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +24,6 @@ import psutil
 import pytest
 import soundfile
 from conftest import sine
-from qasr.spec import EngineSpec
 from serving import (DEFAULT_TEXT, SAMPLES, clip, form_body, raw_request, read_status, serve,  # noqa: F401 - fixtures
                      wait_until)  # fmt: skip
 
@@ -445,55 +442,3 @@ def test_a_workers_own_children_do_not_outlive_a_sigkilled_server(serve) -> None
         t0 = time.monotonic()
         wait_until(lambda: all(_gone(p) for p in tree), 2, "the worker and its child to die with the server")
         assert time.monotonic() - t0 < 1.0 + 0.2
-
-
-def test_a_worker_exits_when_its_pipes_close_without_a_signal(double_lib: Path, asr_model_file: Path) -> None:
-    """The second watch, for where PR_SET_PDEATHSIG is absent: end of stdin ends the worker even mid-decode."""
-    from conftest import double_env
-
-    spec = EngineSpec(model=str(asr_model_file), threads=1).to_json()
-    env = double_env(double_lib, token_delay_ms="500")
-    proc = subprocess.Popen([sys.executable, "-m", "qasr.serve.worker", spec], stdin=subprocess.PIPE,  # type: ignore[attr-defined]
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
-    assert json.loads(proc.stdout.readline())["type"] == "ready"
-    audio = asr_model_file.parent / "a.f32"
-    sine(1.0).astype("<f4").tofile(audio)
-    proc.stdin.write(json.dumps({"id": 1, "op": "transcribe", "audio": str(audio), "stream": True, "options": {}}).encode() + b"\n")
-    proc.stdin.flush()
-    assert json.loads(proc.stdout.readline())["type"] == "delta"  # mid-decode now
-    proc.stdin.close()
-    assert proc.wait(timeout=1.5) == 0
-    proc.stdout.close()
-
-
-def test_an_abort_message_stops_a_decode_at_once(double_lib: Path, asr_model_file: Path) -> None:
-    from conftest import double_env
-
-    spec = EngineSpec(model=str(asr_model_file)).to_json()
-    proc = subprocess.Popen([sys.executable, "-m", "qasr.serve.worker", spec], stdin=subprocess.PIPE,  # type: ignore[attr-defined]
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=double_env(double_lib, token_delay_ms="500"))  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
-    assert json.loads(proc.stdout.readline())["type"] == "ready"
-    audio = asr_model_file.parent / "a.f32"
-    sine(1.0).astype("<f4").tofile(audio)
-
-    def send(record: dict[str, object]) -> None:
-        proc.stdin.write(json.dumps(record).encode() + b"\n")  # type: ignore[union-attr]
-        proc.stdin.flush()  # type: ignore[union-attr]
-
-    send({"id": 1, "op": "transcribe", "audio": str(audio), "stream": True, "options": {}})
-    assert json.loads(proc.stdout.readline())["type"] == "delta"
-    t0 = time.monotonic()
-    send({"id": 0, "op": "abort"})  # an old id: ignored
-    send({"id": 1, "op": "abort"})
-    last = json.loads(proc.stdout.readline())
-    while last["type"] == "delta":
-        last = json.loads(proc.stdout.readline())
-    assert last == {"id": 1, "type": "error", "status": 499, "aborted": True, "message": "aborted"}
-    assert time.monotonic() - t0 < 0.5 + 1.0  # the double hears it after the 0.5 s chunk it is "computing"
-    send({"id": 2, "op": "transcribe", "audio": str(audio), "stream": False, "options": {"max_tokens": 3}})
-    assert json.loads(proc.stdout.readline())["type"] == "result"  # the next request is not aborted
-    proc.stdin.close()
-    assert proc.wait(timeout=5) == 0
-    proc.stdout.close()

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from qasr.channel import Message
+from qasr.errors import Aborted, to_record
 from qasr.serve.lease import ABORT_GRACE, Cancel, Cancelled, Inflight, Lease
 from qasr.serve.pool import QueueFull
 
@@ -17,17 +19,17 @@ class FakeWorker:
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
-        self.answers: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.answers: asyncio.Queue[Message | None] = asyncio.Queue()
         self.exited: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     @property
     def alive(self) -> bool:
         return not self.exited.done()
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
+    def send(self, kind: str, payload: bytes | None = None, **fields: Any) -> None:
+        self.sent.append({"kind": kind, **fields})
 
-    async def receive(self) -> dict[str, Any] | None:
+    async def receive(self) -> Message | None:
         return await self.answers.get()
 
 
@@ -88,20 +90,20 @@ def test_a_cancelled_read_keeps_its_line_for_the_drain() -> None:
         worker = FakeWorker()
         pool.handed.set_result(worker)
         async with Lease(pool, cancel) as lease:  # type: ignore[arg-type]
-            await lease.start({"id": 7, "op": "transcribe"})
+            await lease.start("transcribe", id=7)
             answers = lease.answers()
-            worker.answers.put_nowait({"id": 7, "type": "delta", "text": "a"})
+            worker.answers.put_nowait(Message(kind="delta", id=7, text="a"))
             assert (await answers.__anext__())["text"] == "a"
             reading = asyncio.ensure_future(answers.__anext__())
             await asyncio.sleep(0)
             cancel.set("disconnect")  # the client leaves while the lease waits for the next line
             with pytest.raises(Cancelled, match="disconnect"):
                 await reading
-            worker.answers.put_nowait({"id": 7, "type": "error", "status": 499, "aborted": True})  # the abort's answer
+            worker.answers.put_nowait(Message(kind="error", id=7, **to_record(Aborted("aborted"))))  # the abort's answer
         return pool.back, worker.sent
 
     back, sent = run(main())
-    assert sent[-1] == {"op": "abort", "id": 7}
+    assert sent[-1] == {"kind": "abort", "id": 7}
     assert [reason for reason, _ in back] == ["released"]  # its last answer was read: the worker is fine
 
 
@@ -113,7 +115,7 @@ def test_a_worker_that_ignores_the_abort_is_retired_as_stuck() -> None:
         t0 = loop.time()
         with pytest.raises(Cancelled):
             async with Lease(pool, cancel) as lease:  # type: ignore[arg-type]
-                await lease.start({"id": 1, "op": "transcribe"})
+                await lease.start("transcribe", id=1)
                 cancel.set("shutdown")
                 async for _ in lease.answers():
                     pass

@@ -1,7 +1,7 @@
 """One way for a child process to talk to its parent: JSON lines, one ``kind`` key, errors as records.
 
 Every child qasr starts (the long-form phases, the aligner beside a transcription, the benchmark's
-providers, the server's workers, the lab's runs, Silero) speaks this framing:
+providers, the server's workers, the lab's runs, Silero) speaks this framing, both ways:
 
 * a message is one line of JSON holding ``"kind"`` (what it is) and its fields;
 * a message that carries binary data says ``"bytes": N`` and the N raw bytes follow its newline
@@ -20,10 +20,11 @@ static destructors once a model was loaded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -83,9 +84,9 @@ class Sender:
             except (BrokenPipeError, ValueError):  # the parent went away: the durable copy still holds it
                 self.stream = None
 
-    def error(self, exc: BaseException) -> None:
-        """Send an error as a record (`qasr.errors.to_record`)."""
-        self.send(ERROR, **to_record(exc))
+    def error(self, exc: BaseException, **fields: Any) -> None:
+        """Send an error as a record (`qasr.errors.to_record`), with ``fields`` (a request's ``id``)."""
+        self.send(ERROR, **fields, **to_record(exc))
 
     def close(self) -> None:
         for fh in (self._durable, self.stream):
@@ -108,20 +109,13 @@ class Receiver:
 
     def receive(self) -> Message | None:
         """The next message, or None when the child closed its end."""
-        while True:
-            line = self.stream.readline()
-            if not line:
-                return None
-            message = _parse(line)
-            if message is None:
-                continue
-            size = message.get("bytes")
-            if isinstance(size, int) and size >= 0:
-                payload = self.stream.read(size)
-                if len(payload) != size:
-                    return None  # cut short: the child died mid-message
-                message.payload = payload
-            return message
+        steps = _framing()
+        want = next(steps)
+        try:
+            while True:
+                want = steps.send(self.stream.readline() if want is None else self.stream.read(want))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[Message]:
         while True:
@@ -129,6 +123,40 @@ class Receiver:
             if message is None:
                 return
             yield message
+
+
+async def receive_async(stream: asyncio.StreamReader) -> Message | None:
+    """`Receiver.receive` for a parent whose pipes belong to an event loop (the server's workers)."""
+    steps = _framing()
+    want = next(steps)
+    try:
+        while True:
+            want = steps.send(await (stream.readline() if want is None else stream.read(want)))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _framing() -> Generator[int | None, bytes, Message | None]:
+    """The framing, apart from any I/O (so blocking and event-loop readers share it): yields None
+    for the next line or N for the next N bytes, is sent what was read, returns the message (None
+    once the stream ended, or ended mid-message: the child died)."""
+    while True:
+        line = yield None
+        if not line:
+            return None
+        message = _parse(line)
+        if message is None:
+            continue
+        size = message.get("bytes")
+        if isinstance(size, int) and size >= 0:
+            payload = b""
+            while len(payload) < size:  # a pipe may give a payload in pieces
+                piece = yield size - len(payload)
+                if not piece:
+                    return None
+                payload += piece
+            message.payload = payload
+        return message
 
 
 def _parse(line: bytes) -> Message | None:

@@ -67,6 +67,13 @@ class DownloadError(QasrError):
         self.fatal = fatal  # True: another source would not help (the local disk is the problem)
 
 
+class Aborted(QasrError):
+    """A call was stopped by its `qasr.cancel.Cancel` before it finished (its client went away, or the
+    server is shutting down); what it had produced is not a result."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class NoProviderAvailable(QasrError):
     """``--provider auto`` tried every provider and none could start; the message gives each reason.
 
@@ -124,5 +131,6 @@ def from_record(record: dict[str, object]) -> QasrError:
 
 _ERROR_CLASSES: dict[str, type[QasrError]] = {
     cls.__name__: cls
-    for cls in (QasrError, UsageError, AudioError, ModelFileError, EngineNotFound, EngineError, DownloadError, NoProviderAvailable)
+    for cls in (QasrError, UsageError, AudioError, ModelFileError, EngineNotFound, EngineError, DownloadError, Aborted,
+                NoProviderAvailable)
 }

@@ -109,7 +109,9 @@ class CallOptions(_JsonValue):
     chunk ahead of the engine, each chunk is one segment). None: the default, 30 s
     (`qasr.audio.vad.DEFAULT_MAX_CHUNK`), which bounds an engine call's memory and time per audio
     second; ``0``: one call per input up to the engine's limit (`qasr.audio.MAX_SECONDS_PER_CALL`),
-    chunks beyond it.
+    chunks beyond it. ``words``: word times for this call; None gives them when the provider has an
+    aligner (``word_times``), False skips the alignment (a server's request that did not ask for
+    them), True asks for them (`qasr.errors.UsageError` from a provider without an aligner).
     """
 
     language: str | None = None
@@ -117,6 +119,7 @@ class CallOptions(_JsonValue):
     itn: bool = False
     opencc: str | None = None
     max_chunk: float | None = None
+    words: bool | None = None
 
     def __post_init__(self) -> None:
         if self.opencc is not None:

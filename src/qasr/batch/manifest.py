@@ -62,7 +62,8 @@ def options_hash(spec: EngineSpec, calls: CallOptions, formats: tuple[str, ...])
     the call options and the output formats."""
     loaded = {k: v for k, v in spec.to_dict().items() if k not in _NOT_IN_HASH}
     loaded["model"], loaded["aligner"] = model_identity(spec.model), model_identity(spec.aligner)
-    text = json.dumps({"spec": loaded, "calls": calls.to_dict(), "formats": sorted(formats)}, sort_keys=True, ensure_ascii=False)
+    asked = {k: v for k, v in calls.to_dict().items() if not (k == "words" and v is None)}  # unset: hashes made before it existed hold
+    text = json.dumps({"spec": loaded, "calls": asked, "formats": sorted(formats)}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

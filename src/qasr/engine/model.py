@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 
 from qasr.audio.decode import as_audio, check_one_call
+from qasr.cancel import Cancel, guarded
 from qasr.engine import exit_guard, ffmpeg_shim, switchboard
 from qasr.engine.library import END_FUNC, PRINT_FUNC, Engine, load_library
 from qasr.engine.modelfile import ModelFileInfo, ModelKind, inspect_model_file, require_kind
@@ -348,6 +349,7 @@ class Model:
         max_tokens: int | None = None,
         context: str | None = None,
         prefix: str | None = None,
+        cancel: Cancel | None = None,
     ) -> Iterator[str]:
         """Transcribe audio (a path, an `Audio`, or 16 kHz mono samples); yield the engine's raw chunks.
 
@@ -360,7 +362,8 @@ class Model:
         ``prefix`` forces the start of the answer (``chatllm_set_ai_prefix``), e.g. ``"<asr_text>the
         first words"``: the engine prints it as the first chunk and continues after it (measured with
         upstream: the tiny model's planted chain resumes exactly after a prefix of it). It applies to
-        this call only.
+        this call only. ``cancel`` (a `qasr.cancel.Cancel`) stops the call: setting it aborts the
+        running turn at once (`abort`), and `qasr.errors.Aborted` is raised at the next chunk.
         """
         from qasr.audio.staging import staged_wav
 
@@ -383,7 +386,7 @@ class Model:
                 finally:
                     lib.chatllm_set_ai_prefix(obj, b"")
 
-        return self.run_turn(call, max_tokens=max_tokens)
+        return guarded(self.run_turn(call, max_tokens=max_tokens), cancel, self.abort)
 
     def align_raw(self, audio: object, transcript: str, *, fresh: bool = True) -> Iterator[str]:
         """Run the ForcedAligner on audio plus its transcript; yield the engine's raw output.

@@ -32,6 +32,7 @@ from qasr.audio.decode import SAMPLE_RATE, from_array
 from qasr.audio.endpoint import Boundary, Endpointer, EndpointOptions
 from qasr.audio.silero import Detector
 from qasr.audio.sources import Clock, WallClock
+from qasr.cancel import Cancel
 from qasr.text.context import clean_context, is_context_echo
 from qasr.text.parse import ASR_TEXT_TAG, parse_asr_output, split_language
 from qasr.text.post import PostProcess
@@ -46,7 +47,7 @@ class LiveDecoder(Protocol):
     language: str | None
 
     def transcribe_raw(self, audio: object, *, context: str | None = None, prefix: str | None = None,
-                       max_tokens: int | None = None) -> Iterator[str]: ...  # fmt: skip
+                       max_tokens: int | None = None, cancel: Cancel | None = None) -> Iterator[str]: ...  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,9 @@ def _tokens(chunks: list[str], prefix: str) -> tuple[str | None, list[str]]:
 class _Session:
     """One stream's state: the audio kept, the endpointer, the open utterance, the clock."""
 
-    def __init__(self, model: LiveDecoder, options: StreamOptions, detector: Detector, clock: Clock, live: bool) -> None:
-        self.model, self.options, self.clock, self.live = model, options, clock, live
+    def __init__(self, model: LiveDecoder, options: StreamOptions, detector: Detector, clock: Clock, live: bool,
+                 cancel: Cancel | None = None) -> None:  # fmt: skip
+        self.model, self.options, self.clock, self.live, self.cancel = model, options, clock, live, cancel
         self.endpointer = Endpointer(detector, options.endpoint)
         self.context = clean_context(options.context)
         self.max_tokens = options.max_tokens
@@ -172,7 +174,7 @@ class _Session:
         prefix = self._prefix(u) if force else ""
         t0 = time.perf_counter()
         chunks = list(self.model.transcribe_raw(audio, context=self.context or "", prefix=prefix or None,
-                                               max_tokens=self.max_tokens))
+                                               max_tokens=self.max_tokens, cancel=self.cancel))
         took = time.perf_counter() - t0
         language, tokens = _tokens(chunks, prefix)
         if language and language.lower() != "none":
@@ -258,6 +260,7 @@ def stream(
     detector: Detector | None = None,
     clock: Clock | None = None,
     live: bool | None = None,
+    cancel: Cancel | None = None,
 ) -> Iterator[StreamEvent]:
     """Events for the speech in ``source`` (see the module doc). Closing the iterator early, or the end
     of the input, closes the open utterance with a final event.
@@ -266,6 +269,8 @@ def stream(
     stops). ``clock``: the time base for lag (default: wall clock; tests pass one that jumps).
     ``live``: whether ``source`` delivers audio in real time (default: its ``realtime`` attribute,
     else True); lag is reported, and partials skipped when behind, only for live sources.
+    ``cancel`` (`qasr.cancel.Cancel`) stops the stream: the running decode is aborted and
+    `qasr.errors.Aborted` raised, with no final decode after it.
     """
     opts = options or StreamOptions()
     own = detector is None
@@ -274,7 +279,7 @@ def stream(
 
         detector = IsolatedDetector()
     is_live = live if live is not None else bool(getattr(source, "realtime", True))
-    session = _Session(model, opts, detector, clock or getattr(source, "clock", None) or WallClock(), is_live)
+    session = _Session(model, opts, detector, clock or getattr(source, "clock", None) or WallClock(), is_live, cancel)
     try:
         stopped: BaseException | None = None
         try:

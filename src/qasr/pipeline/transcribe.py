@@ -43,6 +43,7 @@ from qasr.text.script import is_cjk
 
 if TYPE_CHECKING:  # the VAD's modules load only when audio is longer than one call (bench_transcribe (d))
     from qasr.audio.silero import Detector
+    from qasr.cancel import Cancel
 
 
 #: What `TranscriptionStream.events` yields: transcript text as generated, and each finished segment.
@@ -126,7 +127,9 @@ class TranscriptionStream:
     engine's answer prefix; a model loaded with a language takes only that one. ``max_chunk``: see
     `chunk_bound`. ``detector`` replaces Silero for cutting long audio (a `qasr.audio.silero.Detector`:
     tests use one that hears tones); ``vad_prefetch`` overlaps the VAD with the engine (None:
-    `VAD_PREFETCH`, by default when the engine leaves a core free).
+    `VAD_PREFETCH`, by default when the engine leaves a core free). ``cancel`` stops the transcription
+    (`qasr.cancel`): the running engine call is aborted at once and `qasr.errors.Aborted` raised; no
+    further chunk is decoded and no alignment starts.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class TranscriptionStream:
         language: str | None = None,
         detector: Detector | None = None,
         vad_prefetch: bool | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         self.post = PostProcess(itn, opencc)  # an unknown OpenCC target fails before any engine call
         self.model, self.fresh, self.itn, self.opencc, self.aligner = model, fresh, itn, opencc, aligner
@@ -155,6 +159,7 @@ class TranscriptionStream:
         self.max_chunk = chunk_bound(max_chunk)
         self.detector = detector
         self._prefetch = VAD_PREFETCH if vad_prefetch is None else vad_prefetch
+        self.cancel = cancel
         self.vad_seconds = 0.0  # time spent waiting for the VAD, outside engine calls
         self.prefix = self._language_prefix(language)
         self.audio: Audio = as_audio(audio)
@@ -233,7 +238,7 @@ class TranscriptionStream:
             opening = True  # the first text of this segment, which may need a space after the last one
             call.t0 = time.perf_counter()
             for chunk in self.model.transcribe_raw(self._samples(start, end), fresh=self.fresh, context=context,
-                                                   max_tokens=self.max_tokens, prefix=self.prefix):  # fmt: skip
+                                                   max_tokens=self.max_tokens, prefix=self.prefix, cancel=self.cancel):  # fmt: skip
                 if call.first is None:
                     call.first = time.perf_counter()
                 call.chunks.append(chunk)
@@ -247,6 +252,8 @@ class TranscriptionStream:
                 last = tail[-1]
             call.t_end = time.perf_counter()
             yield self._finish_segment(len(self._calls) - 1, call)
+        if self.cancel is not None:
+            self.cancel.check()  # before the alignment, a process of its own
         self.result = self._build()
 
     def _finish_segment(self, i: int, call: _Call) -> Segment:

@@ -13,8 +13,14 @@ reload. What a provider can do beyond that is said by flags, never by ``isinstan
   when they are whole segments;
 * ``word_times``: it can give each segment word times (an aligner in its spec);
 * ``live_prefix``: it can force the start of an answer and return the engine's raw chunks
-  (``transcribe_raw(audio, context=, prefix=, max_tokens=)`` and ``language``), which the live
-  streaming pipeline needs for stable text (Qwen3-ASR's own recipe).
+  (``transcribe_raw(audio, context=, prefix=, max_tokens=, cancel=)`` and ``language``), which the
+  live streaming pipeline needs for stable text (Qwen3-ASR's own recipe);
+* ``cancels_mid_call``: a call's ``cancel`` (`qasr.cancel.Cancel`, the keyword of ``transcribe`` and
+  ``stream``) stops its engine at once; False when the engine cannot be interrupted, and the
+  cancel is heard between its segments only. Either way a cancelled call raises
+  `qasr.errors.Aborted`, which is how a server stops the work of a client that went away.
+
+A call's ``options.words`` asks for word times or skips them (`wants_words`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from qasr.cancel import Cancel
+from qasr.errors import UsageError
 from qasr.pipeline.results import TranscriptionResult
 from qasr.spec import CallOptions, EngineSpec
 
@@ -49,13 +57,14 @@ class Provider(Protocol):
     streams: bool
     word_times: bool
     live_prefix: bool
+    cancels_mid_call: bool
     load_seconds: float
     spec: EngineSpec
     defaults: CallOptions
 
-    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult: ...
+    def transcribe(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> TranscriptionResult: ...
 
-    def stream(self, audio: object, options: CallOptions | None = None) -> TextStream: ...
+    def stream(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> TextStream: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -110,3 +119,12 @@ class LoadTimeOnce:
             return 0.0
         self._given = True
         return self.load_seconds
+
+
+def wants_words(provider: Provider, options: CallOptions) -> bool:
+    """Whether this call aligns: ``options.words`` None follows ``word_times``, False skips the
+    aligner; True from a provider without one is a `UsageError` (a silent answer without words
+    would look like speech without words)."""
+    if options.words and not provider.word_times:
+        raise UsageError(f"word timestamps need a provider with an aligner; {provider.name} has none here")
+    return provider.word_times and options.words is not False

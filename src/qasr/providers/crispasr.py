@@ -48,11 +48,12 @@ from typing import Any
 import numpy as np
 
 from qasr.audio import Audio
+from qasr.cancel import Cancel, guarded
 from qasr.engine.gguf import GgufInfo, inspect_gguf, require_qwen3
 from qasr.engine.modelfile import SYNTHETIC_NOTE, ModelKind
 from qasr.errors import EngineError, EngineNotFound, ModelFileError, QasrError, UsageError, warn_on_stderr
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult, Word
-from qasr.providers.base import LoadTimeOnce
+from qasr.providers.base import LoadTimeOnce, wants_words
 from qasr.spec import CallOptions, EngineSpec
 from qasr.text.languages import NAME_TO_CODE, canonical_name
 from qasr.text.languages import language_code as iso_code
@@ -195,6 +196,7 @@ class CrispAsrProvider:
     name = NAME
     streams = False
     live_prefix = False
+    cancels_mid_call = False  # an engine call in the child runs to its end: a cancel is heard between segments
 
     def __init__(self, spec: EngineSpec, defaults: CallOptions | None = None) -> None:
         from qasr.engine.registry import resolve_model
@@ -235,12 +237,13 @@ class CrispAsrProvider:
             raise QasrError(f"the {NAME} provider was closed")
         return self.engine
 
-    def stream(self, audio: object, options: CallOptions | None = None) -> CrispStream:
+    def stream(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> CrispStream:
         """Segment texts as each engine call ends; ``.result`` when the iteration ends."""
-        return CrispStream(self, audio, self._load.take(), Call.of(options or self.defaults, self.spec))
+        o = options or self.defaults
+        return CrispStream(self, audio, self._load.take(), Call.of(o, self.spec), wants_words(self, o), cancel)
 
-    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult:
-        return self.stream(audio, options).run()
+    def transcribe(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> TranscriptionResult:
+        return self.stream(audio, options, cancel=cancel).run()
 
     def call(self, samples: np.ndarray, call: Call | None = None, max_tokens: int | None = None) -> dict[str, Any]:
         """One engine call on 16 kHz samples: CrispASR's text, token count and time (in the child);
@@ -291,10 +294,11 @@ class CrispAsrProvider:
 class CrispStream:
     """One input through CrispASR: iterate for each segment's text, then read ``result``."""
 
-    def __init__(self, provider: CrispAsrProvider, audio: object, load_seconds: float, call: Call) -> None:
+    def __init__(self, provider: CrispAsrProvider, audio: object, load_seconds: float, call: Call, words: bool = True,
+                 cancel: Cancel | None = None) -> None:  # fmt: skip
         from qasr.audio import as_audio
 
-        self.provider, self.load_seconds, self.call = provider, load_seconds, call
+        self.provider, self.load_seconds, self.call, self.words, self.cancel = provider, load_seconds, call, words, cancel
         self.audio: Audio = as_audio(audio)
         self.result: TranscriptionResult | None = None
 
@@ -308,7 +312,7 @@ class CrispStream:
         self.raw: list[str] = []  # CrispASR's own text per call (it has already cut the language header)
         seconds, tokens, loops, echoes, last = 0.0, 0, 0, 0, ""
         language = canonical_name(c.language)
-        for i, (start, end) in enumerate(plan_calls(self.audio, c.max_chunk)):
+        for i, (start, end) in enumerate(guarded(plan_calls(self.audio, c.max_chunk), self.cancel)):
             t0 = time.perf_counter()
             answer = p.call(call_audio(self.audio, start, end).samples, c)
             seconds += time.perf_counter() - t0
@@ -324,7 +328,7 @@ class CrispStream:
                 yield joint(last, text[0]) + text
                 last = text[-1]
         warnings = [f"{echoes} segment(s) only repeated the context and were dropped"] if echoes else []
-        if p.aligner is not None:
+        if p.aligner is not None and self.words:
             warnings += self._align(segments, language)
         self.result = self._build(segments, seconds, tokens, loops, echoes, warnings, language)
 

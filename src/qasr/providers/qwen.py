@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qasr.cancel import Cancel
 from qasr.engine.model import Model
 from qasr.engine.modelfile import ModelKind, warn_if_synthetic
 from qasr.errors import ModelFileError, QasrError
 from qasr.pipeline.results import TranscriptionResult
 from qasr.pipeline.transcribe import TranscriptionStream
-from qasr.providers.base import LoadTimeOnce
+from qasr.providers.base import LoadTimeOnce, wants_words
 from qasr.spec import CallOptions, EngineSpec
 
 
@@ -37,6 +38,7 @@ class QwenChatllmProvider:
     name = "qwen3-chatllm"
     streams = True
     live_prefix = True
+    cancels_mid_call = True  # a cancel aborts the engine's turn at once (`Model.abort`)
 
     def __init__(self, spec: EngineSpec, defaults: CallOptions | None = None, *, destroy: bool = False) -> None:
         from qasr.engine.registry import model_file
@@ -66,21 +68,23 @@ class QwenChatllmProvider:
             raise QasrError("the qwen3-chatllm provider was closed")
         return self.model
 
-    def stream(self, audio: object, options: CallOptions | None = None) -> TranscriptionStream:
-        """Text as the engine generates it; ``.result`` when the iteration ends."""
+    def stream(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> TranscriptionStream:
+        """Text as the engine generates it; ``.result`` when the iteration ends (`qasr.errors.Aborted`
+        instead once ``cancel`` is set)."""
         o = options or self.defaults
+        aligner = self.aligner if wants_words(self, o) else None
         return TranscriptionStream(
             self._loaded(), audio, load_seconds=self._load.take(), context=o.context, itn=o.itn, opencc=o.opencc,
-            language=o.language, aligner=self.aligner, max_chunk=o.max_chunk, max_tokens=self.spec.max_tokens,
+            language=o.language, aligner=aligner, max_chunk=o.max_chunk, max_tokens=self.spec.max_tokens, cancel=cancel,
         )  # fmt: skip
 
-    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult:
-        return self.stream(audio, options).run()
+    def transcribe(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> TranscriptionResult:
+        return self.stream(audio, options, cancel=cancel).run()
 
     def transcribe_raw(self, audio: object, *, context: str | None = None, prefix: str | None = None,
-                       max_tokens: int | None = None) -> Iterator[str]:  # fmt: skip
+                       max_tokens: int | None = None, cancel: Cancel | None = None) -> Iterator[str]:  # fmt: skip
         """The engine's raw chunks for one call with a forced answer prefix (``live_prefix``)."""
-        return self._loaded().transcribe_raw(audio, context=context, prefix=prefix, max_tokens=max_tokens)
+        return self._loaded().transcribe_raw(audio, context=context, prefix=prefix, max_tokens=max_tokens, cancel=cancel)
 
     def describe(self) -> dict[str, Any]:
         """The model file and the engine library, saying so when the engine is the test double."""

@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qasr.cancel import Cancel, guarded
 from qasr.errors import EngineError, EngineNotFound, ModelFileError, QasrError, UsageError
 from qasr.pipeline.results import Figures, Segment, TranscriptionResult
-from qasr.providers.base import LoadTimeOnce
+from qasr.providers.base import LoadTimeOnce, wants_words
 from qasr.spec import CallOptions, EngineSpec
 from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE, language_code
 
@@ -92,6 +93,7 @@ class FasterWhisperProvider:
     streams = False
     word_times = False
     live_prefix = False
+    cancels_mid_call = False  # CTranslate2 cannot be interrupted: a cancel is heard between segments
 
     def __init__(self, spec: EngineSpec, defaults: CallOptions | None = None) -> None:
         if spec.compute_type not in COMPUTE_TYPES:
@@ -119,13 +121,14 @@ class FasterWhisperProvider:
                              f"({', '.join(sorted(n.capitalize() for n in NAME_TO_CODE))}) or a code ({', '.join(known)})")  # fmt: skip
         return code
 
-    def stream(self, audio: object, options: CallOptions | None = None) -> WhisperStream:
+    def stream(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> WhisperStream:
         if self.model is None:
             raise QasrError("the faster-whisper provider was closed")
-        return WhisperStream(self, audio, self._load.take(), options or self.defaults)
+        wants_words(self, options or self.defaults)  # word times asked of a provider without any: refused
+        return WhisperStream(self, audio, self._load.take(), options or self.defaults, cancel)
 
-    def transcribe(self, audio: object, options: CallOptions | None = None) -> TranscriptionResult:
-        return self.stream(audio, options).run()
+    def transcribe(self, audio: object, options: CallOptions | None = None, *, cancel: Cancel | None = None) -> TranscriptionResult:
+        return self.stream(audio, options, cancel=cancel).run()
 
     def describe(self) -> dict[str, Any]:
         import faster_whisper
@@ -140,11 +143,12 @@ class FasterWhisperProvider:
 class WhisperStream:
     """One file through faster-whisper: iterate for each segment's text, then read ``result``."""
 
-    def __init__(self, provider: FasterWhisperProvider, audio: object, load_seconds: float, options: CallOptions) -> None:
+    def __init__(self, provider: FasterWhisperProvider, audio: object, load_seconds: float, options: CallOptions,
+                 cancel: Cancel | None = None) -> None:  # fmt: skip
         from qasr.audio import as_audio
         from qasr.text.context import clean_context
 
-        self.provider, self.load_seconds, self.options = provider, load_seconds, options
+        self.provider, self.load_seconds, self.options, self.cancel = provider, load_seconds, options, cancel
         self.language = provider.language_code(options.language) if options.language else provider.language
         self.audio = as_audio(audio)  # any length: faster-whisper windows long audio itself
         self.context = clean_context(options.context)
@@ -157,7 +161,7 @@ class WhisperStream:
         try:
             found, info = p.model.transcribe(self.audio.samples, language=self.language, beam_size=p.spec.beam_size,
                                              initial_prompt=self.context or None)  # fmt: skip
-            for segment in found:  # a lazy generator: decoding happens as it is consumed
+            for segment in guarded(found, self.cancel):  # lazy: decoding happens as it is consumed
                 segments.append(segment)
                 yield segment.text
         except QasrError:

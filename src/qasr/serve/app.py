@@ -26,6 +26,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from qasr.channel import ERROR, Message
+from qasr.errors import EXIT_USAGE, Aborted, QasrError
 from qasr.serve.formats import RESPONSE_FORMATS, render
 from qasr.serve.lease import Cancel, Cancelled, Lease
 from qasr.serve.metrics import Metrics
@@ -38,6 +40,14 @@ from qasr.text.languages import CODE_TO_NAME, NAME_TO_CODE
 
 class PoisonInput(Exception):
     """The same input ended two workers in a row: it is not tried a third time."""
+
+
+def status_of(failed: QasrError) -> int:
+    """The HTTP status of an error a worker sent: 499 for a request stopped early, 400 for what the
+    client can fix (a usage, audio or model-file error: exit code 2), 500 for the rest."""
+    if isinstance(failed, Aborted):
+        return 499
+    return 400 if failed.exit_code == EXIT_USAGE else 500
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None,
@@ -115,14 +125,14 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
 
         return route
 
-    async def run(message: dict[str, Any], cancel: Cancel) -> dict[str, Any]:
+    async def run(message: dict[str, Any], cancel: Cancel) -> Message:
         """The request's last answer, from a second worker if the first died (nothing was sent yet)."""
         died: WorkerDied | None = None
         for _ in range(2):
             message["id"] = metrics.next_id()
             try:
                 async with Lease(pool, cancel) as lease:
-                    answers = [a async for a in lease.request(message)]
+                    answers = [a async for a in lease.request("transcribe", **message)]
                 return answers[-1]
             except WorkerDied as exc:
                 if died is not None:
@@ -191,9 +201,10 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
         finally:
             watcher.cancel()
             job.close()
-        if last["type"] == "error":
-            status = int(last.get("status") or 500)
-            return error(status, last["message"], "invalid_request_error" if status == 400 else "server_error")
+        if last.kind == ERROR:
+            failed = last.error()  # the worker's error, as its own class (`qasr.channel`)
+            status = status_of(failed)
+            return error(status, str(failed), "invalid_request_error" if status == 400 else "server_error")
         body, media = render(last["result"], fmt, words)
         return JSONResponse(body) if isinstance(body, dict) else PlainTextResponse(body, media_type=media)
 
@@ -217,7 +228,7 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
             if opencc not in OPENCC_TARGETS:
                 raise UploadRefused(400, f"opencc must be one of {', '.join(OPENCC_TARGETS)}", param="opencc")
         audio = await job.prepare(upload, options.max_upload)
-        return {"op": "transcribe", "audio": str(audio), "stream": str(form.get("stream") or "").lower() in ("true", "1"),
+        return {"audio": str(audio), "stream": str(form.get("stream") or "").lower() in ("true", "1"),
                 "options": {"context": str(form.get("prompt") or "") or None, "language": language,
                             "itn": str(form.get("itn") or "").lower() in ("true", "1"), "opencc": opencc, "words": words}}  # fmt: skip
 
@@ -235,13 +246,13 @@ def create_app(pool: WorkerPool, options: ServeOptions) -> Starlette:
                 message["id"] = metrics.next_id()
                 try:
                     async with Lease(pool, cancel) as lease:
-                        async for answer in lease.request(message):
-                            if answer["type"] == "delta":
+                        async for answer in lease.request("transcribe", **message):
+                            if answer.kind == "delta":
                                 yield event({"type": "transcript.text.delta", "delta": answer["text"]})
-                            elif answer["type"] == "result":
+                            elif answer.kind == "result":
                                 yield event({"type": "transcript.text.done", "text": answer["result"]["text"]})
                             else:
-                                yield event({"type": "error", "error": {"message": answer.get("message"), "type": "server_error"}})
+                                yield event({"type": "error", "error": {"message": str(answer.error()), "type": "server_error"}})
                             sent = True
                     return
                 except WorkerDied as exc:

@@ -1,9 +1,11 @@
 """The worker's side of its pipes: stdin read on a thread of its own, and the watch on its parent.
 
 Why a thread: a decode runs for seconds in the worker's main thread, and the parent must be able to
-stop it when its client goes away or the server shuts down (``{"op": "abort", "id"}``). The thread
-reads every line as it comes; requests and streamed audio go to the main loop in order, an abort
-marks that request cancelled and calls the engine's abort at once (`qasr.engine.model.Model.abort`).
+stop it when its client goes away or the server shuts down (an ``abort`` message with the request's
+``id``). The thread reads every message as it comes (`qasr.channel`); requests and streamed audio go
+to the main loop in order, an abort sets that request's `qasr.cancel.Cancel`, which stops the
+provider's engine at once where it can (qwen3-chatllm: `qasr.engine.model.Model.abort`) and between
+segments otherwise.
 
 Why the watch: nothing the server started may outlive it (a SIGKILL of the server, as the OOM killer
 or a container runtime does), the worker's own children (the VAD, the aligner) included. Two signs,
@@ -22,13 +24,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import json
 import os
 import queue
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import IO
+
+from qasr.cancel import Cancel
+from qasr.channel import Message, Receiver
 
 #: The parent's pid, set by the pool in the worker's environment: the death watch checks it once armed.
 PARENT_ENV = "QASR_SERVE_PARENT_PID"
@@ -86,66 +90,68 @@ def _end() -> None:
 
 
 class Control:
-    """Lines from the parent, read on a thread; aborts act at once, everything else waits its turn."""
+    """Messages from the parent (`qasr.channel`), read on a thread; aborts act at once, everything
+    else waits its turn. Each request runs with a `qasr.cancel.Cancel` of its own (`begin`), which
+    an ``abort`` for it sets: the provider's engine stops at once where it can."""
 
-    def __init__(self, stdin: TextIO, abort_engine: Callable[[], None]) -> None:
-        self._inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    def __init__(self, stdin: IO[bytes]) -> None:
+        self._inbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._cancelled: set[int] = set()
+        self._cancelled: set[int] = set()  # aborts of requests not finished, begun or not
         self._running: int | None = None  # the request the main loop is working on
-        self._abort_engine = abort_engine
+        self._cancel: Cancel | None = None  # the running request's
         threading.Thread(target=self._read, args=(stdin,), name="qasr-worker-control", daemon=True).start()
 
-    def _read(self, stdin: TextIO) -> None:
-        for line in iter(stdin.readline, ""):
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if message.get("op") == "abort":
-                self._cancel(message.get("id"))
+    def _read(self, stdin: IO[bytes]) -> None:
+        for message in Receiver(stdin):
+            if message.kind == "abort":
+                self._abort(message.get("id"))
             self._inbox.put(message)  # an abort too: it ends a live stream's audio
         # End of stdin: the parent retired us (we are idle) or is gone. Nothing to answer either way.
         _end()
 
-    def _cancel(self, rid: object) -> None:
+    def _abort(self, rid: object) -> None:
         if not isinstance(rid, int):
             return
         with self._lock:
             self._cancelled.add(rid)
-            if self._running == rid:
-                self._abort_engine()
+            cancel = self._cancel if self._running == rid else None
+        if cancel is not None:
+            cancel.set()
 
-    def messages(self) -> Iterator[dict[str, Any]]:
+    def messages(self) -> Iterator[Message]:
         """Requests and audio in the order they came (aborts of requests already done are dropped)."""
         while True:
             message = self._inbox.get()
             if message is None:
                 return
-            if message.get("op") == "abort" and message.get("id") != self._running:
+            if message.kind == "abort" and message.get("id") != self._running:
                 continue
             yield message
 
-    def begin(self, rid: object) -> None:
-        """The main loop starts ``rid``; aborts of earlier requests can no longer matter (ids only grow).
+    def begin(self, rid: object) -> Cancel:
+        """The main loop starts ``rid``: its cancel (already set if it was aborted while queued).
+        Aborts of earlier requests can no longer matter (ids only grow).
 
         From here until `end` the worker may have children: the end of stdin, not the death signal,
         ends it (see the module doc)."""
         _death_signal(0)
+        cancel = Cancel()
         with self._lock:
             self._running = rid if isinstance(rid, int) else None
+            self._cancel = cancel
             if self._running is not None:
                 self._cancelled = {i for i in self._cancelled if i >= self._running}
+            aborted = rid in self._cancelled
+        if aborted:
+            cancel.set()
+        return cancel
 
     def end(self) -> None:
         with self._lock:
             if self._running is not None:
                 self._cancelled.discard(self._running)
-            self._running = None
+            self._running, self._cancel = None, None
         _death_signal(signal.SIGKILL)  # idle again: no children left to orphan
         if _parent_gone():
             _end()
-
-    def cancelled(self, rid: object) -> bool:
-        with self._lock:
-            return rid in self._cancelled

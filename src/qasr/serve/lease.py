@@ -2,8 +2,8 @@
 
 Every route uses a worker the same way::
 
-    async with Lease(pool, cancel) as lease:          # waits in the queue; QueueFull beyond it
-        async for answer in lease.request(message):    # WorkerDied if it ends; Cancelled if `cancel` fires
+    async with Lease(pool, cancel) as lease:                # waits in the queue; QueueFull beyond it
+        async for answer in lease.request(kind, **fields):   # WorkerDied if it ends; Cancelled if `cancel` fires
             ...
 
 Leaving the block, however it is left (a result, a client gone, a shutdown, an exception, the task
@@ -23,11 +23,13 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from qasr.channel import ERROR, Message
 from qasr.serve.pool import WorkerDied, WorkerPool, Worker
 
 #: How long a request that was asked to stop may take to answer before its worker is killed.
 ABORT_GRACE = 1.0
-FINAL = ("result", "error", "done")
+#: The kinds of a request's last answer (`qasr.serve.worker`).
+FINAL = ("result", ERROR, "done")
 
 
 class Cancelled(Exception):
@@ -107,7 +109,7 @@ class Lease:
         self.pool, self.cancel = pool, cancel
         self.worker: Worker | None = None
         self.pending: int | None = None  # the request sent whose last answer has not come yet
-        self._reading: asyncio.Future[dict[str, Any] | None] | None = None
+        self._reading: asyncio.Future[Message | None] | None = None
         self._acquiring: asyncio.Future[Worker] | None = None
         self._cancelled: asyncio.Future[None] | None = None
 
@@ -139,7 +141,7 @@ class Lease:
         if not task.done():
             raise Cancelled(self.cancel.reason or "cancelled")
 
-    async def _next(self) -> dict[str, Any] | None:
+    async def _next(self) -> Message | None:
         """The worker's next answer; the read outlives a cancelled wait, so no line is ever lost."""
         assert self.worker is not None
         if self._reading is None:
@@ -148,22 +150,23 @@ class Lease:
         answer, self._reading = self._reading.result(), None
         return answer
 
-    async def request(self, message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def request(self, kind: str, **fields: Any) -> AsyncIterator[Message]:
         """Send one request and yield its answers, the last one included (see `qasr.serve.worker`)."""
-        await self.start(message)
+        await self.start(kind, **fields)
         async for answer in self.answers():
             yield answer
 
-    async def start(self, message: dict[str, Any]) -> None:
-        """Send one request (`WorkerDied` at once if the worker is already gone: nothing was sent)."""
+    async def start(self, kind: str, **fields: Any) -> None:
+        """Send one request, ``fields`` with its ``id`` (`WorkerDied` at once if the worker is already
+        gone: nothing was sent)."""
         worker = self.worker
         assert worker is not None and self.pending is None
         if not worker.alive:
             raise await self._death(worker)
-        self.pending = int(message["id"])
-        worker.send(message)
+        self.pending = int(fields["id"])
+        worker.send(kind, **fields)
 
-    async def answers(self) -> AsyncIterator[dict[str, Any]]:
+    async def answers(self) -> AsyncIterator[Message]:
         """The running request's answers up to its last (`WorkerDied` if the worker ends first)."""
         worker = self.worker
         assert worker is not None
@@ -174,14 +177,14 @@ class Lease:
                 raise await self._death(worker)
             if answer.get("id") != self.pending:
                 continue  # not this request's (cannot happen while every request is drained)
-            if answer.get("type") in FINAL:
+            if answer.get("kind") in FINAL:
                 self.pending = None
             yield answer
 
-    def send(self, message: dict[str, Any]) -> None:
-        """One more line for the running request (a live stream's audio, its end)."""
+    def send(self, kind: str, payload: bytes | None = None, **fields: Any) -> None:
+        """One more message for the running request (a live stream's audio, its end)."""
         if self.worker is not None:
-            self.worker.send(message)
+            self.worker.send(kind, payload, **fields)
 
     async def _death(self, worker: Worker) -> WorkerDied:
         try:
@@ -209,7 +212,7 @@ class Lease:
             return
         self.worker = None
         if self.pending is not None and worker.alive:
-            worker.send({"op": "abort", "id": self.pending})
+            worker.send("abort", id=self.pending)
             if not await self._drain(worker):
                 self.pool.retire(worker, "stuck", kill=True)
                 return
@@ -228,7 +231,7 @@ class Lease:
                 self._reading = None
                 if answer is None:
                     return True  # it died meanwhile: the pool's watch counts and replaces it
-                if answer.get("id") == self.pending and answer.get("type") in FINAL:
+                if answer.get("id") == self.pending and answer.get("kind") in FINAL:
                     self.pending = None
             return True
         except TimeoutError:

@@ -1,7 +1,8 @@
 """The server's workers, seen from the parent: start, watch, hand out, replace.
 
 Each worker is a `qasr.processes.Child` running `qasr.serve.worker`; its pipes are the event loop's
-own transports (no thread waits on a worker, and a read can be abandoned without losing a line).
+own transports (no thread waits on a worker, and a read can be abandoned without losing a line),
+carrying `qasr.channel` messages both ways.
 
 * **Watched**: each worker's process is watched (a pidfd in the event loop), so a worker that dies
   while idle (an OOM kill, a native abort) is noticed at once, counted
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qasr.channel import ERROR, Message, encode, receive_async
 from qasr.processes import Child
 from qasr.serve.control import PARENT_ENV
 from qasr.spec import EngineSpec
 
 READY_TIMEOUT = 120.0
-#: The longest JSON line a worker may send (a result with word times for hours of audio).
+#: The longest message line a worker may send (a result with word times for hours of audio).
 LINE_LIMIT = 256 * 1024 * 1024
 #: Pauses between attempts to start a replacement that failed to start.
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -90,20 +91,15 @@ class Worker:
     def alive(self) -> bool:
         return not self.exited.done()
 
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue one line for the worker (the loop's pipe transport writes it; never blocks)."""
+    def send(self, kind: str, payload: bytes | None = None, **fields: Any) -> None:
+        """Queue one message for the worker (`qasr.channel`; the loop's pipe transport writes it, never blocking)."""
         if self.writer is not None and not self.writer.is_closing():
-            self.writer.write((json.dumps(message, ensure_ascii=False) + "\n").encode())
+            self.writer.write(encode(kind, fields, payload))
 
-    async def receive(self) -> dict[str, Any] | None:
-        """The worker's next JSON line; None once its output ended (it exited)."""
+    async def receive(self) -> Message | None:
+        """The worker's next message; None once its output ended (it exited)."""
         assert self.reader is not None
-        while True:
-            line = await self.reader.readline()
-            if not line:
-                return None
-            if line.lstrip().startswith(b"{"):
-                return json.loads(line)  # anything else on stdout is a native library's noise
+        return await receive_async(self.reader)
 
 
 @dataclass
@@ -164,7 +160,7 @@ class WorkerPool:
         self._next += 1
         log = Path(self._logs.name) / f"worker-{index}.log"
         env = {**os.environ, PARENT_ENV: str(os.getpid())}
-        child = Child("qasr.serve.worker", [self.options.spec.to_json()], log=log, env=env, stdout="pipe", stdin=True)
+        child = Child("qasr.serve.worker", [self.options.spec.to_json()], log=log, env=env, stdout="pipe", stdin=True, text=False)
         worker = Worker(child, index, child.pid)
         self.workers[index] = worker
         await self._attach(worker)
@@ -172,13 +168,13 @@ class WorkerPool:
             message = await asyncio.wait_for(worker.receive(), READY_TIMEOUT)
         except (TimeoutError, ValueError):
             message = None
-        if not message or message.get("type") != "ready":
+        if message is None or message.kind != "ready":
             self._let_go(worker, "failed", kill=True)
             await self._ended(worker)
             tail = child.stderr_tail(1)
-            said = (message or {}).get("message")
-            self.fatal = said or (tail[-1] if tail else f"the worker ended ({child.exit_reason()})")
-            self.fatal_code = int((message or {}).get("exit_code") or 4)
+            said = message.error() if message is not None and message.kind == ERROR else None
+            self.fatal = str(said) if said else (tail[-1] if tail else f"the worker ended ({child.exit_reason()})")
+            self.fatal_code = said.exit_code if said else 4
             return None
         worker.ready, worker.load_seconds = True, float(message.get("load_seconds") or 0.0)
         self.provider = message.get("provider") or self.provider

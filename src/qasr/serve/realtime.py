@@ -1,5 +1,6 @@
 """``WS /v1/realtime``: live audio in (binary s16le 16 kHz mono frames, then the text ``end``), the
-events of `qasr stream` out (``partial`` / ``final`` JSON), through one worker's ``stream`` op.
+events of `qasr stream` out (``partial`` / ``final`` JSON), through one worker's ``stream`` request
+(the frames reach the worker as `qasr.channel` payloads).
 
 The browser may leave at any moment: its worker is then given back at once (the lease aborts the
 stream in the worker instead of finishing it), so the next request is served within a second or so.
@@ -8,11 +9,11 @@ stream in the worker instead of finishing it), so the next request is served wit
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from qasr.channel import ERROR
 from qasr.serve.lease import Cancel, Cancelled, Lease
 from qasr.serve.pool import QueueFull, WorkerDied
 from qasr.serve.state import ServerState, authorized
@@ -68,23 +69,23 @@ async def _session(ws: WebSocket, lease: Lease, rid: int, opts: dict[str, object
                 if got.get("type") == "websocket.disconnect":
                     break
                 if got.get("text") == "end":
-                    lease.send({"id": rid, "op": "end"})
+                    lease.send("end", id=rid)
                     return
                 if got.get("bytes"):
-                    lease.send({"id": rid, "op": "audio", "data": base64.b64encode(got["bytes"]).decode()})
+                    lease.send("audio", got["bytes"], id=rid)  # the frames as the message's payload
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
         cancel.set("disconnect")
 
-    await lease.start({"id": rid, "op": "stream", "options": opts})
+    await lease.start("stream", id=rid, options=opts)
     feeder = asyncio.ensure_future(pump())
     try:
         async for answer in lease.answers():
-            if answer["type"] == "done":
+            if answer.kind == "done":
                 break
             try:
-                if answer["type"] == "error":  # the worker cannot stream: say why, and end
-                    await ws.send_json({"type": "error", "error": {"message": answer.get("message"), "code": "cannot_stream"}})
+                if answer.kind == ERROR:  # the worker cannot stream: say why, and end
+                    await ws.send_json({"type": "error", "error": {"message": str(answer.error()), "code": "cannot_stream"}})
                     break
                 await ws.send_json(answer.get("event") or answer)
             except (WebSocketDisconnect, RuntimeError, OSError):
