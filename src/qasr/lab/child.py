@@ -33,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 from qasr.lab.config import RunConfig
 
 if TYPE_CHECKING:
+    from qasr.lab.engineproc import EngineTarget
     from qasr.lab.memory import PeakSampler
     from qasr.lab.scenarios import Inputs, Scenario
 
@@ -54,20 +55,35 @@ class Recorder:
 class Probe:
     """Phase markers and memory samples for one iteration at a time."""
 
-    def __init__(self, recorder: Recorder, heap_ok: bool, trim_each: bool) -> None:
+    def __init__(self, recorder: Recorder, heap_ok: bool, trim_each: bool, jemalloc: bool = False) -> None:
         self.recorder = recorder
         self.heap_ok = heap_ok
+        self.jemalloc = jemalloc
         self.trim_each = trim_each
         self.iteration = 0
         self.phases: dict[str, dict[str, Any]] = {}
+        #: With an engine process (`watch`): the lab's own process at the same phases, a second series.
+        self.lab_phases: dict[str, dict[str, Any]] = {}
         self.steps: dict[str, dict[str, Any]] = {}
         self.overhead = 0.0
+        self.engine: EngineTarget | None = None
 
     def begin(self, i: int) -> None:
         self.iteration = i
         self.phases = {}
+        self.lab_phases = {}
         self.steps = {}
         self.overhead = 0.0
+
+    def watch(self, provider: Any) -> None:
+        """Sample ``provider``'s engine process from now on (`qasr.lab.engineproc`), when it has one."""
+        from qasr.lab.engineproc import EngineTarget, has_engine_process
+
+        if has_engine_process(provider):
+            self.engine = EngineTarget(provider)
+
+    def engine_pid(self) -> int | None:
+        return self.engine.pid if self.engine is not None else None
 
     def enter(self, phase: str) -> None:
         t0 = time.perf_counter()
@@ -84,9 +100,17 @@ class Probe:
         if not self.heap_ok:  # under jemalloc, glibc's mallinfo2 describes an arena nobody uses
             for key in ("heap_live", "heap_free", "heap_mmap"):
                 record[key] = None
-        self.phases[phase] = record
+        line: dict[str, Any] = {"type": "sample", "i": self.iteration, "phase": phase, "mem": record}
+        if self.engine is None:
+            self.phases[phase] = record
+        else:  # the engine's process is the series; the lab's own is the second one
+            self.lab_phases[phase] = record
+            engine = self.engine.sample(phase, full=full, trim=full and self.trim_each, heap_ok=not self.jemalloc)
+            if engine is not None:  # a closed engine's process is gone: no engine sample at this phase
+                self.phases[phase] = engine
+            line.update(mem=engine, lab_mem=record)
         # Also on disk at once: if the next engine call aborts, this iteration's phases survive.
-        self.recorder.write({"type": "sample", "i": self.iteration, "phase": phase, "mem": record})
+        self.recorder.write(line)
         self.overhead += time.perf_counter() - t0
 
     def step(self, name: str, figures: dict[str, Any]) -> None:
@@ -151,6 +175,7 @@ def _iterate(cfg: RunConfig, scenario: Scenario, inputs: Inputs, session: Sessio
                 "same_as_first": outcome.text == first_text,
                 "peak_rss": peaks.peak() if peaks is not None else None,
                 "phases": probe.phases,
+                **({"lab_phases": probe.lab_phases} if probe.lab_phases else {}),
                 "steps": probe.steps or None,
                 "extra": outcome.extra,
             }
@@ -185,7 +210,7 @@ class Session:
         self.heap_ok = heap_ok and not self.jemalloc
         self.out = (run_dir / "samples.jsonl").open("a", encoding="utf-8")
         self.recorder = Recorder(self.out)
-        self.probe = Probe(self.recorder, self.heap_ok, trim_each=self.cfg.allocator == "trim")
+        self.probe = Probe(self.recorder, self.heap_ok, trim_each=self.cfg.allocator == "trim", jemalloc=self.jemalloc)
         self.progress = progress
 
     def inputs(self) -> Inputs:
@@ -220,12 +245,12 @@ class Session:
             load_library(self.cfg.engine)  # before the baseline, as for our own scenarios
         scenario = UserScenario(self.probe, inputs, target, LabContext(self.cfg, inputs, self.probe))
         meta = {"models": model_files(self.cfg), "target": self.cfg.target, "threshold_kind": threshold_kind(target),
-                "provider": self.cfg.provider}  # fmt: skip
+                "provider": self.cfg.provider, "engine_final_phase": getattr(target, "engine_final_phase", None)}  # fmt: skip
         return self.drive(scenario, inputs, meta)
 
     def drive(self, scenario: Scenario, inputs: Inputs, meta: dict[str, Any]) -> int:
         """Baseline, setup, the iterations, teardown, the final samples; every failure recorded. The exit code."""
-        from qasr.lab.memory import PeakSampler, malloc_trim, take_sample
+        from qasr.lab.memory import malloc_trim, take_sample
         from qasr.lab.native_trace import tracking
 
         cfg, recorder, probe = self.cfg, self.recorder, self.probe
@@ -264,18 +289,21 @@ class Session:
             # made (measured: 5.2 ms -> well under 1 ms per collection with the tiny models).
             gc.collect()
             gc.freeze()
-            peaks = PeakSampler().start() if cfg.peaks else None
+            peaks = self.peaks() if cfg.peaks else None
             # The capture ends when the iterations do (or fail), while everything the scenario keeps is alive.
             with tracking(Path(cfg.trace_file) if cfg.trace_file else None):
                 _iterate(cfg, scenario, inputs, self, peaks)
             if peaks is not None:
                 peaks.stop()
             probe.begin(cfg.iterations + 1)
+            engine_trim = probe.engine.trim() if probe.engine is not None else None
+            if engine_trim is not None:  # before teardown closes it: malloc_trim in the engine's process
+                recorder.write({"type": "trim", "process": "engine", **engine_trim})
             scenario.teardown()
             before = take_sample("final").to_dict()
             released = malloc_trim(0)
             after = take_sample("after_trim").to_dict()
-            recorder.write({"type": "trim", "before": before, "after": after, "released": released})
+            recorder.write({"type": "trim", "process": "lab", "before": before, "after": after, "released": released})
             recorder.write({"type": "end", "finished": time.time()})
             return 0
         except KeyboardInterrupt:
@@ -283,6 +311,17 @@ class Session:
             return 130
         except Exception as exc:  # noqa: BLE001 - recorded for the report, then a non-zero exit
             return self.error(exc)
+
+    def peaks(self) -> PeakSampler:
+        """The background peak sampler: of the engine's process once the scenario watches one (its
+        setup made it, or from the iteration that does), else of this process."""
+        from qasr.lab.engineproc import EnginePeaks
+        from qasr.lab.memory import PeakSampler
+
+        if self.probe.engine is not None or self.cfg.provider:
+            # With a provider, an engine process may appear in any iteration (reload): follow it then.
+            return EnginePeaks(lambda: self.probe.engine_pid() if self.probe.engine is not None else "self").start()
+        return PeakSampler().start()
 
     def error(self, exc: BaseException, *, traceback_text: str | None = None) -> int:
         """Record a Python-level failure (with its traceback when it is not one of our clear errors,
