@@ -44,6 +44,20 @@ class RunRecords:
     partial: dict[str, Any] = field(default_factory=dict)
 
 
+def record_kind(rec: Any) -> str | None:
+    """What a samples.jsonl line is: its ``kind`` (the lab child's channel records, `qasr.channel`) or
+    its ``type`` (files written before). A channel error record is given the old shape too: its
+    ``kind`` becomes the Python class, as the reports read it."""
+    if not isinstance(rec, dict):
+        return None
+    if "type" in rec:
+        return rec.get("type")
+    kind = rec.get("kind")
+    if kind == "error":
+        rec["kind"] = rec.get("exception") or rec.get("error_class")
+    return kind
+
+
 def load_records(path: Path) -> RunRecords:
     """Read samples.jsonl; a line cut short by a crash is counted, not fatal."""
     data = RunRecords()
@@ -56,7 +70,7 @@ def load_records(path: Path) -> RunRecords:
             except json.JSONDecodeError:
                 data.broken_lines += 1
                 continue
-            kind = rec.get("type")
+            kind = record_kind(rec)
             if kind == "meta":
                 data.meta = rec
             elif kind == "setup":
