@@ -4,6 +4,7 @@ CrispASR runs in a process of its own (`qasr.providers.crispasr_child`), so a le
 invisible in the lab's process. These runs use the scripted stand-in (tests/crispasr_fake) in the
 engine process, which logs its pid and can keep ``QASR_FAKE_CRISP_LEAK`` bytes per transcription;
 the real wheel on a tiny GGUF checks the plumbing (pids, the live heap from the engine process).
+``gguf`` (the tiny model) and ``wav_file`` (a 1 s tone) are tests/conftest.py's.
 """
 
 from __future__ import annotations
@@ -14,26 +15,10 @@ import os
 from pathlib import Path
 
 import pytest
-import soundfile
-from conftest import run_qasr, sine
-
-from qasr.engine.synth import TINY_ASR
-from qasr.engine.synth.gguf import write_gguf
+from conftest import run_qasr
 
 FAKE = Path(__file__).resolve().parent / "crispasr_fake"
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_gguf(TINY_ASR, tmp_path_factory.mktemp("crisp") / "tiny.synthetic.gguf", dtype="q8_0", seed=3).path
-
-
-@pytest.fixture()
-def clip(tmp_path: Path) -> Path:
-    path = tmp_path / "clip.wav"
-    soundfile.write(str(path), sine(0.5), 16_000)
-    return path
 
 
 def _fake_env(tmp_path: Path, **knobs: str) -> dict[str, str]:
@@ -57,8 +42,8 @@ def _opened_pids(tmp_path: Path) -> list[int]:
     return [c["pid"] for c in calls if c["call"] == "open"]
 
 
-def test_restart_samples_the_engine_process_and_finds_its_leak(gguf: Path, clip: Path, tmp_path: Path) -> None:
-    args = ["restart", "--provider", "crispasr", "-m", str(gguf), "--audio", str(clip), "-n", "40"]
+def test_restart_samples_the_engine_process_and_finds_its_leak(gguf: Path, wav_file: Path, tmp_path: Path) -> None:
+    args = ["restart", "--provider", "crispasr", "-m", str(gguf), "--audio", str(wav_file), "-n", "40"]
     s = _lab(args, _fake_env(tmp_path, QASR_FAKE_CRISP_LEAK=str(MIB)), tmp_path)
     (engine_pid,) = _opened_pids(tmp_path)
     (meta,) = _records(s, "meta")
@@ -81,8 +66,8 @@ def test_restart_samples_the_engine_process_and_finds_its_leak(gguf: Path, clip:
     assert f"one process, pid {engine_pid}" in report and f"### The lab's own process (pid {meta['pid']}" in report
 
 
-def test_reload_samples_each_iterations_engine_process_before_close(gguf: Path, clip: Path, tmp_path: Path) -> None:
-    s = _lab(["reload", "--provider", "crispasr", "-m", str(gguf), "--audio", str(clip), "-n", "20"], _fake_env(tmp_path), tmp_path)
+def test_reload_samples_each_iterations_engine_process_before_close(gguf: Path, wav_file: Path, tmp_path: Path) -> None:
+    s = _lab(["reload", "--provider", "crispasr", "-m", str(gguf), "--audio", str(wav_file), "-n", "20"], _fake_env(tmp_path), tmp_path)
     opened = _opened_pids(tmp_path)
     assert len(set(opened)) == 20  # one engine process per iteration
     sampled = s["sampled_process"]
@@ -97,8 +82,8 @@ def test_reload_samples_each_iterations_engine_process_before_close(gguf: Path, 
 
 
 @pytest.mark.skipif(importlib.util.find_spec("crispasr") is None, reason="pip install 'qasr[crispasr]'")
-def test_the_real_wheel_is_sampled_in_its_own_process(gguf: Path, clip: Path, tmp_path: Path) -> None:
-    s = _lab(["restart", "--provider", "crispasr", "-m", str(gguf), "--audio", str(clip), "-n", "8", "--max-tokens", "2",
+def test_the_real_wheel_is_sampled_in_its_own_process(gguf: Path, wav_file: Path, tmp_path: Path) -> None:
+    s = _lab(["restart", "--provider", "crispasr", "-m", str(gguf), "--audio", str(wav_file), "-n", "8", "--max-tokens", "2",
               "--threads", "1"], dict(os.environ), tmp_path)  # fmt: skip
     (meta,) = _records(s, "meta")
     its = _records(s, "iteration")
