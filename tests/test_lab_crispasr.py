@@ -27,7 +27,7 @@ def _fake_env(tmp_path: Path, **knobs: str) -> dict[str, str]:
 
 
 def _lab(args: list[str], env: dict[str, str], tmp_path: Path) -> dict:  # type: ignore[type-arg]
-    r = run_qasr(["lab", "run", *args, "--results", str(tmp_path / "results"), "--json"], env, timeout=240)
+    r = run_qasr(["lab", "run", *args, "--results", str(tmp_path / "results"), "--json"], env, timeout=600)  # bounded; seconds on a quiet machine
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -67,11 +67,11 @@ def test_restart_samples_the_engine_process_and_finds_its_leak(gguf: Path, wav_f
 
 
 def test_reload_samples_each_iterations_engine_process_before_close(gguf: Path, wav_file: Path, tmp_path: Path) -> None:
-    s = _lab(["reload", "--provider", "crispasr", "-m", str(gguf), "--audio", str(wav_file), "-n", "20"], _fake_env(tmp_path), tmp_path)
+    s = _lab(["reload", "--provider", "crispasr", "-m", str(gguf), "--audio", str(wav_file), "-n", "8"], _fake_env(tmp_path), tmp_path)
     opened = _opened_pids(tmp_path)
-    assert len(set(opened)) == 20  # one engine process per iteration
+    assert len(set(opened)) == 8  # one engine process per iteration
     sampled = s["sampled_process"]
-    assert sampled["process"] == "engine" and sampled["distinct_pids"] == 20 and sampled["phase"] == "infer"
+    assert sampled["process"] == "engine" and sampled["distinct_pids"] == 8 and sampled["phase"] == "infer"
     assert s["final_phase"] == "infer" and s["lab_process"]["phase"] == "end"
     its = _records(s, "iteration")
     assert [it["phases"]["infer"]["pid"] for it in its] == opened
