@@ -113,6 +113,15 @@ def wav_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen3-ASR GGUF (CrispASR's format), written once per session."""
+    from qasr.engine.synth import TINY_ASR
+    from qasr.engine.synth.gguf import write_gguf
+
+    return write_gguf(TINY_ASR, tmp_path_factory.mktemp("crisp") / "tiny.synthetic.gguf", dtype="q8_0", seed=3).path
+
+
 def double_env(lib: Path, **knobs: str) -> dict[str, str]:
     """Environment for a child process that uses the double as its engine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QASR_DOUBLE_")}

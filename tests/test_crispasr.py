@@ -39,11 +39,6 @@ TINY_ALIGNER_FULL = dataclasses.replace(TINY_ALIGNER, text=dataclasses.replace(T
 
 
 @pytest.fixture(scope="module")
-def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_gguf(TINY_ASR, tmp_path_factory.mktemp("crisp") / "tiny.synthetic.gguf", dtype="q8_0", seed=3).path
-
-
-@pytest.fixture(scope="module")
 def aligner_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_gguf(TINY_ALIGNER_FULL, tmp_path_factory.mktemp("crisp") / "aligner.synthetic.gguf", dtype="q8_0", seed=3).path
 

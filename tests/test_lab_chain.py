@@ -212,7 +212,7 @@ def test_switch_restart_keeps_both_models_and_alternates(double_lib: Path, tmp_p
     assert s["status"] == "completed", s.get("crash")
     assert s["accuracy"]["wer"]["median"] == 0.0  # model A heard every iteration although B was started last
     records = [json.loads(line) for line in (out.run_dir / "samples.jsonl").read_text().splitlines()]
-    its = [r for r in records if r["type"] == "iteration"]
+    its = [r for r in records if r["kind"] == "iteration"]
     assert len(its) == 10
     assert all(list(r["phases"]) == ["inferred:A", "restarted:A", "inferred:B", "restarted:B"] for r in its)
     assert {r["extra"]["text_b"] for r in its} == {TEXT}  # and model B every iteration

@@ -34,7 +34,7 @@ def _lab(args: list[str], env: dict[str, str], tmp_path: Path) -> dict:  # type:
 
 def _iterations(summary: dict) -> list[dict]:  # type: ignore[type-arg]
     lines = (Path(summary["run_dir"]) / "samples.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if '"type":"iteration"' in line]
+    return [json.loads(line) for line in lines if '"kind":"iteration"' in line]
 
 
 def test_restart_over_the_qwen_provider_finds_a_leak_in_the_engine(double_lib: Path, clip: Path, tmp_path: Path) -> None:

@@ -129,12 +129,12 @@ def test_a_class_gets_setup_phases_teardown_and_the_context(user_env: dict[str, 
     assert s["verdict"] == "NO_LEAK"
     run_dir = tmp_path / s["run_dir"]  # relative to the cwd, as --results was given
     assert (run_dir / "setup.txt").read_text() == "40"  # lab.workdir and lab.iterations
-    its = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines() if '"type":"iteration"' in x]
+    its = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines() if '"kind":"iteration"' in x]
     assert list(its[0]["phases"]) == ["handle", "trim", "end"]
     assert its[0]["phases"]["handle"]["rss_anon"] - its[0]["phases"]["trim"]["rss_anon"] > 512 * KIB  # the phase's buffer
     assert [it["text"] for it in its[:2]] == ["request 1", "request 2"] and its[0]["wer"] == 0.0
     samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
-    assert any(r.get("type") == "sample" and r.get("phase") == "teardown" for r in samples)
+    assert any(r.get("kind") == "sample" and r.get("phase") == "teardown" for r in samples)
     assert "handle → trim" in (run_dir / "report.md").read_text()
 
 

@@ -92,7 +92,7 @@ def test_abort_at_iteration_37_keeps_36(lab) -> None:  # type: ignore[no-untyped
     assert any("injected abort at call 37" in line for line in s["crash"]["stderr_tail"])
     report = (out.run_dir / "report.md").read_text()
     assert "SIGABRT" in report and "iteration 37" in report
-    assert len([line for line in (out.run_dir / "samples.jsonl").read_text().splitlines() if '"type":"iteration"' in line]) == 36
+    assert len([line for line in (out.run_dir / "samples.jsonl").read_text().splitlines() if '"kind":"iteration"' in line]) == 36
 
 
 def test_retained_memory_is_attributed_to_the_allocator(lab) -> None:  # type: ignore[no-untyped-def]
@@ -122,7 +122,7 @@ def test_reload_and_switch_and_aligner_complete_on_a_healthy_engine(lab) -> None
         assert s["iterations_completed"] == 12
         assert (out.run_dir / "memory.png").stat().st_size > 10_000
         assert (out.run_dir / "phases.png").stat().st_size > 5_000
-        its = [json.loads(x) for x in (out.run_dir / "samples.jsonl").read_text().splitlines() if '"type":"iteration"' in x]
+        its = [json.loads(x) for x in (out.run_dir / "samples.jsonl").read_text().splitlines() if '"kind":"iteration"' in x]
         assert all(it["same_as_first"] for it in its)
     assert s["accuracy"]["wer"]["median"] == 0.0  # noclose transcribes the reference text exactly
 
@@ -205,7 +205,7 @@ def test_ctrl_c_writes_a_partial_report(double_lib: Path, tmp_path: Path) -> Non
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until a few iterations are on disk
         found = list(results.glob("restart/*/samples.jsonl"))
-        if found and found[0].read_text().count('"type":"iteration"') >= 5:
+        if found and found[0].read_text().count('"kind":"iteration"') >= 5:
             samples = found[0]
             break
         time.sleep(0.1)
@@ -270,7 +270,7 @@ def test_the_context_a_run_used_is_recorded_and_reaches_the_engine(double_lib: P
     outcome = run(cfg, show_progress=False)
     assert outcome.summary["status"] == "completed" and outcome.summary["config"]["context"] == "Qwen chatllm lab terms"
     records = [json.loads(line) for line in (outcome.run_dir / "samples.jsonl").read_text().splitlines()]
-    its = [r for r in records if r["type"] == "iteration"]
+    its = [r for r in records if r["kind"] == "iteration"]
     assert len(its) == 6 and all(r["extra"]["context_echo"] and r["text"] == "" for r in its)  # kept across restarts
     assert "Qwen chatllm lab terms" in "".join(r["extra"]["raw_text"] for r in its)
     assert "Context (system prompt): `Qwen chatllm lab terms`" in (outcome.run_dir / "report.md").read_text()
@@ -287,7 +287,7 @@ def test_a_token_cap_reaches_every_turn(double_lib: Path, tmp_path: Path, monkey
                              engine=str(double_lib), results_dir=str(tmp_path / "results"), peaks=False, max_tokens=3))  # fmt: skip
     outcome = run(cfg, show_progress=False)
     records = [json.loads(line) for line in (outcome.run_dir / "samples.jsonl").read_text().splitlines()]
-    assert [r["tokens"] for r in records if r["type"] == "iteration"] == [3] * 5
+    assert [r["tokens"] for r in records if r["kind"] == "iteration"] == [3] * 5
 
 
 def test_dash_a_is_the_aligner_in_the_lab_too(double_lib: Path, tmp_path: Path) -> None:

@@ -99,12 +99,16 @@ def _print_summary(summary: dict, as_json: bool) -> None:  # type: ignore[type-a
             print(f"  error: {error.get('kind')}: {error['message']}")
         for line in (crash.get("stderr_tail") or [])[-3:]:
             print(f"    stderr: {line}")
-    for metric, v in (summary.get("verdicts") or {}).items():
-        if metric in ("rss_anon", "heap_live", "py_heap"):
-            print(
-                f"  {metric:9s} {v['verdict']:12s} {format_rate(v['slope_bytes_per_iter'])} "
-                f"[{format_rate(v['ci_low'])}, {format_rate(v['ci_high'])}] vs T {format_rate(v['threshold'])}"
-            )
+    sampled, lab = summary.get("sampled_process") or {}, summary.get("lab_process")
+    if sampled.get("process") == "engine":
+        print(f"  sampled: the engine process ({sampled.get('distinct_pids')} pid(s): {sampled.get('pids')}) at {sampled.get('phase')}")
+    for who, verdicts in (("", summary.get("verdicts")), ("lab process ", (lab or {}).get("verdicts"))):
+        for metric, v in (verdicts or {}).items():
+            if metric in ("rss_anon", "heap_live", "py_heap"):
+                print(
+                    f"  {who}{metric:9s} {v['verdict']:12s} {format_rate(v['slope_bytes_per_iter'])} "
+                    f"[{format_rate(v['ci_low'])}, {format_rate(v['ci_high'])}] vs T {format_rate(v['threshold'])}"
+                )
     if head is None and not crash:
         print("  no verdict: no iteration finished")
     attribution = summary.get("attribution")

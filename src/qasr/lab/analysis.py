@@ -32,6 +32,8 @@ class RunRecords:
     iterations: list[dict[str, Any]] = field(default_factory=list)
     last_enter: dict[str, Any] | None = None
     trim: dict[str, Any] | None = None
+    #: The lab's own process's trim when the series is an engine process's (`qasr.lab.engineproc`).
+    lab_trim: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     #: With --python-heap: the source lines whose Python memory grew (`qasr.lab.pyheap`).
     python_sites: dict[str, Any] | None = None
@@ -40,6 +42,20 @@ class RunRecords:
     broken_lines: int = 0
     #: Phase samples and turns of the iteration that never finished (a crash mid-iteration).
     partial: dict[str, Any] = field(default_factory=dict)
+
+
+def record_kind(rec: Any) -> str | None:
+    """What a samples.jsonl line is: its ``kind`` (the lab child's channel records, `qasr.channel`) or
+    its ``type`` (files written before). A channel error record is given the old shape too: its
+    ``kind`` becomes the Python class, as the reports read it."""
+    if not isinstance(rec, dict):
+        return None
+    if "type" in rec:
+        return rec.get("type")
+    kind = rec.get("kind")
+    if kind == "error":
+        rec["kind"] = rec.get("exception") or rec.get("error_class")
+    return kind
 
 
 def load_records(path: Path) -> RunRecords:
@@ -54,7 +70,7 @@ def load_records(path: Path) -> RunRecords:
             except json.JSONDecodeError:
                 data.broken_lines += 1
                 continue
-            kind = rec.get("type")
+            kind = record_kind(rec)
             if kind == "meta":
                 data.meta = rec
             elif kind == "setup":
@@ -66,15 +82,21 @@ def load_records(path: Path) -> RunRecords:
                 data.partial = {}
             elif kind == "sample":
                 data.partial.setdefault("i", rec.get("i"))
-                data.partial.setdefault("phases", {})[rec.get("phase")] = rec.get("mem")
+                if rec.get("mem") is not None:
+                    data.partial.setdefault("phases", {})[rec.get("phase")] = rec.get("mem")
+                if rec.get("lab_mem") is not None:
+                    data.partial.setdefault("lab_phases", {})[rec.get("phase")] = rec.get("lab_mem")
             elif kind == "step":
                 data.partial.setdefault("i", rec.get("i"))
                 data.partial.setdefault("steps", {})[rec.get("step")] = rec.get("figures")
             elif kind == "turn":
                 data.partial.setdefault("i", rec.get("i"))
                 data.partial.setdefault("turns", []).append({"text": rec.get("text"), "seconds": rec.get("seconds")})
-            elif kind == "trim":
-                data.trim = rec
+            elif kind == "trim":  # "process": "engine" (its own malloc_trim) or "lab" (older runs: none)
+                if rec.get("process") == "engine":
+                    data.trim = rec
+                else:
+                    data.lab_trim = rec
             elif kind == "error":
                 data.error = rec
             elif kind == "python_sites":
@@ -83,11 +105,18 @@ def load_records(path: Path) -> RunRecords:
                 data.interrupted = True
             elif kind == "end":
                 data.ended = True
+    if not engine_sampled(data):
+        data.trim = data.lab_trim
     return data
 
 
-def _series(iterations: list[dict[str, Any]], phase: str, metric: str) -> list[float | None]:
-    return [(it.get("phases", {}).get(phase) or {}).get(metric) for it in iterations]
+def engine_sampled(records: RunRecords) -> bool:
+    """Whether the series are an engine process's (the lab's own recorded beside them as ``lab_phases``)."""
+    return any("lab_phases" in it for it in records.iterations) or bool((records.partial or {}).get("lab_phases"))
+
+
+def _series(iterations: list[dict[str, Any]], phase: str, metric: str, key: str = "phases") -> list[float | None]:
+    return [((it.get(key) or {}).get(phase) or {}).get(metric) for it in iterations]
 
 
 def _stats(values: list[float | None], scale: float = 1.0) -> dict[str, float] | None:
@@ -130,21 +159,31 @@ def weight_bytes(meta: dict[str, Any] | None) -> int | None:
     return max(sizes) if sizes else None
 
 
+def series_phase(records: RunRecords) -> str | None:
+    """The phase whose samples are judged: the scenario's final one, or, when an engine process was
+    sampled, the scenario's ``engine_final_phase`` (a reload's engine process is gone after close)."""
+    meta = records.meta or {}
+    if engine_sampled(records) and meta.get("engine_final_phase"):
+        return str(meta["engine_final_phase"])
+    return meta.get("final_phase")
+
+
 def verdicts(
-    records: RunRecords, scenario: str, threshold: int | None = None
+    records: RunRecords, scenario: str, threshold: int | None = None, *, key: str = "phases"
 ) -> tuple[dict[str, SlopeVerdict], dict[str, list[float | None]]]:
     """A slope verdict per metric on the series at the end of each iteration (T: given, or the default).
 
     A user's scenario records ``threshold_kind`` in its meta record: its default T is that kind's
-    (`qasr.lab.scenarios.USER_SCENARIO`), whatever the scenario is called."""
-    phase = (records.meta or {}).get("final_phase")
+    (`qasr.lab.scenarios.USER_SCENARIO`), whatever the scenario is called. ``key="lab_phases"``: the
+    lab's own process's series, when the main one is an engine process's."""
+    phase = series_phase(records) if key == "phases" else (records.meta or {}).get("final_phase")
     if not phase or not records.iterations:
         return {}, {}
     scenario = (records.meta or {}).get("threshold_kind") or scenario
     wb = weight_bytes(records.meta)
     found, series = {}, {}
     for metric in VERDICT_METRICS:
-        values = _series(records.iterations, phase, metric)
+        values = _series(records.iterations, phase, metric, key)
         if not any(isinstance(v, (int, float)) for v in values):
             continue
         series[metric] = values
@@ -173,6 +212,37 @@ def overall_verdict(found: dict[str, SlopeVerdict], attribution_kind: str | None
     if (rss is None or rss.verdict.value == "NO_LEAK") and (live is None or live.verdict.value == "NO_LEAK"):
         return "NO_LEAK", "RssAnon and the live heap stay below their thresholds"
     return "INCONCLUSIVE", "at least one of RssAnon and the live heap is inconclusive"
+
+
+_RANK = {"NO_LEAK": 0, None: 0, "INCONCLUSIVE": 1, "LEAK": 2}
+
+
+def _worse(verdict: str | None, reason: str, lab: dict[str, Any]) -> tuple[str | None, str]:
+    """The run's verdict from the engine process's and the lab process's: the worse of the two."""
+    if _RANK.get(lab.get("verdict"), 0) > _RANK.get(verdict, 0):
+        return lab["verdict"], f"the lab's own process: {lab.get('verdict_reason')} (engine process: {verdict or 'no verdict'})"
+    return verdict, reason
+
+
+def _processes(records: RunRecords, config: dict[str, Any], scenario: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Which process the series sampled (pids), and, when it was an engine process, the lab's own
+    process's verdicts as the second series."""
+    meta = records.meta or {}
+    if not engine_sampled(records):
+        return {"process": "lab", "pid": meta.get("pid"), "phase": meta.get("final_phase")}, None
+    phase = series_phase(records)
+    pids = list(dict.fromkeys(((it.get("phases") or {}).get(phase) or {}).get("pid") for it in records.iterations))
+    sampled = {"process": "engine", "pids": [p for p in pids if p is not None][:5], "distinct_pids": len([p for p in pids if p]),
+               "phase": phase, "lab_pid": meta.get("pid"), "lab_phase": meta.get("final_phase")}  # fmt: skip
+    found, series = verdicts(records, scenario, config.get("threshold"), key="lab_phases")
+    if not found:
+        return sampled, None
+    thresholds = {m: v.threshold for m, v in found.items()}
+    trim = records.lab_trim or {}
+    attribution = attribute(series, thresholds, verdicts=found, trim_before=trim.get("before"), trim_after=trim.get("after")).to_dict()
+    verdict, reason = overall_verdict(found, attribution.get("kind"))
+    return sampled, {"pid": meta.get("pid"), "phase": meta.get("final_phase"), "verdict": verdict, "verdict_reason": reason,
+                     "verdicts": {m: v.to_dict() for m, v in found.items()}, "attribution": attribution, "trim": records.lab_trim}  # fmt: skip
 
 
 def crash_text(crash: dict[str, Any]) -> str:
@@ -218,6 +288,9 @@ def summarize(
             "error": records.error,
         }
     verdict, verdict_reason = overall_verdict(found, (attribution or {}).get("kind"))
+    sampled, lab_process = _processes(records, config, scenario)
+    if lab_process is not None:
+        verdict, verdict_reason = _worse(verdict, verdict_reason, lab_process)
     processes = step_processes(its, (records.meta or {}).get("models"), config.get("threshold"))
     verdict, verdict_reason = combine(verdict, verdict_reason, processes)
     extras = [it.get("extra") or {} for it in its]
@@ -235,7 +308,9 @@ def summarize(
         "heap_stats": (records.meta or {}).get("heap_stats"),
         "heap_stats_note": (records.meta or {}).get("heap_stats_note"),
         "weight_bytes": weight_bytes(records.meta),
-        "final_phase": (records.meta or {}).get("final_phase"),
+        "final_phase": series_phase(records),
+        "sampled_process": sampled,
+        "lab_process": lab_process,
         "crash": crash,
         "verdict": verdict,
         "verdict_reason": verdict_reason,

@@ -15,6 +15,15 @@ reports. ``--provider`` with ``reload`` or ``restart`` picks them (`qasr.lab.con
 - `ProviderRestart`: one provider created in setup; every iteration transcribes once (qwen3-chatllm
   restarts the engine's conversation before each file, as always); closed in teardown.
 
+**Which process is sampled.** A provider whose engine runs in a process of its own (``crispasr``:
+``engine_pid``) is sampled there (`qasr.lab.engineproc`: /proc/PID for RSS, RssAnon, USS and the
+peak; the live heap from the engine process itself, over its channel), and the lab's own process
+becomes a second series. On ``restart`` both are sampled at ``end``: the engine series is that one
+process over N calls. On ``reload`` every iteration has a new engine process, which ``close`` ends,
+so its series is sampled at ``infer`` (after the call, before close): each new process's footprint,
+which cannot carry anything from one iteration to the next; what a reload could leak stays in the
+lab's own process (the provider's parent side), judged at ``end``.
+
 ``-m`` is the provider's model: a chatllm.cpp file for qwen3-chatllm, a CTranslate2 directory (or a
 model name) for faster-whisper, the provider's own file otherwise.
 """
@@ -62,6 +71,8 @@ class ProviderReload:
     """create the provider -> transcribe -> close, every iteration."""
 
     cycles_models = True
+    #: With an engine process of its own, the engine's series ends here: after ``close`` it is gone.
+    engine_final_phase = "infer"
 
     def __init__(self, lab: LabContext) -> None:
         self.lab = lab
@@ -71,7 +82,8 @@ class ProviderReload:
         audio, _ = self.lab.pick(i)
         with self.lab.phase("load"):
             provider = _make(self.lab, self.options)
-        with self.lab.phase("infer"):
+            self.lab.watch(provider)
+        with self.lab.phase("infer", full=True):  # the engine process's last sample before close ends it
             result = provider.transcribe(audio)
         with self.lab.phase("close"):
             provider.close()
@@ -90,6 +102,7 @@ class ProviderRestart:
 
     def setup(self) -> None:
         self.provider = _make(self.lab, self.options)
+        self.lab.watch(self.provider)
         self.load_seconds = self.provider.load_seconds
 
     def iteration(self, i: int) -> Outcome:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from qasr.channel import Receiver
 from qasr.errors import UsageError
 from qasr.fileio import write_atomic
 from qasr.lab.analysis import load_records, summarize
@@ -90,12 +91,12 @@ def run_child(cfg: RunConfig, run_dir: Path, *, show_progress: bool = True) -> t
     progress = make_progress(None if show_progress else False, "count")
     progress.start("run", cfg.iterations, label=f"{cfg.scenario} ({cfg.allocator})")
     interrupted = False
-    with Child("qasr.lab.child", [str(run_dir)], log=run_dir / "stderr.log", env=env, stdout="pipe") as child:
+    with Child("qasr.lab.child", [str(run_dir)], log=run_dir / "stderr.log", env=env, stdout="pipe", text=False) as child:
         try:
             assert child.stdout is not None
-            for line in child.stdout:
-                if line.strip().isdigit():
-                    progress.update("run", completed=int(line))
+            for message in Receiver(child.stdout):  # the records themselves are in samples.jsonl
+                if message.kind == "progress":
+                    progress.update("run", completed=int(message["done"]))
             child.wait()
         except KeyboardInterrupt:
             interrupted = True

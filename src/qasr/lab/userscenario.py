@@ -56,11 +56,19 @@ class LabContext:
         return self._inputs.pick(i)
 
     @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        """Mark a phase (a crash inside it is reported with its name) and sample memory after it."""
+    def phase(self, name: str, *, full: bool = False) -> Iterator[None]:
+        """Mark a phase (a crash inside it is reported with its name) and sample memory after it
+        (``full``: after ``gc.collect()``, with USS/PSS, as the sample that ends an iteration)."""
         self._probe.enter(name)
         yield
-        self._probe.sample(name)
+        self._probe.sample(name, full=full)
+
+    def watch(self, provider: Any) -> None:
+        """Sample the process ``provider``'s engine lives in, when it has one of its own
+        (``engine_pid``: crispasr), instead of the lab's; the lab's own becomes a second series."""
+        watch = getattr(self._probe, "watch", None)
+        if watch is not None:
+            watch(provider)
 
 
 def threshold_kind(target: Any) -> str:

@@ -262,6 +262,12 @@ class CrispAsrProvider:
         """The process CrispASR's memory lives in (what a memory sampler should read), None once closed."""
         return self.engine.child.pid if self.engine is not None else None
 
+    def engine_memory(self, *, collect: bool = True, trim: bool = False) -> dict[str, Any]:
+        """The engine process's glibc heap (``heap_live``, ``heap_free``, ``heap_mmap``; ``released``
+        after ``malloc_trim(0)`` when ``trim``), as only that process can read it: what the leak lab
+        samples beside ``/proc/engine_pid`` (`qasr.lab.engineproc`)."""
+        return self._loaded().ask("stats", heap=True, collect=collect, trim=trim)
+
     def peak_rss_bytes(self) -> int:
         """The engine process's peak resident set (where the model lives), 0 once closed."""
         if self.engine is None:

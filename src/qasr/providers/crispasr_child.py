@@ -14,7 +14,8 @@ float32, so the engine never sees a user's path). In on stdin: ``open`` (model, 
 max_tokens; an open session is closed first), ``transcribe`` (payload, language code, hotwords,
 optionally this call's max_tokens), ``align`` (payload, aligner, text), ``close`` (the session; the
 process stays), ``stats``. Out: ``ready``, ``opened``, ``result``, ``aligned``, ``closed``,
-``stats`` (``opened``, ``closed`` and ``stats`` carry the process's RSS and peak), or an error
+``stats`` (``opened``, ``closed`` and ``stats`` carry the process's RSS and peak; a ``stats``
+request with ``heap`` also gets mallinfo2's live and free heap, for the leak lab), or an error
 record (`qasr.errors.to_record`: `EngineNotFound` when the package is missing, `ModelFileError`
 when CrispASR cannot open the model, `EngineError` otherwise).
 """
@@ -70,10 +71,26 @@ class _Engine:
         return {"seconds": time.perf_counter() - t0, "words": [[w.text, w.start, w.end] for w in words]}
 
 
-def _stats() -> dict[str, Any]:
+def _stats(request: Message | None = None) -> dict[str, Any]:
+    """RSS and peak; with ``heap`` in the request, glibc's mallinfo2 figures of this process (after
+    ``gc.collect()`` when ``collect``, after ``malloc_trim(0)`` when ``trim``: ``released``), which
+    the leak lab cannot read from outside (`qasr.lab.engineproc`)."""
     from qasr.processes import peak_rss_bytes, status_bytes
 
-    return {"peak_rss_bytes": peak_rss_bytes(), "rss_bytes": status_bytes("VmRSS") or 0}
+    stats: dict[str, Any] = {"peak_rss_bytes": peak_rss_bytes(), "rss_bytes": status_bytes("VmRSS") or 0}
+    if request is not None and request.get("heap"):
+        import gc
+
+        from qasr.lab.memory import mallinfo2, malloc_trim
+
+        if request.get("collect"):
+            gc.collect()
+        if request.get("trim"):
+            stats["released"] = malloc_trim(0)
+        info = mallinfo2()
+        if info is not None:
+            stats.update(heap_live=info.uordblks + info.hblkhd, heap_free=info.fordblks, heap_mmap=info.hblkhd)
+    return stats
 
 
 def serve(out: Sender) -> int:
@@ -103,7 +120,7 @@ def serve(out: Sender) -> int:
                 engine = None
                 out.send("closed", **_stats())
             elif kind == "stats":
-                out.send("stats", **_stats())
+                out.send("stats", **_stats(request))
             elif engine is None:
                 raise EngineError(f"crispasr: {kind} before open")
             elif kind == "transcribe":

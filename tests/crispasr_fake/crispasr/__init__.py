@@ -8,7 +8,9 @@ engine's random-weight output could not show what is checked.
 
 Knobs (environment): ``QASR_FAKE_CRISP_TEXT`` the transcript (default "hello world");
 ``QASR_FAKE_CRISP_FAIL`` = ``open`` | ``transcribe`` | ``abort``; ``QASR_FAKE_CRISP_LOG`` a file
-that gets one JSON line per call (what the engine was given).
+that gets one JSON line per call (what the engine was given, and the engine process's pid on open);
+``QASR_FAKE_CRISP_LEAK`` bytes that each transcription keeps for good, written (resident), in the
+engine's process: a leak the lab must find there, not in its own process.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 from dataclasses import dataclass
 
 __version__ = "0.0-fake"
+_KEPT: list[bytearray] = []  # what QASR_FAKE_CRISP_LEAK keeps
 
 
 def _log(**record: object) -> None:
@@ -54,7 +57,7 @@ class Session:
         _fail("open")
         self.backend, self.model_path, self.threads = "qwen3", model_path, n_threads
         self.max_new_tokens, self.hotwords, self._callback = 0, "", None
-        _log(call="open", model=model_path, threads=n_threads)
+        _log(call="open", model=model_path, threads=n_threads, pid=os.getpid())
 
     def set_max_new_tokens(self, n: int) -> None:
         self.max_new_tokens = n
@@ -67,6 +70,9 @@ class Session:
 
     def transcribe(self, pcm, sample_rate: int = 16000, *, language: str | None = None) -> list[SessionSegment]:  # type: ignore[no-untyped-def]
         _fail("transcribe")
+        leak = int(os.environ.get("QASR_FAKE_CRISP_LEAK") or 0)
+        if leak:
+            _KEPT.append(bytearray(b"\x01") * leak)  # every page written: resident, and live in malloc's books
         text = os.environ.get("QASR_FAKE_CRISP_TEXT", "hello world")
         _log(call="transcribe", samples=len(pcm), rate=sample_rate, language=language, hotwords=self.hotwords,
              max_new_tokens=self.max_new_tokens, checksum=float(sum(float(x) for x in pcm[:1000])))

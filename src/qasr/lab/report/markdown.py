@@ -120,6 +120,29 @@ def _python_sites_section(sites: dict[str, Any] | None) -> list[str]:
     return lines + [""]
 
 
+def _sampled_text(sampled: dict[str, Any] | None) -> str:
+    """Which process the verdicts are about (`qasr.lab.engineproc`)."""
+    if not sampled or sampled.get("process") != "engine":
+        return f"the lab's own child process (pid {(sampled or {}).get('pid', 'n/a')}), where the engine runs"
+    many = sampled.get("distinct_pids", 0)
+    pids = ", ".join(str(p) for p in sampled.get("pids") or [])
+    return (f"**the provider's engine process** ({'one process, pid ' + pids if many == 1 else f'{many} processes, one per iteration: pid {pids}...'}): "
+            f"RSS from /proc/PID, live heap from mallinfo2 in that process; the lab's own process (pid {sampled.get('lab_pid')}) "
+            f"is the second series, at phase `{sampled.get('lab_phase')}`")  # fmt: skip
+
+
+def _lab_process_section(lab: dict[str, Any] | None) -> list[str]:
+    if not lab:
+        return []
+    lines = [f"### The lab's own process (pid {lab.get('pid')}, phase `{lab.get('phase')}`): **{lab.get('verdict')}** — {lab.get('verdict_reason')}", "",
+             "| metric | verdict | slope | 95% low | 95% high | T |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for metric, v in (lab.get("verdicts") or {}).items():
+        if metric in ("rss_anon", "heap_live", "uss"):
+            lines.append(f"| {metric} | {v['verdict']} | {_kib(v['slope_bytes_per_iter'])} | {_kib(v['ci_low'])} | {_kib(v['ci_high'])} | {format_bytes(v['threshold'])} |")
+    attribution = lab.get("attribution")
+    return lines + ["", *([f"Attribution: {attribution['kind']} — {attribution['explanation']}", ""] if attribution else [])]
+
+
 def render(summary: dict[str, Any]) -> str:
     cfg = summary.get("config", {})
     engine = summary.get("engine") or {}
@@ -151,6 +174,7 @@ def render(summary: dict[str, Any]) -> str:
         lines.append("- Python heap traced with tracemalloc (`py_heap`; slows Python code)")
     lines += [
         f"- Iterations: {cfg.get('iterations')}; series sampled at phase `{summary.get('final_phase')}` after `gc.collect()`",
+        f"- Process sampled: {_sampled_text(summary.get('sampled_process'))}",
         "",
     ]
     if summary.get("crash"):
@@ -185,6 +209,7 @@ def render(summary: dict[str, Any]) -> str:
         attribution = summary.get("attribution")
         if attribution:
             lines += [f"Attribution: **{attribution['kind']}** — {attribution['explanation']}", ""]
+    lines += _lab_process_section(summary.get("lab_process"))
     if summary.get("attempts"):
         tried = ", ".join(f"N={a['iterations']}: {a['verdict']}" for a in summary["attempts"])
         lines += [f"Extended because INCONCLUSIVE: {tried}.", ""]
