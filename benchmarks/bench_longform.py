@@ -29,7 +29,8 @@ never stops by itself, so each engine call is capped at a speech-like ``6 + 3.5 
 (``--tokens-per-second``), ``main`` at the same for the whole file. ``--prefetch both`` repeats
 each bound with the VAD of the next chunk overlapped with the engine's call (``--repeats`` pairs,
 each pair adjacent in time; the ratios per pair are printed). Targets (issue 23) are
-printed as met or MISSED: default wall at most 0.5x main's, peak RSS at most 1.5 GiB, first segment
+printed as met or MISSED: default wall at most 0.5x main's, peak RSS at most 1.5 GiB (2.5 GiB for a
+model whose name says 1.7b), first segment
 within 10 s. ``cpu_s`` is each side's user + system CPU time (ours with the VAD's child): on a busy
 machine, where ggml's spinning threads make wall times swing by 2x, CPU time at ``--threads 1`` is
 the steadier measure of the work each way takes.
@@ -221,6 +222,7 @@ def verdict(ok: bool) -> str:
 
 def sweep(args: argparse.Namespace) -> None:
     """The chunk-bound sweep against main's one call (see the module doc); prints one row per run."""
+    peak_target = 2.5 if "1.7b" in args.model.name.lower() else 1.5  # issue 23: 0.6B 1.5 GiB, 1.7B 2.5 GiB
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_scale import Busy, find_main, run_main, warm_page_cache
 
@@ -263,7 +265,7 @@ def sweep(args: argparse.Namespace) -> None:
                 ratio = default["process_outer"] / main_wall if main_wall else None
                 print(f"# default ({args.default_bound:g} s): process wall {default['process_outer']:.1f} s"
                       + (f" = {ratio:.2f} x main's {main_wall:.1f} s ({verdict(ratio <= 0.5)}: <= 0.5)" if ratio else "")
-                      + f"; peak {default['hwm'] / 2**30:.2f} GiB ({verdict(default['hwm'] <= 1.5 * 2**30)}: <= 1.5 GiB)"
+                      + f"; peak {default['hwm'] / 2**30:.2f} GiB ({verdict(default['hwm'] <= peak_target * 2**30)}: <= {peak_target} GiB)"
                       + f"; first segment {default['first_segment']:.1f} s ({verdict(default['first_segment'] <= 10.0)}: <= 10 s)"
                       + (f"; CPU {default['cpu']:.0f} s = {default['cpu'] / usage['cpu']:.2f} x main's" if usage else ""), flush=True)
             if args.jsonl:
