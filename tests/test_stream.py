@@ -13,7 +13,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -138,32 +137,6 @@ def test_a_file_at_real_time_pace_with_an_injected_clock(model: Model, tmp_path:
     assert words_of(events) == expected
     assert clock.slept == pytest.approx(len(samples) / RATE, abs=0.11)  # paced, but no real waiting
     assert all(e.lag is not None and e.lag <= 0.2 for e in events)  # the clock only moves with the audio
-
-
-class SlowDecoder:
-    """The double, with each engine call taking ``seconds`` of real time (a full-size model's cost)."""
-
-    def __init__(self, model: Model, seconds: float) -> None:
-        self.model, self.seconds, self.language = model, seconds, model.language
-
-    def transcribe_raw(self, audio: object, **kw: object):  # type: ignore[no-untyped-def]
-        time.sleep(self.seconds)
-        yield from self.model.transcribe_raw(audio, **kw)  # type: ignore[arg-type]
-
-
-def test_live_partials_take_at_most_half_of_real_time(model: Model, tmp_path: Path) -> None:
-    # Each decode takes 0.5 s and the step is 0.3 s: back to back, partials would hold the stream a
-    # decode behind. Live, the next partial waits at least as long as the last one took.
-    samples = np.concatenate([np.zeros(int(0.5 * RATE), np.float32), tone(300, 3.0), np.zeros(int(0.5 * RATE), np.float32)])
-    path = tmp_path / "talk.wav"
-    soundfile.write(str(path), samples, RATE)
-    clock = JumpClock()
-    source = FileSource(str(path), realtime=True, clock=clock)
-    events = list(stream(SlowDecoder(model, 0.5), source, StreamOptions(step=0.3), detector=EnergyDetector(), clock=clock))  # type: ignore[arg-type]
-    partials = [e for e in events if e.type == "partial"]
-    assert len(partials) >= 3 and events[-1].type == "final"
-    assert all(b.audio_time - a.audio_time >= a.decode_seconds - 0.05 for a, b in zip(partials, partials[1:]))
-    assert all(b.audio_time - a.audio_time >= 0.45 for a, b in zip(partials, partials[1:]))
 
 
 def test_stdin_pcm_s16le_at_another_rate_and_stereo(model: Model) -> None:

@@ -249,13 +249,7 @@ class _Session:
         lag = self.lag()
         if lag is not None and lag > self.options.step:
             return  # behind real time: skip this partial and catch up (finals are never skipped)
-        event = self.partial(u, judged)
-        if lag is not None:
-            # Live, partials take at most half of real time: the next waits at least as long as this
-            # one took. A partial costs about what the final will (both decode the whole utterance),
-            # and back to back they keep the stream a decode behind, which every final then waits out.
-            self.next_partial = judged + int(max(self.options.step, event.decode_seconds) * SAMPLE_RATE)
-        yield event
+        yield self.partial(u, judged)
 
 
 def stream(
