@@ -20,15 +20,17 @@ static destructors once a model was loaded.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from qasr.errors import QasrError, from_record, to_record
+
+if TYPE_CHECKING:  # only the server's event loop reads a channel asynchronously; every command imports this module
+    import asyncio
 
 KIND = "kind"
 ERROR = "error"

@@ -23,11 +23,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from qasr.engine.gguf import SYNTHETIC_SUFFIX as GGUF_SYNTHETIC_SUFFIX
-from qasr.engine.gguf import GgufInfo, inspect_gguf, require_qwen3
 from qasr.engine.modelfile import SYNTHETIC_SUFFIX, ModelFileInfo, ModelKind, inspect_model_file, require_kind
 from qasr.errors import ModelFileError, UsageError
+
+if TYPE_CHECKING:  # qasr.engine.gguf loads where a GGUF is read: every transcribe resolves its model here
+    from qasr.engine.gguf import GgufInfo
 
 ENV_MODELS_DIR = "QASR_MODELS_DIR"
 ENV_MIRROR = "QASR_MODELS_MIRROR"
@@ -226,6 +228,8 @@ def check_file(path: Path, model: RegistryModel, size: int | None) -> None:
     (in that order: "this is a GGUF file" helps more than "wrong size")."""
     info: ModelFileInfo | GgufInfo
     if model.file_format == "gguf":
+        from qasr.engine.gguf import inspect_gguf, require_qwen3
+
         info = require_qwen3(inspect_gguf(path), model.kind)
     else:
         info = require_kind(inspect_model_file(path), model.kind)
@@ -273,6 +277,9 @@ def synthetic_files(directory: Path | None = None) -> list[SyntheticFile]:
     """Every synthetic model file (chatllm.cpp's or GGUF) in the models directory, checked by header (never the weights)."""
     directory = directory or models_dir()
     found = []
+    from qasr.engine.gguf import SYNTHETIC_SUFFIX as GGUF_SYNTHETIC_SUFFIX
+    from qasr.engine.gguf import inspect_gguf
+
     paths = sorted([*directory.glob(f"*{SYNTHETIC_SUFFIX}"), *directory.glob(f"*{GGUF_SYNTHETIC_SUFFIX}")]) if directory.is_dir() else []
     for path in paths:
         try:
