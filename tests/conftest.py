@@ -7,6 +7,7 @@ with the reason otherwise. Everything else runs on the test double, which is nev
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,10 @@ requires_real_engine = pytest.mark.skipif(
     reason="needs a real libchatllm: set QASR_CHATLLM_LIB to upstream's libchatllm.so, and ../shared/models must exist",
 )
 requires_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
+
+
+def sigint_as_ctrl_c() -> None:
+    """``preexec_fn`` for a child a test sends SIGINT to: a shell without job control starts its
+    background jobs with SIGINT ignored, the child would inherit that and Python would keep it, so
+    the Ctrl-C under test would never arrive (measured: a suite run in the background of a script)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

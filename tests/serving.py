@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from conftest import double_env, sine
+from conftest import double_env, sigint_as_ctrl_c, sine
 
 DEFAULT_TEXT = "hello world from the test double"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -47,7 +47,8 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "qasr", "serve", "--port", str(self.port), *args], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=session)  # fmt: skip
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=session,
+                                     preexec_fn=sigint_as_ctrl_c)  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from conftest import double_env, run_qasr, sine
+from conftest import double_env, run_qasr, sigint_as_ctrl_c, sine
 from modelfiles import write_aligner, write_model
 
 from qasr.lab.config import RunConfig, validate
@@ -199,7 +199,7 @@ def test_ctrl_c_writes_a_partial_report(double_lib: Path, tmp_path: Path) -> Non
     proc = subprocess.Popen(
         [sys.executable, "-m", "qasr", "lab", "run", "restart", "-m", str(model), "--audio", str(audio), "-n", "1000",
          "--results", str(results), "--no-peaks", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, preexec_fn=sigint_as_ctrl_c,
     )
     samples = None
     deadline = time.monotonic() + 60

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 import srt
-from conftest import SHARED_DATA, double_env, requires_shared_data, run_qasr, sine
+from conftest import SHARED_DATA, double_env, requires_shared_data, run_qasr, sigint_as_ctrl_c, sine
 
 from qasr.audio.vad import Span, VadOptions
 from qasr.channel import Sender, read_durable
@@ -219,7 +219,7 @@ def test_cli_subtitles_interrupted_keeps_a_valid_partial_file(double_lib: Path, 
     env = {**double_env(double_lib, abort_at_exit="1", token_delay_ms="250"), "TMPDIR": str(temp_root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "qasr", "subtitles", str(audio), "-o", str(out), "-m", str(asr_model_file), "--aligner", str(aligner_model_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, preexec_fn=sigint_as_ctrl_c,
     )  # fmt: skip
     deadline = time.monotonic() + 90
     while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
