@@ -145,8 +145,11 @@ def test_the_cli_runs_compares_and_re_renders(double_lib: Path, tmp_path: Path) 
     assert r.returncode == 0, r.stderr
     row = next(line for line in r.stdout.splitlines() if line.startswith("| heap_live |"))
     assert row.split("|")[2].strip() == "LEAK" and (tmp_path / "cmp" / "compare.png").is_file()
-    # the leaky run's live heap grows at least (lower bound / other's upper bound) times faster
-    assert "at least" in row or "A grows, B does not" in row
+    # the leaky run's live heap grows at least (lower bound / other's upper bound) times faster; when
+    # the clean run's slope is a few bytes clearly above zero (its Python records), the ratio has both
+    # bounds (seen once: 40249.9 [22688.7, 178084.0]), and its lower bound is then what must be large
+    cell = row.split("|")[6].strip()
+    assert cell.startswith(("at least", "A grows, B does not")) or float(cell.split("[")[1].split(",")[0]) >= 100, row
     (Path(clean["run_dir"]) / "report.md").unlink()
     r = run_qasr(["lab", "report", clean["run_dir"]], env)
     assert r.returncode == 0 and (Path(clean["run_dir"]) / "report.md").is_file()
