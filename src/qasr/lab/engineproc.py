@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from qasr.lab.memory import MemorySample, PeakSampler, read_smaps_rollup, read_status
+from qasr.lab.memory import MemorySample, PeakSampler, read_bytes, read_smaps_rollup, read_status
 
 _HEAP_KEYS = ("heap_live", "heap_free", "heap_mmap")
 
@@ -28,11 +28,7 @@ def has_engine_process(provider: Any) -> bool:
 
 
 def _proc(pid: int | str, name: str) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/{name}", "rb", buffering=0) as handle:
-            return handle.read(65536)
-    except OSError:
-        return None
+    return read_bytes(f"/proc/{pid}/{name}")
 
 
 class EngineTarget:

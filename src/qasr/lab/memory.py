@@ -93,7 +93,7 @@ class MemorySample:
 # /proc readers
 
 
-def _read_bytes(path: str) -> bytes | None:
+def read_bytes(path: str) -> bytes | None:
     """Whole file in one read, or None if it does not exist here (not Linux, hardened /proc)."""
     try:
         with open(path, "rb", buffering=0) as handle:
@@ -120,7 +120,7 @@ def _parse_kb_fields(data: bytes, wanted: dict[bytes, str] | tuple[bytes, ...]) 
 def read_status(data: bytes | None = None) -> dict[str, int | None]:
     """VmSize, VmHWM, VmRSS, VmData, RssAnon, RssFile from /proc/self/status, in bytes."""
     if data is None:
-        data = _read_bytes(STATUS_PATH)
+        data = read_bytes(STATUS_PATH)
     result: dict[str, int | None] = dict.fromkeys(_STATUS_KEYS.values())
     if data:
         for key, value in _parse_kb_fields(data, _STATUS_KEYS).items():
@@ -131,7 +131,7 @@ def read_status(data: bytes | None = None) -> dict[str, int | None]:
 def read_smaps_rollup(data: bytes | None = None) -> dict[str, int | None]:
     """USS (Private_Clean + Private_Dirty) and PSS from /proc/self/smaps_rollup (Linux >= 4.14)."""
     if data is None:
-        data = _read_bytes(SMAPS_ROLLUP_PATH)
+        data = read_bytes(SMAPS_ROLLUP_PATH)
     if not data:
         return {"uss": None, "pss": None}
     fields = _parse_kb_fields(data, _SMAPS_KEYS)
@@ -428,7 +428,7 @@ class PeakSampler:
 
     def _sample_once(self) -> bool:
         """One reading from the calling thread (start, reset, peak, stop): open, read, fold."""
-        return self._fold(_read_bytes(STATUS_PATH))
+        return self._fold(read_bytes(STATUS_PATH))
 
     def _fold(self, data: bytes | None) -> bool:
         """Fold one reading into the peaks; False (and ``error`` set) if /proc is unusable."""
@@ -478,7 +478,7 @@ def measure_sampling_cost(repeats: int = 200) -> dict[str, float]:
         "status": _mean_us(lambda: read_status(), repeats),
         "smaps_rollup": (
             _mean_us(lambda: read_smaps_rollup(), repeats)
-            if _read_bytes(SMAPS_ROLLUP_PATH)
+            if read_bytes(SMAPS_ROLLUP_PATH)
             else nan
         ),
         "mallinfo2": _mean_us(mallinfo2, repeats) if heap_stats_available()[0] else nan,
